@@ -1,0 +1,20 @@
+"""mocli: reward composition and offline advantage analysis for multi-reward RL."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .api import Settings, advantages_table
+from .batch import Batch, Rollouts, prepare
+from .errors import InputError, MocliError, UsageError
+from .estimators import ESTIMATORS, Estimator
+from .io import load, write_table
+from .pipeline import compute_advantages, make_estimator, make_scheme
+from .profiles import PROFILES
+from .schemes import SCHEMES
+
+__all__ = [
+    "Batch", "ESTIMATORS", "Estimator", "InputError", "MocliError", "PROFILES", "Rollouts",
+    "SCHEMES", "Settings", "UsageError", "advantages_table", "compute_advantages", "load",
+    "make_estimator", "make_scheme", "prepare", "write_table",
+]

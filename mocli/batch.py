@@ -1,0 +1,146 @@
+"""The arrays every estimator, scheme and kernel sees.
+
+:class:`Rollouts` is what loading produces: the reward matrix as read, objective names,
+weights and directions, the group layout, and the optional per-row columns. :func:`prepare`
+turns it into a :class:`Batch` for one NaN policy, one scheme and a set of conditions.
+Names and shapes are the same everywhere: ``rewards (n, k)`` float64, ``weights (k,)``,
+``codes (n,)`` dense group codes, ``order (n,)`` and ``offsets (g+1,)`` (CSR layout of the
+ragged groups), ``adv (n,)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from .errors import InputError, UsageError
+from .kernels import csr_from_codes
+from .schemes import Condition, Scheme, apply_conditions
+
+NAN_POLICIES = ("omit", "zero", "raise")
+
+
+@dataclass(frozen=True)
+class Rollouts:
+    """One rollout table as arrays (no DataFrame beyond :mod:`mocli.io`)."""
+
+    rewards: np.ndarray  # (n, k) float64, as in the file; NaN = not applicable
+    names: tuple[str, ...]
+    weights: np.ndarray  # (k,)
+    minimize: np.ndarray  # (k,) bool
+    codes: np.ndarray  # (n,) int64 dense group codes, first-appearance order
+    order: np.ndarray  # (n,) int64
+    offsets: np.ndarray  # (g+1,) int64
+    length: np.ndarray | None = None
+    baseline: np.ndarray | None = None
+
+    @property
+    def n(self) -> int:
+        return self.rewards.shape[0]
+
+    @property
+    def n_groups(self) -> int:
+        return self.offsets.shape[0] - 1
+
+    @classmethod
+    def from_arrays(
+        cls,
+        rewards,
+        group,
+        names: Sequence[str] | None = None,
+        weights=None,
+        minimize: Sequence[str] = (),
+        length=None,
+        baseline=None,
+    ) -> "Rollouts":
+        """Build from plain arrays; ``group`` is any 1-d array of keys (factorised here,
+        groups numbered in order of first appearance)."""
+        r = np.asarray(rewards, dtype=np.float64)
+        if r.ndim == 1:
+            r = r[:, None]
+        k = r.shape[1]
+        names = tuple(names) if names is not None else tuple(f"r{j}" for j in range(k))
+        if len(names) != k:
+            raise UsageError(f"{len(names)} names for {k} reward columns")
+        w = np.ones(k) if weights is None else np.asarray(weights, dtype=np.float64)
+        _, first, inverse = np.unique(np.asarray(group), return_index=True, return_inverse=True)
+        rank = np.empty(first.shape[0], dtype=np.int64)
+        rank[np.argsort(first, kind="stable")] = np.arange(first.shape[0])
+        codes = rank[inverse.reshape(-1)]
+        order, offsets = csr_from_codes(codes, first.shape[0])
+        mins = np.array([nm in set(minimize) for nm in names], dtype=bool)
+        as_col = lambda a: None if a is None else np.asarray(a, dtype=np.float64)
+        return cls(r, names, w, mins, codes, order, offsets, as_col(length), as_col(baseline))
+
+
+@dataclass(frozen=True)
+class Batch:
+    """What an estimator's ``__call__`` receives."""
+
+    rewards: np.ndarray  # (n, k) after NaN policy, conditions and directions
+    names: tuple[str, ...]
+    weights: np.ndarray
+    scalar: np.ndarray  # (n,) the scheme's s; NaN on unscorable rows
+    scorable: np.ndarray  # (n,) bool
+    codes: np.ndarray
+    order: np.ndarray
+    offsets: np.ndarray
+    length: np.ndarray | None = None
+    baseline: np.ndarray | None = None
+    _cache: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def n(self) -> int:
+        return self.rewards.shape[0]
+
+    @property
+    def weighted(self) -> np.ndarray:
+        return self.weights != 0
+
+
+def apply_nan_policy(raw: np.ndarray, names: Sequence[str], weights: np.ndarray, policy: str) -> np.ndarray:
+    if policy == "omit":
+        return raw
+    if policy == "zero":
+        return np.where(np.isnan(raw), 0.0, raw)
+    if policy == "raise":
+        bad = np.isnan(raw).any(axis=0)
+        if bad.any():
+            cols = [names[k] for k in np.flatnonzero(bad)]
+            raise InputError(
+                f"nan_policy=raise: reward column(s) {', '.join(cols)} hold NaN/null cells; "
+                f"use nan_policy=omit or zero"
+            )
+        return raw
+    raise UsageError(f"nan_policy must be one of {', '.join(NAN_POLICIES)}, not '{policy}'")
+
+
+def prepare(
+    rollouts: Rollouts,
+    scheme: Scheme,
+    conditions: Sequence[Condition] = (),
+    nan_policy: str = "omit",
+) -> Batch:
+    """NaN policy, then conditions (on the file's values), then directions, then the
+    scheme. Rows whose weighted objectives are all NaN are unscorable."""
+    if not np.any(rollouts.weights != 0):
+        raise UsageError("every objective has weight 0; give at least one a non-zero weight")
+    raw = apply_nan_policy(rollouts.rewards, rollouts.names, rollouts.weights, nan_policy)
+    raw = apply_conditions(raw, rollouts.names, conditions)
+    directed = np.where(rollouts.minimize[None, :], -raw, raw)
+    weighted = rollouts.weights != 0
+    scorable = ~np.all(np.isnan(directed[:, weighted]), axis=1)
+    s = np.asarray(scheme(directed, rollouts.weights, rollouts.names, raw=raw), dtype=np.float64)
+    bad = scorable & ~np.isfinite(s)
+    if bad.any():
+        raise InputError(
+            f"scheme '{scheme.name}' gave a non-finite score on {int(bad.sum())} scorable rows "
+            f"(first row {int(np.flatnonzero(bad)[0])}); check the reward values it needs"
+        )
+    s = np.where(scorable, s, np.nan)
+    return Batch(
+        directed, rollouts.names, rollouts.weights, s, scorable,
+        rollouts.codes, rollouts.order, rollouts.offsets, rollouts.length, rollouts.baseline,
+    )

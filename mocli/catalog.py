@@ -1,0 +1,128 @@
+"""What is available: estimators, schemes and profiles with their parameters, defaults,
+formulas and sources, read from the dataclass fields and docstrings. ``mocli estimators``,
+``mocli schemes``, ``mocli profiles`` and ``docs/estimators.md`` are all made from here
+(regenerate the page with ``python -m mocli.catalog > docs/estimators.md``)."""
+
+from __future__ import annotations
+
+import inspect
+import math
+from typing import Any
+
+from .estimators import ESTIMATORS
+from .params import fields_of
+from .profiles import PROFILES
+from .schemes import SCHEMES
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def _params(cls) -> list[dict[str, Any]]:
+    out = []
+    for f in fields_of(cls):
+        kind = f.metadata["type"]
+        out.append({
+            "name": f.name,
+            "type": kind.__name__,
+            "default": _default(f.default),
+            "choices": list(f.metadata["choices"]) if f.metadata["choices"] else None,
+            "help": f.metadata["help"],
+        })
+    return out
+
+
+def _entry(name: str, cls) -> dict[str, Any]:
+    doc = inspect.getdoc(cls) or ""
+    return {
+        "name": name,
+        "summary": doc.split("\n\n")[0].replace("\n", " "),
+        "doc": doc,
+        "source": getattr(cls, "source", ""),
+        "params": _params(cls),
+    }
+
+
+def estimators() -> list[dict[str, Any]]:
+    out = []
+    for name, cls in ESTIMATORS:
+        e = _entry(name, cls)
+        e["kind"] = "decoupled" if getattr(cls, "decoupled", False) else "scalar"
+        out.append(e)
+    return out
+
+
+def schemes() -> list[dict[str, Any]]:
+    return [_entry(name, cls) for name, cls in SCHEMES]
+
+
+def profiles() -> list[dict[str, Any]]:
+    return [
+        {
+            "name": p.name,
+            "summary": p.summary,
+            "source": p.source,
+            "defaults": dict(p.defaults),
+            "overrides": {k: dict(v) for k, v in p.overrides.items()},
+        }
+        for _, p in PROFILES
+    ]
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "(same as eps)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str) and value == "":
+        return '""'
+    return f"{value}" if not isinstance(value, float) else f"{value:g}"
+
+
+def _param_table(params: list[dict[str, Any]]) -> list[str]:
+    if not params:
+        return ["No parameters."]
+    lines = ["| parameter | default | accepted | meaning |", "|---|---|---|---|"]
+    for p in params:
+        accepted = ", ".join(p["choices"]) if p["choices"] else p["type"]
+        lines.append(f"| `{p['name']}` | `{_fmt(p['default'])}` | {accepted} | {p['help']} |")
+    return lines
+
+
+def markdown(kind: str) -> str:
+    lines: list[str] = []
+    if kind == "profiles":
+        lines += ["## Profiles", ""]
+        for p in profiles():
+            lines += [f"### `{p['name']}`", "", p["summary"] + ".", "", f"Source: {p['source']}.", ""]
+            lines.append("Defaults: " + ", ".join(f"`{k}={_fmt(v)}`" for k, v in p["defaults"].items()) + ".")
+            for est, vals in p["overrides"].items():
+                lines.append(f"For `{est}`: " + ", ".join(f"`{k}={_fmt(v)}`" for k, v in vals.items()) + ".")
+            lines.append("")
+        return "\n".join(lines)
+    entries = estimators() if kind == "estimators" else schemes()
+    lines += [f"## {kind.capitalize()}", ""]
+    for e in entries:
+        title = f"### `{e['name']}`" + (f" ({e['kind']})" if "kind" in e else "")
+        lines += [title, "", e["doc"], "", f"Source: {e['source']}.", ""]
+        lines += _param_table(e["params"]) + [""]
+    return "\n".join(lines)
+
+
+def reference_markdown() -> str:
+    head = [
+        "# Estimators, schemes and profiles",
+        "",
+        "Generated from the docstrings and parameter fields by `python -m mocli.catalog`;",
+        "a test fails when this page and the code disagree. Write any parameter as",
+        "`NAME:key=value,key=value` (`-e gdpo:eps=1e-4,batch_norm=false`).",
+        "",
+    ]
+    return "\n".join(head) + "\n" + markdown("estimators") + "\n" + markdown("schemes") + "\n" + markdown("profiles")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(reference_markdown(), end="")

@@ -1,0 +1,22 @@
+"""Options shared by every command, defined once so that they read the same everywhere."""
+
+from __future__ import annotations
+
+from typing import Annotated, List, Optional
+
+import typer
+
+Inputs = Annotated[List[str], typer.Argument(help="Rollout files (.parquet, .jsonl, .json, .csv), directories or globs.", show_default=False)]
+Group = Annotated[Optional[str], typer.Option("-g", "--group", help="Group (prompt) column; default: first of group_id, prompt_id, uid, group, prompt, input.")]
+Reward = Annotated[Optional[List[str]], typer.Option("-r", "--reward", help="Reward column NAME[=WEIGHT], repeatable; weight 0 = monitored only. Default: *_reward, reward_*, rewards/* columns.")]
+Minimize = Annotated[Optional[List[str]], typer.Option("--minimize", help="Reward to minimise (negated before anything else), repeatable.")]
+Length = Annotated[Optional[str], typer.Option("--length", help="Response length (tokens) column.")]
+Baseline = Annotated[Optional[str], typer.Option("--baseline", help="Baseline reward column (ReMax).")]
+Step = Annotated[Optional[str], typer.Option("--step", help="Training step column.")]
+Estimator = Annotated[Optional[List[str]], typer.Option("-e", "--estimator", help="Estimator SPEC (NAME or NAME:key=value,...), repeatable.")]
+Scheme = Annotated[Optional[str], typer.Option("--scheme", help="Reward-combination scheme SPEC (default weighted_sum).")]
+Gate = Annotated[Optional[List[str]], typer.Option("--gate", help="Constraint 'objective OP number' of the gated scheme, repeatable.")]
+When = Annotated[Optional[List[str]], typer.Option("--when", help="Condition 'objective:other OP number[:else]', repeatable.")]
+Profile = Annotated[Optional[str], typer.Option("--profile", help="Framework defaults: mocli, trl, trl_gdpo_fork, verl, openrlhf, nemo_rl.")]
+Config = Annotated[Optional[str], typer.Option("--config", help="TOML settings file (default: [tool.mocli] in ./pyproject.toml).")]
+Format = Annotated[Optional[str], typer.Option("--format", help="table, json or markdown.")]

@@ -1,0 +1,77 @@
+"""Settings from a TOML file: ``--config FILE`` (top-level keys, or a ``[tool.mocli]``
+table), else ``[tool.mocli]`` in ``./pyproject.toml`` when present. Command-line options
+always win."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from .errors import UsageError
+from .registry import suggest
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+# key -> expected Python type(s) in TOML
+KEYS: dict[str, tuple[type, ...]] = {
+    "group": (str,),
+    "rewards": (list, dict),
+    "minimize": (list,),
+    "length": (str,),
+    "baseline": (str,),
+    "step": (str,),
+    "estimators": (list,),
+    "scheme": (str,),
+    "gate": (list,),
+    "when": (list,),
+    "profile": (str,),
+    "format": (str,),
+    "check": (list,),
+}
+
+
+def read(path: str | None) -> dict[str, Any]:
+    """The settings table, validated; ``{}`` when there is nothing to read."""
+    if path is None:
+        default = Path("pyproject.toml")
+        if not default.is_file():
+            return {}
+        data = _parse(default)
+        table = data.get("tool", {}).get("mocli", {})
+        return _validate(table, f"{default} [tool.mocli]")
+    p = Path(path)
+    if not p.is_file():
+        raise UsageError(f"config file '{path}' does not exist (--config)")
+    data = _parse(p)
+    table = data.get("tool", {}).get("mocli", data) if "tool" in data else data
+    return _validate(table, str(p))
+
+
+def _parse(p: Path) -> dict:
+    try:
+        return tomllib.loads(p.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"config file '{p}' is not valid TOML: {exc}") from None
+
+
+def _validate(table: dict, where: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in KEYS:
+            raise UsageError(
+                f"unknown key '{key}' in {where}{suggest(key, list(KEYS))}; accepted: {', '.join(KEYS)}"
+            )
+        if not isinstance(value, KEYS[key]):
+            kinds = " or ".join("a table" if t is dict else "a list" if t is list else "a string" for t in KEYS[key])
+            raise UsageError(f"key '{key}' in {where} must be {kinds}")
+        out[key] = value
+    if isinstance(out.get("rewards"), dict):
+        out["rewards"] = [f"{k}={v}" for k, v in out["rewards"].items()]
+    for key in ("rewards", "minimize", "estimators", "gate", "when"):
+        if key in out:
+            out[key] = [str(v) for v in out[key]]
+    return out

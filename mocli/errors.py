@@ -1,0 +1,17 @@
+"""Exceptions that the command line turns into one ``error:`` line and exit status 2."""
+
+from __future__ import annotations
+
+
+class MocliError(Exception):
+    """Bad usage or bad input: the message names the culprit and what is accepted."""
+
+    exit_code = 2
+
+
+class UsageError(MocliError):
+    """An option, estimator, scheme, profile or parameter the user wrote is not valid."""
+
+
+class InputError(MocliError):
+    """A file, column or value in the rollout data is not usable."""

@@ -1,0 +1,76 @@
+"""The estimator contract: a frozen dataclass whose fields are its parameters, called as
+``estimator(batch) -> adv``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from ..batch import NAN_POLICIES, Batch
+from ..errors import UsageError
+from ..params import param
+from ..registry import Registry
+from .normalise import EPS_MODES, SINGLETON
+
+ESTIMATORS: Registry[type] = Registry("estimator", entry_point_group="mocli.estimators")
+
+
+@dataclass(frozen=True)
+class Estimator:
+    """Base of every estimator. Subclasses set ``name``, ``source`` and implement
+    ``compute(batch)``; ``__call__`` zeroes unscorable rows and applies ``clip``."""
+
+    name: ClassVar[str] = "?"
+    source: ClassVar[str] = ""
+    decoupled: ClassVar[bool] = False
+
+    nan_policy: str = param("omit", "NaN cells: omit (skip), zero (NaN -> 0 first), raise", choices=NAN_POLICIES)
+    clip: float = param(0.0, "clip advantages to [-clip, clip] at the end; 0 = off")
+
+    def compute(self, batch: Batch) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __call__(self, batch: Batch) -> np.ndarray:
+        adv = np.asarray(self.compute(batch), dtype=np.float64)
+        adv = np.where(batch.scorable, adv, 0.0)
+        if self.clip > 0:
+            adv = np.clip(adv, -self.clip, self.clip)
+        return adv
+
+    def validate(self) -> None:
+        if self.clip < 0:
+            raise UsageError(f"parameter 'clip' of estimator '{self.name}' must be >= 0")
+        eps = getattr(self, "eps", 0.0)
+        if eps < 0:
+            raise UsageError(f"parameter 'eps' of estimator '{self.name}' must be >= 0, not {eps:g}")
+
+    def needs(self, column: str, batch: Batch, why: str = "") -> np.ndarray:
+        value = getattr(batch, column)
+        if value is None:
+            raise UsageError(
+                f"estimator '{self.name}'{why} needs a {column} column: pass --{column} COL"
+            )
+        return value
+
+
+@dataclass(frozen=True)
+class Scaled(Estimator):
+    """Adds the shared scale parameters."""
+
+    eps: float = param(1e-6, "stabiliser of the scale")
+    eps_mode: str = param("add", "add: sigma+eps; floor: max(sigma, eps); skip_zero: sigma+eps where sigma>0, else unscaled", choices=EPS_MODES)
+    ddof: int = param(1, "1 = unbiased (Bessel) std, 0 = population", choices=("0", "1"))
+
+
+@dataclass(frozen=True)
+class Grouped(Estimator):
+    """Adds the singleton policy."""
+
+    singleton: str = param("zero", "group with one scorable row: zero, or raw (mean 0, std 1; verl legacy)", choices=SINGLETON)
+
+
+@dataclass(frozen=True)
+class GroupScaled(Scaled, Grouped):
+    """All shared parameters: eps, eps_mode, ddof, singleton, nan_policy."""

@@ -1,0 +1,167 @@
+"""Decoupled (multi-objective) estimators: the reward matrix -> ``A``.
+
+``z_ik`` is objective k's own group z-score ``(r_ik - mu_gk) / (sigma_gk [+] eps)`` over
+the scorable rows where ``r_ik`` is valid; it is 0 where ``r_ik`` is NaN, where k is
+constant in the group, and (``singleton=zero``) where the group has a single valid value of
+k (``singleton=raw``: ``r_ik / (1 + eps)``). Only weighted objectives enter. The scheme is
+not used; conditions and the NaN policy are applied before.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..kernels import seg_mean_var
+from ..params import param
+from .base import ESTIMATORS, Grouped, GroupScaled
+from .normalise import group_z, whiten
+
+
+def objective_z(est, batch) -> np.ndarray:
+    """``(n, k)`` per-objective group z-scores (weighted objectives; 0 columns for the
+    others), with the estimator's eps, eps_mode, ddof, singleton and leave_one_out."""
+    r = batch.rewards
+    z = np.zeros_like(r)
+    for k in np.flatnonzero(batch.weighted):
+        col = np.ascontiguousarray(r[:, k])
+        valid = batch.scorable & ~np.isnan(col)
+        z[:, k] = group_z(
+            np.where(valid, col, 0.0), valid, batch, eps=est.eps, eps_mode=est.eps_mode,
+            ddof=est.ddof, singleton=est.singleton, leave_one_out=est.leave_one_out,
+        )
+    return z
+
+
+@dataclass(frozen=True)
+class _Decoupled(GroupScaled):
+    decoupled = True
+    leave_one_out: bool = param(False, "per-objective baseline and std from the other rows (NeMo-RL)")
+
+
+@ESTIMATORS.register("gdpo")
+@dataclass(frozen=True)
+class GDPO(_Decoupled):
+    """Group reward-decoupled normalisation: ``a_i = sum_k w_k z_ik``, then (``batch_norm``)
+    ``A = (a - mean_B a) / (std_B a [+] eps_batch)`` over the scorable rows of ``B``.
+
+    ``eps_batch`` defaults to ``eps``. ``token_weighted=true`` whitens over tokens instead,
+    as verl's ``masked_whiten`` (needs ``--length``). Distinct reward vectors keep distinct
+    advantages where a summed reward would collapse them. Constant objectives contribute 0;
+    a group constant in every objective has ``a = 0`` before the batch step.
+    """
+
+    name = "gdpo"
+    source = "GDPO (NVIDIA, arXiv 2601.05242); TRL multi_objective_aggregation='normalize_then_sum'"
+    batch_norm: bool = param(True, "z-score the summed advantage over B")
+    eps_batch: float = param(float("nan"), "eps of the batch step (NaN = same as eps)", type=float)
+    token_weighted: bool = param(False, "token-weighted batch whitening (verl masked_whiten; needs --length)")
+    var_eps: float = param(1e-8, "variance stabiliser of token-weighted whitening")
+
+    def compute(self, batch):
+        a = objective_z(self, batch) @ batch.weights
+        if not self.batch_norm:
+            return a
+        eps = self.eps if np.isnan(self.eps_batch) else self.eps_batch
+        length = self.needs("length", batch, ":token_weighted=true") if self.token_weighted else None
+        return whiten(
+            a, batch.scorable, eps=eps, eps_mode=self.eps_mode, ddof=self.ddof,
+            length=length, var_eps=self.var_eps,
+        )
+
+
+@ESTIMATORS.register("advantage_sum")
+@dataclass(frozen=True)
+class AdvantageSum(_Decoupled):
+    """Sum of per-objective group z-scores: ``A = sum_k w_k z_ik`` (= ``gdpo:batch_norm=false``),
+    the "advantage combination" baseline."""
+
+    name = "advantage_sum"
+    source = "advantage combination baseline named by DVAO"
+
+    def compute(self, batch):
+        return objective_z(self, batch) @ batch.weights
+
+
+@ESTIMATORS.register("dvao")
+@dataclass(frozen=True)
+class DVAO(Grouped):
+    """Variance-adaptive weights: ``A = sum_k w_k (r_ik - mu_gk) / sum_l w_l sigma_gl`` with
+    population ``sigma`` (``ddof`` does not apply). Each objective's effective weight is
+    proportional to ``w_k sigma_gk``. NaN cells contribute 0 to the numerator; a group
+    whose denominator is 0 (every objective constant) gets 0. Singleton group: 0, or ``sum
+    w r / sum w`` with ``singleton=raw``. Scale-free: no eps.
+    """
+
+    decoupled = True
+    name = "dvao"
+    source = "DVAO (decoupled variance-adaptive objectives)"
+
+    def compute(self, batch):
+        r = batch.rewards
+        n = batch.n
+        codes = batch.codes
+        num = np.zeros(n)
+        den = np.zeros(batch.offsets.shape[0] - 1)
+        _, _, size, _ = seg_mean_var(np.zeros(n), batch.scorable, batch.order, batch.offsets, 0)
+        lone = batch.scorable & (size[codes] == 1)
+        raw_num = np.zeros(n)
+        raw_den = np.zeros(n)
+        for k in np.flatnonzero(batch.weighted):
+            col = np.ascontiguousarray(r[:, k])
+            valid = batch.scorable & ~np.isnan(col)
+            x = np.where(valid, col, 0.0)
+            mean, var, count, const = seg_mean_var(x, valid, batch.order, batch.offsets, 0)
+            w = batch.weights[k]
+            centred = np.where(valid & ~const[codes], x - mean[codes], 0.0)
+            num += w * centred
+            den += w * np.sqrt(var)
+            raw_num += np.where(valid, w * x, 0.0)
+            raw_den += np.where(valid, w, 0.0)
+        d = den[codes]
+        a = np.where(d != 0, num / np.where(d != 0, d, 1.0), 0.0)
+        if self.singleton == "raw":
+            raw = np.where(raw_den != 0, raw_num / np.where(raw_den != 0, raw_den, 1.0), 0.0)
+            return np.where(lone, raw, a)
+        return np.where(lone, 0.0, a)
+
+
+@ESTIMATORS.register("gd2po")
+@dataclass(frozen=True)
+class GD2PO(_Decoupled):
+    """Conflict-aware decoupling. Per objective ``A_ik`` = grpo of objective k alone (the
+    ``z_ik`` above). A row conflicts when some weighted ``A_ik > 0`` and another ``< 0``
+    (zero: ``|x| <= 1e-9 max(1, max_g |A_k|)``). Consensus ``c_i = sum_k A_ik / sum_k
+    |A_ik|`` (0 if all zero). A conflicting row with ``|c_i| < tau`` is dropped and gets 0;
+    kept rows get ``v_i = (sum_k w_k A_ik) * rho_g`` with ``rho_g`` the kept share of the
+    group's scorable rows, then ``v`` is whitened over the kept rows of ``B`` (``eps``,
+    ``eps_mode``, ``ddof``).
+    """
+
+    name = "gd2po"
+    source = "GD^2PO (conflict-aware decoupled group policy optimisation)"
+    tau: float = param(0.8, "consensus threshold; 1.0 drops every conflicting row")
+
+    def compute(self, batch):
+        z = objective_z(self, batch)
+        sel = batch.weighted
+        zw = z[:, sel]
+        # per-group, per-objective magnitude for the zero test
+        codes = batch.codes
+        g = batch.offsets.shape[0] - 1
+        scale = np.zeros((g, zw.shape[1]))
+        np.maximum.at(scale, codes, np.abs(zw))
+        tol = 1e-9 * np.maximum(1.0, scale[codes])
+        pos = (zw > tol).any(axis=1)
+        neg = (zw < -tol).any(axis=1)
+        conflict = pos & neg & batch.scorable
+        total = np.abs(zw).sum(axis=1)
+        c = np.where(total > 0, zw.sum(axis=1) / np.where(total > 0, total, 1.0), 0.0)
+        dropped = conflict & (np.abs(c) < self.tau)
+        kept = batch.scorable & ~dropped
+        n_scorable = np.bincount(codes, weights=batch.scorable.astype(np.float64), minlength=g)
+        n_kept = np.bincount(codes, weights=kept.astype(np.float64), minlength=g)
+        rho = np.where(n_scorable > 0, n_kept / np.where(n_scorable > 0, n_scorable, 1.0), 0.0)
+        v = (z @ batch.weights) * rho[codes]
+        return whiten(v, kept, eps=self.eps, eps_mode=self.eps_mode, ddof=self.ddof)

@@ -1,0 +1,137 @@
+"""Group and batch normalisation shared by the estimators: centring (plain or
+leave-one-out), the ``eps`` / ``eps_mode`` division, and whitening (sequence- or
+token-weighted)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..kernels import seg_loo_mean_var, seg_mean_var
+
+EPS_MODES = ("add", "floor", "skip_zero")
+SINGLETON = ("zero", "raw")
+
+
+def divide(centred, sigma, eps: float, mode: str):
+    """``centred / denominator`` with the denominator from ``sigma`` and ``eps``:
+    ``add`` = ``sigma + eps``, ``floor`` = ``max(sigma, eps)``, ``skip_zero`` = ``sigma +
+    eps`` where ``sigma > 0``, else 1. A zero denominator leaves the centred value as is."""
+    sigma = np.asarray(sigma, dtype=np.float64)
+    if mode == "add":
+        den = sigma + eps
+    elif mode == "floor":
+        den = np.maximum(sigma, eps)
+    elif mode == "skip_zero":
+        den = np.where(sigma > 0, sigma + eps, 1.0)
+    else:  # validated by the parameter's choices
+        raise ValueError(mode)
+    den = np.where(den == 0, 1.0, den)
+    return centred / den
+
+
+@dataclass
+class Centred:
+    """Per-row view of a group statistic: the centred value, the group (or leave-one-out)
+    standard deviation, the group's valid count and whether the group is constant."""
+
+    centred: np.ndarray
+    sigma: np.ndarray
+    count: np.ndarray
+    const: np.ndarray
+
+
+def centre(values, valid, batch, ddof: int, leave_one_out: bool = False) -> Centred:
+    """Centre ``values`` on the group mean (or the mean of the other rows) over ``valid``
+    rows; invalid rows get centred value 0."""
+    mean, var, count, const = seg_mean_var(values, valid, batch.order, batch.offsets, ddof)
+    codes = batch.codes
+    if leave_one_out:
+        lm, lv = seg_loo_mean_var(values, valid, batch.order, batch.offsets, ddof)
+        c = values - lm
+        sigma = np.sqrt(lv)
+    else:
+        c = values - mean[codes]
+        sigma = np.sqrt(var)[codes]
+    cnt = count[codes]
+    cst = const[codes]
+    c = np.where(valid & ~cst & (cnt > 1), c, 0.0)
+    return Centred(c, sigma, cnt, cst)
+
+
+def singleton_rule(out, values, valid, cnt, singleton: str, eps: float | None = None, mode: str = "add"):
+    """Apply the ``singleton`` policy to rows alone (one valid value) in their group:
+    ``zero`` gives 0; ``raw`` treats the group as mean 0 and std 1 (verl's legacy rule),
+    so the row keeps ``s`` (divided by ``1 + eps`` when the estimator scales)."""
+    lone = valid & (cnt == 1)
+    if not lone.any():
+        return out
+    if singleton == "raw":
+        kept = values if eps is None else divide(values, 1.0, eps, mode)
+        return np.where(lone, kept, out)
+    return np.where(lone, 0.0, out)
+
+
+def group_z(values, valid, batch, *, eps, eps_mode, ddof, singleton, leave_one_out=False):
+    """``(x - mu_g) / (sigma_g [+] eps)`` per group (the grpo rule); 0 on invalid rows and
+    in constant groups; the singleton policy for groups of one."""
+    c = centre(values, valid, batch, ddof, leave_one_out)
+    z = divide(c.centred, c.sigma, eps, eps_mode)
+    z = np.where(valid & ~c.const & (c.count > 1), z, 0.0)
+    return singleton_rule(z, values, valid, c.count, singleton, eps, eps_mode)
+
+
+def batch_mean_std(x, valid, ddof: int):
+    """Mean and standard deviation (``ddof``) of ``x`` over ``valid``, corrected two-pass;
+    std 0 when the values are all equal or too few."""
+    v = x[valid]
+    n = v.shape[0]
+    if n == 0:
+        return 0.0, 0.0
+    if v.min() == v.max():
+        return float(v[0]), 0.0
+    m = v.sum() / n
+    d = v - m
+    c = d.sum()
+    ss = max(float(d @ d - c * c / n), 0.0)
+    m = m + c / n
+    return float(m), (float(np.sqrt(ss / (n - ddof))) if n > ddof else 0.0)
+
+
+def whiten(x, valid, *, eps, eps_mode, ddof, length=None, var_eps=1e-8):
+    """Batch whitening over ``valid`` rows; other rows get 0.
+
+    Sequence level: ``(x - mean) / (std [+] eps)``. Token-weighted (``length`` given): each
+    row counts ``length`` times, the variance is Bessel-corrected over the token count when
+    ``ddof = 1``, and the scale is ``rsqrt(var + var_eps)`` (``eps_mode=floor``:
+    ``rsqrt(max(var, var_eps))``), as verl's ``masked_whiten`` and OpenRLHF."""
+    out = np.zeros_like(x, dtype=np.float64)
+    if not valid.any():
+        return out
+    xv = x[valid]
+    if xv.min() == xv.max():
+        return out
+    if length is None:
+        m, sd = batch_mean_std(x, valid, ddof)
+        out[valid] = divide(xv - m, sd, eps, eps_mode)
+        return out
+    L = length[valid].astype(np.float64)
+    T = L.sum()
+    if T <= 0:
+        return out
+    m = float(L @ xv) / T
+    d = xv - m
+    m += float(L @ d) / T
+    d = xv - m
+    var = float(L @ (d * d)) / T
+    if ddof == 1:
+        var = var * T / (T - 1) if T > 1 else 0.0
+    if eps_mode == "floor":
+        den = np.sqrt(max(var, var_eps))
+    elif eps_mode == "skip_zero" and var <= 0:
+        den = 1.0
+    else:
+        den = np.sqrt(var + var_eps)
+    out[valid] = d / den if den > 0 else d
+    return out

@@ -1,0 +1,325 @@
+"""Scalar estimators: the scheme's score ``s`` -> advantage ``A``, per group.
+
+Notation in the docstrings: ``mu_g``, ``sigma_g`` are the mean and standard deviation
+(``ddof``) of ``s`` over the scorable rows of group ``g``, ``n_g`` their count, ``B`` the
+whole table (or the current slice). Unscorable rows always get 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import InputError
+from ..kernels import seg_mean_var, seg_median, seg_normal_scores, seg_top2, seg_weighted_mean
+from ..params import param
+from .base import ESTIMATORS, Estimator, Grouped, GroupScaled, Scaled
+from .normalise import batch_mean_std, centre, divide, group_z, singleton_rule, whiten
+
+
+@ESTIMATORS.register("grpo")
+@dataclass(frozen=True)
+class GRPO(GroupScaled):
+    """Group-relative z-score: ``A = (s - mu_g) / scale``.
+
+    * ``scale=group``: ``sigma_g`` (``ddof``, default 1 as ``torch.std``), with ``eps``
+      applied per ``eps_mode`` (default ``sigma_g + eps``, eps 1e-6).
+    * ``scale=batch``: the std of ``s`` over all scorable rows of ``B`` (TRL
+      ``scale_rewards="batch"``); ``scale=none``: no division (Dr. GRPO).
+    * ``leave_one_out=true`` (NeMo-RL): the mean and the std come from the *other* scorable
+      rows of the group (unbiased std of the others); with ``eps_mode=skip_zero`` a row
+      whose others are all equal keeps its centred value.
+    * Singleton group: 0 (``singleton=zero``) or ``s / (1 + eps)`` (``raw``, verl).
+      Constant group: exactly 0. NaN: rows whose weighted objectives are all NaN are
+      unscorable (0) and excluded from every statistic.
+    """
+
+    name = "grpo"
+    source = "DeepSeekMath (Shao et al. 2024); TRL GRPOTrainer; verl compute_grpo_outcome_advantage"
+    scale: str = param("group", "group (sigma_g), batch (std of s over B), none", choices=("group", "batch", "none"))
+    leave_one_out: bool = param(False, "baseline and std from the other rows of the group (NeMo-RL)")
+
+    def compute(self, batch):
+        s, v = batch.scalar, batch.scorable
+        if self.scale == "group":
+            return group_z(
+                s, v, batch, eps=self.eps, eps_mode=self.eps_mode, ddof=self.ddof,
+                singleton=self.singleton, leave_one_out=self.leave_one_out,
+            )
+        c = centre(s, v, batch, self.ddof, self.leave_one_out)
+        a, raw = c.centred, s
+        if self.scale == "batch":
+            _, sd = batch_mean_std(s, v, self.ddof)
+            a = divide(a, sd, self.eps, self.eps_mode)
+            raw = divide(s, sd, self.eps, self.eps_mode)
+        lone = v & (c.count == 1)
+        return np.where(lone, raw if self.singleton == "raw" else 0.0, a)
+
+
+@ESTIMATORS.register("dr_grpo")
+@dataclass(frozen=True)
+class DrGRPO(Grouped):
+    """Group-centred score with no scaling: ``A = s - mu_g`` (= ``grpo:scale=none``).
+
+    Singleton group: 0, or ``s`` with ``singleton=raw``. Constant group: exactly 0.
+    """
+
+    name = "dr_grpo"
+    source = "Dr. GRPO (Liu et al. 2025, 'Understanding R1-Zero-like training')"
+
+    def compute(self, batch):
+        return GRPO(scale="none", singleton=self.singleton).compute(batch)
+
+
+@ESTIMATORS.register("rloo")
+@dataclass(frozen=True)
+class RLOO(GroupScaled):
+    """REINFORCE leave-one-out: ``A = s - (sum_g s - s) / (n_g - 1) = n_g/(n_g-1) (s -
+    mu_g)``.
+
+    ``normalize=true`` then z-scores ``A`` over the scorable rows of ``B``:
+    ``(A - mean_B A) / (std_B A [+] eps)`` with ``ddof`` and ``eps_mode``. Singleton
+    group: 0, or ``s`` with ``singleton=raw`` (verl keeps the raw score). Constant group:
+    exactly 0 (before normalisation).
+    """
+
+    name = "rloo"
+    source = "Ahmadian et al. 2024 (RLOO); TRL RLOOTrainer; verl; OpenRLHF"
+    normalize: bool = param(False, "z-score the advantages over B afterwards")
+
+    def compute(self, batch):
+        s, v = batch.scalar, batch.scorable
+        c = centre(s, v, batch, self.ddof)
+        n = c.count.astype(np.float64)
+        a = np.where(n > 1, c.centred * n / np.maximum(n - 1, 1), 0.0)
+        a = singleton_rule(a, s, v, c.count, self.singleton)
+        if self.normalize:
+            a = whiten(a, v, eps=self.eps, eps_mode=self.eps_mode, ddof=self.ddof)
+        return a
+
+
+@dataclass(frozen=True)
+class _Whitened(Scaled):
+    token_weighted: bool = param(False, "each row counts length times; scale rsqrt(var + var_eps) (verl masked_whiten)")
+    var_eps: float = param(1e-8, "variance stabiliser of token-weighted whitening")
+
+    def _whiten(self, x, batch):
+        length = self.needs("length", batch, ":token_weighted=true") if self.token_weighted else None
+        return whiten(
+            x, batch.scorable, eps=self.eps, eps_mode=self.eps_mode, ddof=self.ddof,
+            length=length, var_eps=self.var_eps,
+        )
+
+
+@ESTIMATORS.register("reinforce_pp")
+@dataclass(frozen=True)
+class ReinforcePP(_Whitened):
+    """REINFORCE++: ``A = whiten_B(s)`` with no group baseline.
+
+    ``whiten_B(x) = (x - mean_B x) / (std_B x [+] eps)`` over scorable rows (``ddof``,
+    ``eps_mode``). ``token_weighted=true``: each row counts ``length`` times, the variance
+    is Bessel-corrected over the token count (``ddof=1``) and the scale is ``rsqrt(var +
+    var_eps)``, exactly as verl's ``masked_whiten``. Groups play no part.
+    """
+
+    name = "reinforce_pp"
+    source = "REINFORCE++ (Hu 2025); verl compute_reinforce_plus_plus_outcome_advantage"
+
+    def compute(self, batch):
+        return self._whiten(batch.scalar, batch)
+
+
+@ESTIMATORS.register("reinforce_pp_baseline")
+@dataclass(frozen=True)
+class ReinforcePPBaseline(_Whitened, Grouped):
+    """REINFORCE++ with a group-mean baseline: ``A = whiten_B(s - mu_g)``.
+
+    Whitening as in ``reinforce_pp``. Singleton group: centred value 0, or ``s`` with
+    ``singleton=raw`` (verl: group mean 0), before whitening. The openrlhf profile makes
+    the whitening population-variance (``ddof=0``), token-weighted, with ``rsqrt(max(var,
+    1e-8))`` (``eps_mode=floor``).
+    """
+
+    name = "reinforce_pp_baseline"
+    source = "verl reinforce_plus_plus_baseline; OpenRLHF reinforce_baseline"
+
+    def compute(self, batch):
+        s, v = batch.scalar, batch.scorable
+        c = centre(s, v, batch, 1)
+        x = singleton_rule(c.centred, s, v, c.count, self.singleton)
+        return self._whiten(x, batch)
+
+
+@ESTIMATORS.register("remax")
+@dataclass(frozen=True)
+class ReMax(Estimator):
+    """ReMax: ``A = s - baseline_i`` with the greedy-decoding reward from the ``--baseline``
+    column. A row whose baseline is NaN gets 0. No group statistics."""
+
+    name = "remax"
+    source = "ReMax (Li et al. 2023); verl remax"
+
+    def compute(self, batch):
+        b = self.needs("baseline", batch)
+        return np.where(np.isnan(b), 0.0, batch.scalar - b)
+
+
+@ESTIMATORS.register("opo")
+@dataclass(frozen=True)
+class OPO(Grouped):
+    """Optimal-baseline policy optimisation: ``A = s - sum_g(L s) / sum_g L`` with ``L`` the
+    ``--length`` column (length-weighted group mean as baseline).
+
+    Singleton group: 0, or ``s`` with ``singleton=raw``. Constant group: exactly 0. A group
+    whose lengths sum to 0 gets 0.
+    """
+
+    name = "opo"
+    source = "OPO (Hao et al. 2025, on-policy RL with optimal reward baseline); verl opo"
+
+    def compute(self, batch):
+        s, v = batch.scalar, batch.scorable
+        L = self.needs("length", batch)
+        c = centre(s, v, batch, 1)
+        wm = seg_weighted_mean(s, L, v, batch.order, batch.offsets)[batch.codes]
+        a = np.where(v & ~c.const & (c.count > 1) & ~np.isnan(wm), s - wm, 0.0)
+        return singleton_rule(a, s, v, c.count, self.singleton)
+
+
+@ESTIMATORS.register("gpg")
+@dataclass(frozen=True)
+class GPG(Grouped):
+    """Group policy gradient: ``A = (s - mu_g) * |B| / (|B| - M)`` with ``|B|`` the scorable
+    rows of the table and ``M`` those in zero-variance groups (constant groups and
+    singletons), which carry no signal; the factor rescales the gradient to the live rows.
+
+    Singleton group: 0, or ``s`` times the factor with ``singleton=raw``. When every row
+    is in a zero-variance group the advantages are 0.
+    """
+
+    name = "gpg"
+    source = "GPG (Chu et al. 2025, official code)"
+
+    def compute(self, batch):
+        s, v = batch.scalar, batch.scorable
+        c = centre(s, v, batch, 1)
+        total = int(v.sum())
+        dead = int((v & c.const).sum())
+        if total == dead:
+            return np.zeros_like(s)
+        factor = total / (total - dead)
+        a = singleton_rule(c.centred, s, v, c.count, self.singleton)
+        return a * factor
+
+
+@ESTIMATORS.register("passk")
+@dataclass(frozen=True)
+class PassK(Scaled):
+    """Pass@k advantage: only the group's first (in file order) row with the largest ``s``
+    gets ``(s_max - s_second) / (sigma_g [+] eps)`` (or ``s_max - s_second`` with
+    ``normalize=false``); every other row gets 0. ``s_second`` is the second largest value
+    (equal to ``s_max`` on ties, giving 0). A group of one scorable row is an input error.
+    """
+
+    name = "passk"
+    source = "verl compute_grpo_passk_outcome_advantage (Chen et al. 2025, Pass@k training)"
+    normalize: bool = param(True, "divide by the group std")
+
+    def compute(self, batch):
+        s, v = batch.scalar, batch.scorable
+        mean, var, count, const = seg_mean_var(s, v, batch.order, batch.offsets, self.ddof)
+        if np.any(count == 1):
+            g = int(np.flatnonzero(count == 1)[0])
+            raise InputError(
+                f"estimator 'passk' needs at least 2 scorable rows per group; "
+                f"{int((count == 1).sum())} groups have one (first: group #{g})"
+            )
+        top, second, arg = seg_top2(s, v, batch.order, batch.offsets)
+        gap = top - second
+        if self.normalize:
+            gap = divide(gap, np.sqrt(var), self.eps, self.eps_mode)
+        out = np.zeros_like(s)
+        live = (arg >= 0) & (count > 1)
+        out[arg[live]] = np.where(const[live], 0.0, gap[live])
+        return out
+
+
+@ESTIMATORS.register("mc_grpo")
+@dataclass(frozen=True)
+class MCGRPO(GroupScaled):
+    """Median-centred GRPO: ``A = (s - median_g) / scale``.
+
+    ``scale=group``: ``sigma_g`` with ``eps``, ``eps_mode`` and ``ddof``; ``scale=mad``:
+    ``MAD_g + 1e-3`` (median absolute deviation, as the official code); ``none``: no
+    division. Singleton group: 0, or ``s / (1 + eps)`` with ``singleton=raw``. Constant
+    group: exactly 0.
+    """
+
+    name = "mc_grpo"
+    source = "MC-GRPO (median-centred GRPO, official code)"
+    scale: str = param("group", "group (sigma_g), mad (MAD_g + 1e-3), none", choices=("group", "mad", "none"))
+
+    def compute(self, batch):
+        s, v = batch.scalar, batch.scorable
+        o, off, codes = batch.order, batch.offsets, batch.codes
+        mean, var, count, const = seg_mean_var(s, v, o, off, self.ddof)
+        med = seg_median(s, v, o, off)[codes]
+        c = s - med
+        if self.scale == "group":
+            a = divide(c, np.sqrt(var)[codes], self.eps, self.eps_mode)
+        elif self.scale == "mad":
+            mad = seg_median(np.abs(c), v, o, off)[codes]
+            a = c / (mad + 1e-3)
+        else:
+            a = c
+        a = np.where(v & ~const[codes] & (count[codes] > 1), a, 0.0)
+        eps = None if self.scale == "none" else (1e-3 if self.scale == "mad" else self.eps)
+        mode = "add" if self.scale == "mad" else self.eps_mode
+        return singleton_rule(a, s, v, count[codes], self.singleton, eps, mode)
+
+
+@ESTIMATORS.register("g2rpo")
+@dataclass(frozen=True)
+class G2RPO(Grouped):
+    """Gaussian rank advantage: ``A = Phi^-1((rank - 0.5) / n_g)`` with ranks 1..n_g
+    ascending within the group; tied rows share the mean of their positions' values, so a
+    constant group gives exactly 0. Scale-free: no eps. A singleton gets
+    ``Phi^-1(0.5) = 0`` under either singleton policy.
+    """
+
+    name = "g2rpo"
+    source = "G^2RPO (Gaussian GRPO)"
+
+    def compute(self, batch):
+        a = seg_normal_scores(batch.scalar, batch.scorable, batch.order, batch.offsets)
+        return np.where(np.isnan(a), 0.0, a)
+
+
+@ESTIMATORS.register("ngrpo")
+@dataclass(frozen=True)
+class NGRPO(GroupScaled):
+    """Negative-enhanced GRPO: the group's mean and std (``ddof``, default 1) are taken over
+    its scorable rows plus one virtual row with reward ``r_max``; ``A = (s - mu') /
+    (sigma' [+] eps)``. An all-wrong group still learns (G = 8 rewards of 0 with ``r_max
+    = 1``: each ``-1/3``, ``-0.3333322`` with eps 1e-6). A group constant at ``r_max`` gives
+    0. Singleton group: 0, or ``s / (1 + eps)`` with ``singleton=raw``.
+    """
+
+    name = "ngrpo"
+    source = "NGRPO (Nan et al. 2025, negative-enhanced GRPO)"
+    r_max: float = param(1.0, "reward of the virtual row (the best attainable reward)")
+
+    def compute(self, batch):
+        s, v = batch.scalar, batch.scorable
+        codes = batch.codes
+        mean, var0, count, const = seg_mean_var(s, v, batch.order, batch.offsets, 0)
+        n = count.astype(np.float64)
+        m2 = var0 * n
+        mu = mean + (self.r_max - mean) / (n + 1)
+        ss = m2 + n * (mean - mu) ** 2 + (self.r_max - mu) ** 2
+        dof = n + 1 - self.ddof
+        sigma = np.sqrt(np.where(dof > 0, ss / np.where(dof > 0, dof, 1), 0.0))
+        a = divide(s - mu[codes], sigma[codes], self.eps, self.eps_mode)
+        a = np.where(v & (count[codes] > 1) & ~(const[codes] & (mean[codes] == self.r_max)), a, 0.0)
+        return singleton_rule(a, s, v, count[codes], self.singleton, self.eps, self.eps_mode)

@@ -1,0 +1,335 @@
+"""The one module that knows DataFrames: finding input files, reading only the needed
+columns, validating them, factorising group keys into dense codes, and writing output
+tables atomically. Everything past this module sees NumPy arrays."""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import polars as pl
+
+from .batch import Rollouts
+from .errors import InputError, UsageError
+from .kernels import csr_from_codes
+from .registry import suggest
+
+READERS = {".parquet": "parquet", ".pq": "parquet", ".jsonl": "ndjson", ".ndjson": "ndjson", ".json": "json", ".csv": "csv"}
+WRITERS = (".parquet", ".jsonl", ".ndjson", ".json", ".csv")
+GROUP_CANDIDATES = ("group_id", "prompt_id", "uid", "group", "prompt", "input")
+_REWARD_NAME = re.compile(r"^(.+_reward|reward_.+|rewards/.+)$")
+
+
+# ---------------------------------------------------------------------------------------
+# objectives
+# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Objective:
+    name: str
+    weight: float = 1.0
+
+    @classmethod
+    def parse(cls, text: str) -> "Objective":
+        """``NAME`` or ``NAME=WEIGHT``."""
+        name, eq, weight = text.rpartition("=") if "=" in text else (text, "", "")
+        name = name.strip()
+        if not name:
+            raise UsageError(f"--reward '{text}' has no column name; expected NAME or NAME=WEIGHT")
+        if not eq:
+            return cls(name)
+        try:
+            w = float(weight)
+        except ValueError:
+            raise UsageError(f"--reward '{text}': weight '{weight}' is not a number; expected NAME=WEIGHT") from None
+        if not np.isfinite(w):
+            raise UsageError(f"--reward '{text}': weight must be finite")
+        return cls(name, w)
+
+
+# ---------------------------------------------------------------------------------------
+# finding and reading files
+# ---------------------------------------------------------------------------------------
+def expand_inputs(inputs: Sequence[str | os.PathLike]) -> list[Path]:
+    """Files, directories (their supported files, recursively, sorted) and globs."""
+    if not inputs:
+        raise UsageError("no INPUT given; pass one or more files, directories or globs")
+    out: list[Path] = []
+    for item in inputs:
+        text = str(item)
+        p = Path(text)
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in READERS)
+            if not found:
+                raise InputError(f"directory '{text}' holds no {', '.join(sorted(set(READERS)))} files")
+            out.extend(found)
+        elif p.is_file():
+            if p.suffix.lower() not in READERS:
+                raise InputError(
+                    f"input '{text}' has an unknown extension; accepted: {', '.join(READERS)}"
+                )
+            out.append(p)
+        elif any(ch in text for ch in "*?["):
+            found = sorted(Path(f) for f in glob.glob(text, recursive=True) if Path(f).suffix.lower() in READERS and Path(f).is_file())
+            if not found:
+                raise InputError(f"glob '{text}' matches no {', '.join(READERS)} files")
+            out.extend(found)
+        else:
+            raise InputError(f"input '{text}' does not exist")
+    return out
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _scan(path: Path) -> pl.LazyFrame:
+    kind = READERS[path.suffix.lower()]
+    if path.stat().st_size == 0:
+        raise InputError(f"file '{path}' is empty")
+    try:
+        if kind == "parquet":
+            return pl.scan_parquet(path)
+        if kind == "ndjson":
+            return pl.scan_ndjson(path, infer_schema_length=10000)
+        if kind == "csv":
+            return pl.scan_csv(path, infer_schema_length=10000)
+        return pl.read_json(path).lazy()
+    except Exception as exc:  # polars raises many kinds
+        raise InputError(f"cannot read '{path}' as {kind}: {_first_line(exc)}") from None
+
+
+def schema_of(paths: Sequence[Path]) -> dict[str, pl.DataType]:
+    """Union of the files' columns (first-seen order, first-seen type)."""
+    cols: dict[str, pl.DataType] = {}
+    for p in paths:
+        try:
+            schema = _scan(p).collect_schema()
+        except InputError:
+            raise
+        except Exception as exc:
+            raise InputError(f"cannot read '{p}': {_first_line(exc)}") from None
+        for name, dtype in schema.items():
+            cols.setdefault(name, dtype)
+    return cols
+
+
+def read_columns(paths: Sequence[Path], columns: Sequence[str] | None) -> pl.DataFrame:
+    """Read the named columns (``None`` = all) from every file and concatenate them; a
+    column missing from some files is null there."""
+    frames = []
+    for p in paths:
+        lf = _scan(p)
+        try:
+            have = lf.collect_schema().names()
+            if columns is not None:
+                lf = lf.select([c for c in columns if c in have])
+            df = lf.collect()
+        except Exception as exc:
+            raise InputError(f"cannot read '{p}': {_first_line(exc)}") from None
+        frames.append(df)
+    if len(frames) == 1:
+        return frames[0]
+    try:
+        return pl.concat(frames, how="diagonal_relaxed")
+    except Exception as exc:
+        raise InputError(f"the inputs' columns do not fit together: {_first_line(exc)}") from None
+
+
+# ---------------------------------------------------------------------------------------
+# column selection and validation
+# ---------------------------------------------------------------------------------------
+def _is_numeric(dtype: pl.DataType) -> bool:
+    return dtype.is_numeric() or dtype == pl.Boolean or dtype == pl.Null
+
+
+def _numeric_columns(schema: dict[str, pl.DataType]) -> list[str]:
+    return [c for c, t in schema.items() if t.is_numeric() or t == pl.Boolean]
+
+
+def _missing(name: str, schema: dict, what: str, option: str) -> InputError:
+    return InputError(
+        f"{what} column '{name}' not found{suggest(name, list(schema))} ({option}); "
+        f"columns: {', '.join(schema)}"
+    )
+
+
+def detect_group(schema: dict[str, pl.DataType], group: str | None) -> str:
+    if group is not None:
+        if group not in schema:
+            raise _missing(group, schema, "group", "-g/--group")
+        return group
+    for c in GROUP_CANDIDATES:
+        if c in schema:
+            return c
+    raise InputError(
+        f"no group column found (looked for {', '.join(GROUP_CANDIDATES)}); pass -g COL; "
+        f"columns: {', '.join(schema)}"
+    )
+
+
+def detect_rewards(schema: dict[str, pl.DataType], rewards: Sequence[str] | None, exclude: Sequence[str]) -> list[Objective]:
+    if rewards:
+        objs = [Objective.parse(r) for r in rewards]
+        names = [o.name for o in objs]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise UsageError(f"--reward names column(s) {', '.join(sorted(dup))} more than once")
+        for o in objs:
+            if o.name not in schema:
+                raise _missing(o.name, schema, "reward", "-r/--reward")
+        return objs
+    found = [c for c, t in schema.items() if _REWARD_NAME.match(c) and c not in exclude and _is_numeric(t)]
+    if not found:
+        raise InputError(
+            "no reward columns named *_reward, reward_* or rewards/*; pass -r NAME[=WEIGHT]; "
+            f"numeric columns: {', '.join(_numeric_columns(schema)) or 'none'}"
+        )
+    return [Objective(c) for c in found]
+
+
+def _float_column(df: pl.DataFrame, name: str, what: str, *, allow_nan: bool = True) -> np.ndarray:
+    dtype = df.schema[name]
+    if not _is_numeric(dtype):
+        raise InputError(f"{what} column '{name}' is {dtype}, not numeric; {what} columns must hold numbers (or booleans)")
+    arr = df.get_column(name).cast(pl.Float64).to_numpy().astype(np.float64, copy=False)
+    if np.isinf(arr).any():
+        raise InputError(
+            f"{what} column '{name}' holds {int(np.isinf(arr).sum())} infinite values; "
+            f"use finite numbers, or null/NaN for not applicable"
+        )
+    if not allow_nan and np.isnan(arr).any():
+        raise InputError(f"{what} column '{name}' holds {int(np.isnan(arr).sum())} null/NaN values; every row needs a value")
+    return np.ascontiguousarray(arr)
+
+
+def factorize(series: pl.Series) -> tuple[np.ndarray, int]:
+    """Dense codes in order of first appearance (hash-based, no sort of the keys)."""
+    if series.null_count():
+        raise InputError(
+            f"group column '{series.name}' holds {series.null_count()} null values; every row needs a group key"
+        )
+    grouped = (
+        series.to_frame("k").with_row_index("__row")
+        .group_by("k", maintain_order=True).agg(pl.col("__row"))
+    )
+    rows = grouped.get_column("__row")
+    sizes = rows.list.len().to_numpy()
+    codes = np.empty(len(series), dtype=np.int64)
+    codes[rows.explode().to_numpy()] = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
+    return codes, len(sizes)
+
+
+@dataclass
+class Loaded:
+    """A loaded rollout table: the arrays, the column roles and (optionally) the frame."""
+
+    rollouts: Rollouts
+    group: str
+    objectives: list[Objective]
+    length: str | None = None
+    baseline: str | None = None
+    step: str | None = None
+    frame: pl.DataFrame | None = None
+    files: list[Path] = field(default_factory=list)
+
+
+def load(
+    inputs: Sequence[str | os.PathLike],
+    *,
+    group: str | None = None,
+    rewards: Sequence[str] | None = None,
+    minimize: Sequence[str] = (),
+    length: str | None = None,
+    baseline: str | None = None,
+    step: str | None = None,
+    all_columns: bool = False,
+) -> Loaded:
+    """Read rollout files into :class:`Rollouts` (and the full frame if ``all_columns``)."""
+    paths = expand_inputs(inputs)
+    schema = schema_of(paths)
+    gcol = detect_group(schema, group)
+    extras = {"length": (length, "--length"), "baseline": (baseline, "--baseline"), "step": (step, "--step")}
+    for what, (col, opt) in extras.items():
+        if col is not None and col not in schema:
+            raise _missing(col, schema, what, opt)
+    objs = detect_rewards(schema, rewards, exclude=[gcol, length or "", baseline or "", step or ""])
+    names = [o.name for o in objs]
+    for m in minimize:
+        if m not in names:
+            raise UsageError(f"--minimize names '{m}', which is not a reward{suggest(m, names)}; rewards: {', '.join(names)}")
+    needed = [gcol, *names] + [c for c in (length, baseline, step) if c]
+    needed = list(dict.fromkeys(needed))
+    df = read_columns(paths, None if all_columns else needed)
+    if df.height == 0:
+        raise InputError(f"no rows in {', '.join(str(p) for p in paths)}")
+    cols = []
+    for o in objs:
+        col = _float_column(df, o.name, "reward")
+        if np.isnan(col).all():
+            raise InputError(f"reward column '{o.name}' has no values (every cell is null/NaN)")
+        cols.append(col)
+    r = np.column_stack(cols) if cols else np.zeros((df.height, 0))
+    len_arr = _float_column(df, length, "length", allow_nan=False) if length else None
+    if len_arr is not None and (len_arr < 0).any():
+        raise InputError(f"length column '{length}' holds negative values; lengths are token counts >= 0")
+    base_arr = _float_column(df, baseline, "baseline") if baseline else None
+    codes, n_groups = factorize(df.get_column(gcol))
+    order, offsets = csr_from_codes(codes, n_groups)
+    weights = np.array([o.weight for o in objs], dtype=np.float64)
+    mins = np.array([o.name in set(minimize) for o in objs], dtype=bool)
+    ro = Rollouts(np.ascontiguousarray(r), tuple(names), weights, mins, codes, order, offsets, len_arr, base_arr)
+    return Loaded(ro, gcol, objs, length, baseline, step, df if all_columns else None, paths)
+
+
+# ---------------------------------------------------------------------------------------
+# writing
+# ---------------------------------------------------------------------------------------
+def output_format(path: str | os.PathLike) -> str:
+    suffix = Path(path).suffix.lower()
+    if suffix == "":
+        return ".parquet"
+    if suffix not in WRITERS:
+        raise UsageError(f"output '{path}' has an unknown extension; accepted: {', '.join(WRITERS)}")
+    return suffix
+
+
+def check_output(path: str | os.PathLike) -> None:
+    """Fail before any work when the output cannot be written."""
+    output_format(path)
+    parent = Path(path).resolve().parent
+    if not parent.is_dir():
+        raise UsageError(f"output folder '{Path(path).parent}' does not exist (-o/--output)")
+    if Path(path).is_dir():
+        raise UsageError(f"output '{path}' is a directory; give a file name (-o/--output)")
+
+
+def write_table(df: pl.DataFrame, path: str | os.PathLike) -> None:
+    """Write to a temporary file beside ``path`` and rename: no partial output, and an
+    existing file is left untouched on failure."""
+    check_output(path)
+    fmt = output_format(path)
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=target.resolve().parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        if fmt == ".parquet":
+            df.write_parquet(tmp)
+        elif fmt in (".jsonl", ".ndjson"):
+            df.write_ndjson(tmp)
+        elif fmt == ".json":
+            df.write_json(tmp)
+        else:
+            df.write_csv(tmp)
+        os.replace(tmp, target)
+    except Exception as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, (InputError, UsageError)):
+            raise
+        raise InputError(f"cannot write '{path}' as {fmt[1:]}: {_first_line(exc)}") from None

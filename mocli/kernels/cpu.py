@@ -1,0 +1,418 @@
+"""Segment kernels over ragged groups, compiled with Numba for the CPU.
+
+Every kernel takes the same layout: values ``x (n,)`` float64, a boolean ``valid (n,)`` mask
+(rows that enter the statistic), the group ``order (n,)`` (row indices sorted by group,
+stable, so rows of a group keep their file order) and ``offsets (g+1,)`` (group ``j`` owns
+``order[offsets[j]:offsets[j+1]]``). The public functions validate and allocate; the jitted
+``_seg_*`` bodies do the work, one group per parallel iteration. Everything accumulates in
+float64; ``fastmath`` is off because NaN means "not applicable" and must survive.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+_JIT = dict(cache=True, nogil=True)
+
+
+# ---------------------------------------------------------------------------------------
+# mean and variance
+# ---------------------------------------------------------------------------------------
+@njit(parallel=True, **_JIT)
+def _seg_mean_var(x, valid, order, offsets, ddof, mean, var, count, const):
+    g = offsets.shape[0] - 1
+    for j in prange(g):
+        a = offsets[j]
+        b = offsets[j + 1]
+        n = 0
+        s = 0.0
+        lo = np.inf
+        hi = -np.inf
+        for p in range(a, b):
+            i = order[p]
+            if valid[i]:
+                v = x[i]
+                n += 1
+                s += v
+                if v < lo:
+                    lo = v
+                if v > hi:
+                    hi = v
+        count[j] = n
+        if n == 0:
+            mean[j] = np.nan
+            var[j] = 0.0
+            const[j] = True
+            continue
+        if lo == hi:
+            # exactly constant: no rounding may leak into the centred values
+            mean[j] = lo
+            var[j] = 0.0
+            const[j] = True
+            continue
+        m = s / n
+        # corrected two-pass: exact to rounding even for rewards offset by 1e8
+        c = 0.0
+        ss = 0.0
+        for p in range(a, b):
+            i = order[p]
+            if valid[i]:
+                d = x[i] - m
+                c += d
+                ss += d * d
+        mean[j] = m + c / n
+        ss -= c * c / n
+        if ss < 0.0:
+            ss = 0.0
+        var[j] = ss / (n - ddof) if n > ddof else 0.0
+        const[j] = False
+
+
+def seg_mean_var(x, valid, order, offsets, ddof=1):
+    """Per-group mean, variance (``ddof``), count of valid rows and an exact-constant flag.
+
+    A group with no valid row has mean NaN; a group with fewer than ``ddof + 1`` valid rows
+    or with all valid values equal has variance exactly 0 (and, if constant, mean equal to
+    that value, so that centring gives exact zeros).
+    """
+    g = offsets.shape[0] - 1
+    mean = np.empty(g)
+    var = np.empty(g)
+    count = np.empty(g, dtype=np.int64)
+    const = np.empty(g, dtype=np.bool_)
+    _seg_mean_var(x, valid, order, offsets, int(ddof), mean, var, count, const)
+    return mean, var, count, const
+
+
+@njit(parallel=True, **_JIT)
+def _seg_weighted_mean(x, w, valid, order, offsets, out):
+    g = offsets.shape[0] - 1
+    for j in prange(g):
+        sw = 0.0
+        swx = 0.0
+        for p in range(offsets[j], offsets[j + 1]):
+            i = order[p]
+            if valid[i]:
+                sw += w[i]
+                swx += w[i] * x[i]
+        out[j] = swx / sw if sw != 0.0 else np.nan
+
+
+def seg_weighted_mean(x, w, valid, order, offsets):
+    """Per-group ``sum(w x) / sum(w)`` over valid rows (NaN when the weights sum to 0)."""
+    out = np.empty(offsets.shape[0] - 1)
+    _seg_weighted_mean(x, w, valid, order, offsets, out)
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# leave-one-out mean and standard deviation
+# ---------------------------------------------------------------------------------------
+@njit(parallel=True, **_JIT)
+def _seg_loo(x, valid, order, offsets, ddof, loo_mean, loo_var):
+    g = offsets.shape[0] - 1
+    for j in prange(g):
+        a = offsets[j]
+        b = offsets[j + 1]
+        n = 0
+        s = 0.0
+        min1 = np.inf
+        min2 = np.inf
+        nmin = 0
+        max1 = -np.inf
+        max2 = -np.inf
+        nmax = 0
+        for p in range(a, b):
+            i = order[p]
+            if not valid[i]:
+                continue
+            v = x[i]
+            n += 1
+            s += v
+            if v < min1:
+                min2 = min1
+                min1 = v
+                nmin = 1
+            elif v == min1:
+                nmin += 1
+            elif v < min2:
+                min2 = v
+            if v > max1:
+                max2 = max1
+                max1 = v
+                nmax = 1
+            elif v == max1:
+                nmax += 1
+            elif v > max2:
+                max2 = v
+        m = s / n if n > 0 else 0.0
+        c = 0.0
+        ss = 0.0
+        for p in range(a, b):
+            i = order[p]
+            if valid[i]:
+                d = x[i] - m
+                c += d
+                ss += d * d
+        if n > 0:
+            m = m + c / n
+            ss -= c * c / n
+        for p in range(a, b):
+            i = order[p]
+            if not valid[i]:
+                loo_mean[i] = np.nan
+                loo_var[i] = 0.0
+                continue
+            k = n - 1
+            if k == 0:
+                loo_mean[i] = np.nan
+                loo_var[i] = 0.0
+                continue
+            v = x[i]
+            omin = min2 if (v == min1 and nmin == 1) else min1
+            omax = max2 if (v == max1 and nmax == 1) else max1
+            if omin == omax:
+                loo_mean[i] = omin
+                loo_var[i] = 0.0
+                continue
+            d = v - m
+            loo_mean[i] = m - d / k
+            sk = ss - d * d * n / k
+            if sk < 0.0:
+                sk = 0.0
+            loo_var[i] = sk / (k - ddof) if k > ddof else 0.0
+
+
+def seg_loo_mean_var(x, valid, order, offsets, ddof=1):
+    """Per row: mean and variance (``ddof``) of the *other* valid rows of its group.
+
+    Rows that are invalid or alone in their group get mean NaN. When the other rows are all
+    equal the variance is exactly 0 and the mean is exactly their value.
+    """
+    n = x.shape[0]
+    loo_mean = np.zeros(n)
+    loo_var = np.zeros(n)
+    _seg_loo(x, valid, order, offsets, int(ddof), loo_mean, loo_var)
+    return loo_mean, loo_var
+
+
+# ---------------------------------------------------------------------------------------
+# order statistics
+# ---------------------------------------------------------------------------------------
+@njit(parallel=True, **_JIT)
+def _seg_median(x, valid, order, offsets, out):
+    g = offsets.shape[0] - 1
+    for j in prange(g):
+        a = offsets[j]
+        b = offsets[j + 1]
+        buf = np.empty(b - a)
+        n = 0
+        for p in range(a, b):
+            i = order[p]
+            if valid[i]:
+                buf[n] = x[i]
+                n += 1
+        if n == 0:
+            out[j] = np.nan
+            continue
+        v = np.sort(buf[:n])
+        h = n // 2
+        out[j] = v[h] if n % 2 == 1 else 0.5 * (v[h - 1] + v[h])
+
+
+def seg_median(x, valid, order, offsets):
+    """Per-group median of the valid rows (NaN for a group with none)."""
+    out = np.empty(offsets.shape[0] - 1)
+    _seg_median(x, valid, order, offsets, out)
+    return out
+
+
+@njit(parallel=True, **_JIT)
+def _seg_top2(x, valid, order, offsets, top, second, arg):
+    g = offsets.shape[0] - 1
+    for j in prange(g):
+        t1 = -np.inf
+        t2 = -np.inf
+        at = -1
+        for p in range(offsets[j], offsets[j + 1]):
+            i = order[p]
+            if not valid[i]:
+                continue
+            v = x[i]
+            if at < 0 or v > t1:
+                t2 = t1
+                t1 = v
+                at = i
+            elif v > t2:
+                t2 = v
+        top[j] = t1
+        second[j] = t2
+        arg[j] = at
+
+
+def seg_top2(x, valid, order, offsets):
+    """Per group: the largest value, the second largest (equal to it on ties) and the row
+    index of the first (in file order) row holding the largest; -1 for an empty group."""
+    g = offsets.shape[0] - 1
+    top = np.empty(g)
+    second = np.empty(g)
+    arg = np.empty(g, dtype=np.int64)
+    _seg_top2(x, valid, order, offsets, top, second, arg)
+    return top, second, arg
+
+
+@njit(**_JIT)
+def _ndtri(p):
+    """Inverse of the standard normal CDF: Acklam's rational approximation plus one Halley
+    step against ``erfc``, accurate to about 1e-15 relative."""
+    if p <= 0.0:
+        return -np.inf
+    if p >= 1.0:
+        return np.inf
+    if p == 0.5:
+        return 0.0
+    a1 = -3.969683028665376e01
+    a2 = 2.209460984245205e02
+    a3 = -2.759285104469687e02
+    a4 = 1.383577518672690e02
+    a5 = -3.066479806614716e01
+    a6 = 2.506628277459239e00
+    b1 = -5.447609879822406e01
+    b2 = 1.615858368580409e02
+    b3 = -1.556989798598866e02
+    b4 = 6.680131188771972e01
+    b5 = -1.328068155288572e01
+    c1 = -7.784894002430293e-03
+    c2 = -3.223964580411365e-01
+    c3 = -2.400758277161838e00
+    c4 = -2.549732539343734e00
+    c5 = 4.374664141464968e00
+    c6 = 2.938163982698783e00
+    d1 = 7.784695709041462e-03
+    d2 = 3.224671290700398e-01
+    d3 = 2.445134137142996e00
+    d4 = 3.754408661907416e00
+    plow = 0.02425
+    if p < plow:
+        q = math.sqrt(-2.0 * math.log(p))
+        z = (((((c1 * q + c2) * q + c3) * q + c4) * q + c5) * q + c6) / (
+            (((d1 * q + d2) * q + d3) * q + d4) * q + 1.0
+        )
+    elif p <= 1.0 - plow:
+        q = p - 0.5
+        r = q * q
+        z = (((((a1 * r + a2) * r + a3) * r + a4) * r + a5) * r + a6) * q / (
+            ((((b1 * r + b2) * r + b3) * r + b4) * r + b5) * r + 1.0
+        )
+    else:
+        q = math.sqrt(-2.0 * math.log(1.0 - p))
+        z = -(((((c1 * q + c2) * q + c3) * q + c4) * q + c5) * q + c6) / (
+            (((d1 * q + d2) * q + d3) * q + d4) * q + 1.0
+        )
+    for _ in range(2):
+        e = 0.5 * math.erfc(-z / math.sqrt(2.0)) - p
+        u = e * math.sqrt(2.0 * math.pi) * math.exp(z * z / 2.0)
+        z = z - u / (1.0 + z * u / 2.0)
+    return z
+
+
+def ndtri(p):
+    """Vectorised inverse normal CDF (used by tests and the naive reference)."""
+    p = np.asarray(p, dtype=np.float64)
+    return np.vectorize(_ndtri, otypes=[np.float64])(p)
+
+
+@njit(parallel=True, **_JIT)
+def _seg_ranks(x, valid, order, offsets, normal, out):
+    g = offsets.shape[0] - 1
+    for j in prange(g):
+        a = offsets[j]
+        b = offsets[j + 1]
+        rows = np.empty(b - a, dtype=np.int64)
+        vals = np.empty(b - a)
+        n = 0
+        for p in range(a, b):
+            i = order[p]
+            if valid[i]:
+                rows[n] = i
+                vals[n] = x[i]
+                n += 1
+        if n == 0:
+            continue
+        srt = np.argsort(vals[:n], kind="mergesort")
+        q = 0
+        while q < n:
+            r = q
+            while r + 1 < n and vals[srt[r + 1]] == vals[srt[q]]:
+                r += 1
+            # positions q..r (0-based) are tied
+            if normal:
+                if q == 0 and r == n - 1:
+                    val = 0.0
+                else:
+                    acc = 0.0
+                    for t in range(q, r + 1):
+                        acc += _ndtri((t + 0.5) / n)
+                    val = acc / (r - q + 1)
+            else:
+                val = 0.5 * (q + r) + 1.0
+            for t in range(q, r + 1):
+                out[rows[srt[t]]] = val
+            q = r + 1
+
+
+def seg_rank(x, valid, order, offsets):
+    """Per row: 1-based rank within its group (ties share the mean rank); NaN if invalid."""
+    out = np.full(x.shape[0], np.nan)
+    _seg_ranks(x, valid, order, offsets, False, out)
+    return out
+
+
+def seg_normal_scores(x, valid, order, offsets):
+    """Per row: ``Phi^-1((rank - 0.5) / n_g)``; tied rows share the mean of their positions'
+    scores, and an all-tied group gets exactly 0. NaN for invalid rows."""
+    out = np.full(x.shape[0], np.nan)
+    _seg_ranks(x, valid, order, offsets, True, out)
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# layout
+# ---------------------------------------------------------------------------------------
+@njit(**_JIT)
+def _csr_from_codes(codes, n_groups, order, offsets):
+    counts = np.zeros(n_groups + 1, dtype=np.int64)
+    for i in range(codes.shape[0]):
+        counts[codes[i] + 1] += 1
+    for j in range(n_groups):
+        counts[j + 1] += counts[j]
+    for j in range(n_groups + 1):
+        offsets[j] = counts[j]
+    for i in range(codes.shape[0]):
+        c = codes[i]
+        order[counts[c]] = i
+        counts[c] += 1
+
+
+def csr_from_codes(codes, n_groups):
+    """Counting sort of dense group codes: the stable ``order`` and ``offsets`` (O(n))."""
+    codes = np.ascontiguousarray(codes, dtype=np.int64)
+    order = np.empty(codes.shape[0], dtype=np.int64)
+    offsets = np.empty(n_groups + 1, dtype=np.int64)
+    _csr_from_codes(codes, int(n_groups), order, offsets)
+    return order, offsets
+
+
+PRIMITIVES = (
+    "seg_mean_var",
+    "seg_weighted_mean",
+    "seg_loo_mean_var",
+    "seg_median",
+    "seg_top2",
+    "seg_rank",
+    "seg_normal_scores",
+    "csr_from_codes",
+)

@@ -1,0 +1,96 @@
+"""From specs to advantages: resolve estimator / scheme specs under a profile, prepare the
+batch once per NaN policy, and run every estimator."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+
+from .batch import Batch, Rollouts, prepare
+from .errors import UsageError
+from .estimators import ESTIMATORS, Estimator
+from .params import build, parse_spec
+from .profiles import PROFILES
+from .schemes import SCHEMES, Condition, Constraint, Gated, Scheme
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """An estimator spec as the user wrote it (its label) and the instance it resolves to."""
+
+    label: str
+    estimator: Estimator
+
+
+def make_estimator(spec: str, profile: str = "mocli") -> Estimator:
+    """``"gdpo:eps=1e-4"`` -> a GDPO instance, profile defaults filled in."""
+    name, values = parse_spec(spec, "estimator")
+    cls = ESTIMATORS.get(name)
+    prof = PROFILES.get(profile)
+    return build(cls, name, values, prof.defaults_for(name), "estimator")
+
+
+def make_scheme(spec: str = "weighted_sum", gates: Sequence[str | Constraint] = ()) -> Scheme:
+    """``"power_mean:p=0"`` -> a PowerMean; ``gates`` turn the default scheme into ``gated``."""
+    name, values = parse_spec(spec, "scheme")
+    cls = SCHEMES.get(name)
+    if gates:
+        extra = ";".join(str(g) if isinstance(g, Constraint) else g for g in gates)
+        for g in extra.split(";"):
+            Constraint.parse(g, "--gate")
+        if name == "weighted_sum" and not values:
+            name, cls = "gated", Gated
+        elif name != "gated":
+            raise UsageError(
+                f"--gate needs the gated scheme (or the default weighted_sum), not '{spec}'"
+            )
+        values = dict(values)
+        values["constraints"] = ";".join(x for x in (values.get("constraints", ""), extra) if x)
+    return build(cls, name, values, {}, "scheme")
+
+
+def resolve(specs: Iterable[str | Estimator], profile: str = "mocli") -> list[Resolved]:
+    out: list[Resolved] = []
+    seen: set[str] = set()
+    for spec in specs:
+        if isinstance(spec, Estimator):
+            label = spec.name
+            est = spec
+        else:
+            label, est = spec, make_estimator(spec, profile)
+        if label in seen:
+            raise UsageError(f"estimator '{label}' is given twice; labels must be unique")
+        seen.add(label)
+        out.append(Resolved(label, est))
+    return out
+
+
+def compute_advantages(
+    rollouts: Rollouts,
+    estimators: Sequence[str | Estimator] = ("grpo",),
+    *,
+    scheme: str | Scheme = "weighted_sum",
+    conditions: Sequence[str | Condition] = (),
+    gates: Sequence[str] = (),
+    profile: str = "mocli",
+) -> dict[str, np.ndarray]:
+    """Advantages for every estimator, keyed by label (the spec as written)."""
+    resolved = resolve(estimators, profile)
+    sch = scheme if isinstance(scheme, Scheme) else make_scheme(scheme, gates)
+    conds = [c if isinstance(c, Condition) else Condition.parse(c) for c in conditions]
+    batches: dict[str, Batch] = {}
+    out: dict[str, np.ndarray] = {}
+    for r in resolved:
+        policy = r.estimator.nan_policy
+        if policy not in batches:
+            batches[policy] = prepare(rollouts, sch, conds, policy)
+        out[r.label] = r.estimator(batches[policy])
+    return out
+
+
+def params_of(resolved: Sequence[Resolved]) -> Mapping[str, dict]:
+    from .params import describe
+
+    return {r.label: describe(r.estimator) for r in resolved}
