@@ -16,6 +16,8 @@ import numpy as np
 from numba import njit, prange
 
 _JIT = dict(cache=True, nogil=True)
+# groups up to this size get leave-one-out statistics by a direct pass over the other rows
+_LOO_DIRECT = 256
 
 
 # ---------------------------------------------------------------------------------------
@@ -179,10 +181,31 @@ def _seg_loo(x, valid, order, offsets, ddof, loo_mean, loo_var):
                 loo_var[i] = 0.0
                 continue
             d = v - m
-            loo_mean[i] = m - d / k
-            sk = ss - d * d * n / k
+            lm = m - d / k
+            if n <= _LOO_DIRECT:
+                # exact: two passes over the other rows (O(n_g^2), groups are small)
+                so = 0.0
+                for q in range(a, b):
+                    jq = order[q]
+                    if valid[jq] and jq != i:
+                        so += x[jq]
+                lm = so / k
+                sk = 0.0
+                ck = 0.0
+                for q in range(a, b):
+                    jq = order[q]
+                    if valid[jq] and jq != i:
+                        e = x[jq] - lm
+                        ck += e
+                        sk += e * e
+                lm += ck / k
+                sk -= ck * ck / k
+            else:
+                # large groups: downdate the group's sum of squares (O(n_g))
+                sk = ss - d * d * n / k
             if sk < 0.0:
                 sk = 0.0
+            loo_mean[i] = lm
             loo_var[i] = sk / (k - ddof) if k > ddof else 0.0
 
 
