@@ -176,7 +176,7 @@ def inspect(
     con = _out()
     con.print(f"[bold]{doc['rows']}[/] rows in {len(doc['files'])} file(s); group column [bold]{doc['group']}[/]: "
               f"{doc['groups']} groups, size min {doc['group_size']['min']} / median {doc['group_size']['median']:g} / max {doc['group_size']['max']}"
-              f", {doc['singleton_groups']} singletons")
+              f", {doc['singleton_groups']} singletons", soft_wrap=True)
     table = Table("reward", "weight", "direction", "missing")
     for n, r in doc["rewards"].items():
         table.add_row(n, f"{r['weight']:g}", r["direction"], str(r["missing"]))

@@ -8,7 +8,8 @@ reward matrix ``batch.rewards``. Third-party estimators register through the
 
 from __future__ import annotations
 
-from . import decoupled, scalar  # noqa: F401  (registration)
+from . import scalar  # noqa: F401  (registers the scalar estimators first, ...)
+from . import decoupled  # noqa: F401, I001  (... then the decoupled ones: listing order)
 from .base import ESTIMATORS, Estimator, Grouped, GroupScaled, Scaled
 
 __all__ = ["ESTIMATORS", "Estimator", "Grouped", "GroupScaled", "Scaled"]

@@ -287,7 +287,7 @@ def seg_top2(x, valid, order, offsets):
     return top, second, arg
 
 
-@njit(**_JIT)
+@njit(cache=True)
 def _ndtri(p):
     """Inverse of the standard normal CDF: Acklam's rational approximation plus one Halley
     step against ``erfc``, accurate to about 1e-15 relative."""
@@ -297,6 +297,9 @@ def _ndtri(p):
         return np.inf
     if p == 0.5:
         return 0.0
+    if p > 0.5:
+        # symmetry keeps the refinement in the accurate (lower) tail; 1 - p is exact here
+        return -_ndtri(1.0 - p)
     a1 = -3.969683028665376e01
     a2 = 2.209460984245205e02
     a3 = -2.759285104469687e02
@@ -324,16 +327,11 @@ def _ndtri(p):
         z = (((((c1 * q + c2) * q + c3) * q + c4) * q + c5) * q + c6) / (
             (((d1 * q + d2) * q + d3) * q + d4) * q + 1.0
         )
-    elif p <= 1.0 - plow:
+    else:
         q = p - 0.5
         r = q * q
         z = (((((a1 * r + a2) * r + a3) * r + a4) * r + a5) * r + a6) * q / (
             ((((b1 * r + b2) * r + b3) * r + b4) * r + b5) * r + 1.0
-        )
-    else:
-        q = math.sqrt(-2.0 * math.log(1.0 - p))
-        z = -(((((c1 * q + c2) * q + c3) * q + c4) * q + c5) * q + c6) / (
-            (((d1 * q + d2) * q + d3) * q + d4) * q + 1.0
         )
     for _ in range(2):
         e = 0.5 * math.erfc(-z / math.sqrt(2.0)) - p

@@ -1,0 +1,120 @@
+"""Segment kernels against plain loops, including ragged, non-contiguous groups."""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.special import ndtri as scipy_ndtri
+
+from mocli import kernels
+from mocli.kernels import cpu
+
+
+@st.composite
+def segments(draw):
+    n = draw(st.integers(1, 50))
+    codes = np.array(draw(st.lists(st.integers(0, 6), min_size=n, max_size=n)))
+    _, codes = np.unique(codes, return_inverse=True)
+    x = np.array(draw(st.lists(st.one_of(st.sampled_from([0.0, 1.0, 0.5, 2.0]), st.floats(-5, 5)), min_size=n, max_size=n)))
+    valid = np.array(draw(st.lists(st.booleans(), min_size=n, max_size=n)))
+    order, offsets = kernels.csr_from_codes(codes, codes.max() + 1)
+    return x, valid, codes, order, offsets
+
+
+def members(codes, valid, j):
+    return [i for i in range(len(codes)) if codes[i] == j and valid[i]]
+
+
+@settings(max_examples=200, deadline=None)
+@given(seg=segments(), ddof=st.sampled_from([0, 1]))
+def test_mean_var_and_loo(seg, ddof):
+    x, valid, codes, order, offsets = seg
+    mean, var, count, const = kernels.seg_mean_var(x, valid, order, offsets, ddof)
+    lm, lv = kernels.seg_loo_mean_var(x, valid, order, offsets, ddof)
+    for j in range(len(offsets) - 1):
+        rows = members(codes, valid, j)
+        vals = [x[i] for i in rows]
+        assert count[j] == len(vals)
+        if not vals:
+            assert math.isnan(mean[j])
+            continue
+        assert mean[j] == pytest.approx(math.fsum(vals) / len(vals), abs=1e-12)
+        want = statistics.variance(vals) if ddof == 1 and len(vals) > 1 else (statistics.pvariance(vals) if ddof == 0 else 0.0)
+        assert var[j] == pytest.approx(want, rel=1e-9, abs=1e-12)
+        assert const[j] == (len(set(vals)) == 1)
+        for i in rows:
+            others = [x[q] for q in rows if q != i]
+            if not others:
+                assert math.isnan(lm[i])
+                continue
+            assert lm[i] == pytest.approx(math.fsum(others) / len(others), abs=1e-12)
+            w = 0.0 if len(others) <= ddof else (statistics.variance(others) if ddof else statistics.pvariance(others))
+            assert lv[i] == pytest.approx(w, rel=1e-9, abs=1e-12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(seg=segments())
+def test_order_statistics(seg):
+    x, valid, codes, order, offsets = seg
+    med = kernels.seg_median(x, valid, order, offsets)
+    top, second, arg = kernels.seg_top2(x, valid, order, offsets)
+    rank = kernels.seg_rank(x, valid, order, offsets)
+    normal = kernels.seg_normal_scores(x, valid, order, offsets)
+    for j in range(len(offsets) - 1):
+        rows = members(codes, valid, j)
+        vals = [x[i] for i in rows]
+        if not vals:
+            assert math.isnan(med[j]) and arg[j] == -1
+            continue
+        assert med[j] == statistics.median(vals)
+        assert top[j] == max(vals)
+        assert second[j] == (sorted(vals)[-2] if len(vals) > 1 else -np.inf)
+        assert arg[j] == next(i for i in rows if x[i] == max(vals))
+        srt = sorted(vals)
+        for i in rows:
+            pos = [t for t, v in enumerate(srt) if v == x[i]]
+            assert rank[i] == pytest.approx(sum(pos) / len(pos) + 1)
+            want = 0.0 if len(pos) == len(vals) else float(np.mean(scipy_ndtri([(t + 0.5) / len(vals) for t in pos])))
+            assert normal[i] == pytest.approx(want, abs=1e-12)
+    assert np.all(np.isnan(rank[~valid]))
+
+
+def test_ndtri_matches_scipy():
+    p = np.concatenate([np.linspace(1e-12, 1 - 1e-12, 2001), [1e-300, 0.02425, 0.97575]])
+    np.testing.assert_allclose(kernels.ndtri(p), scipy_ndtri(p), rtol=1e-13, atol=1e-13)
+
+
+def test_csr_is_stable_and_complete():
+    codes = np.array([2, 0, 2, 1, 0, 2])
+    order, offsets = kernels.csr_from_codes(codes, 3)
+    assert offsets.tolist() == [0, 2, 3, 6]
+    assert order.tolist() == [1, 4, 3, 0, 2, 5]
+
+
+def test_weighted_mean():
+    x = np.array([1.0, 0.0, 1.0, 5.0])
+    w = np.array([1.0, 3.0, 0.0, 0.0])
+    order, offsets = kernels.csr_from_codes(np.array([0, 0, 0, 1]), 2)
+    out = kernels.seg_weighted_mean(x, w, np.ones(4, bool), order, offsets)
+    assert out[0] == 0.25 and math.isnan(out[1])
+
+
+def test_large_group_loo_path():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=1000)
+    order, offsets = kernels.csr_from_codes(np.zeros(1000, dtype=np.int64), 1)
+    lm, lv = kernels.seg_loo_mean_var(x, np.ones(1000, bool), order, offsets, 1)
+    for i in (0, 17, 999):
+        others = np.delete(x, i)
+        assert lm[i] == pytest.approx(others.mean(), abs=1e-12)
+        assert lv[i] == pytest.approx(others.var(ddof=1), rel=1e-10)
+
+
+def test_backends_export_the_same_primitives():
+    for name in cpu.PRIMITIVES:
+        assert getattr(kernels, name) is getattr(cpu, name)
