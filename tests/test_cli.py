@@ -118,7 +118,7 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[list, str]]:
         "bad choice": ([good, *gr, "-e", "grpo:scale=groups"], "did you mean 'group'"),
         "non-numeric weight": ([good, "-g", "g", "-r", "r=heavy"], "heavy"),
         "misspelt scheme": ([good, *gr, "--scheme", "weighted_summ"], "did you mean 'weighted_sum'"),
-        "unknown option": ([good, *gr, "--estimatr", "grpo"], "--estimatr"),
+        "unknown option": ([good, *gr, "--estimatr", "grpo"], "No such option: --estimatr"),
         "passk singleton": ([write_csv(tmp_path / "s.csv", "g,r\n1,1\n2,0\n2,1"), *gr, "-e", "passk"], "passk"),
         "opo without length": ([good, *gr, "-e", "opo"], "--length"),
     }

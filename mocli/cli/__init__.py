@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
 
 from ..errors import MocliError
@@ -26,27 +25,29 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rv = command.main(args=args, prog_name="mocli", standalone_mode=False)
         code = rv if isinstance(rv, int) else 0
+    except typer.Exit as exc:
+        code = exc.exit_code
+    except typer.Abort:
+        code = _fail("aborted")
     except MocliError as exc:
         if debug:
             raise
         code = _fail(str(exc))
-    except click.exceptions.NoArgsIsHelpError as exc:  # `mocli` alone: help, not an error
-        click.echo(exc.ctx.get_help() if exc.ctx else "")
-        code = 0
-    except click.UsageError as exc:
-        if debug:
-            raise
-        code = _fail(exc.format_message())
-    except click.exceptions.Exit as exc:
-        code = exc.exit_code
-    except click.exceptions.Abort:
-        code = _fail("aborted")
     except BrokenPipeError:
         code = 0
-    except Exception as exc:  # a bug: still no traceback unless asked
-        if debug:
+    except Exception as exc:
+        # Typer's parser errors (its own copy of click's, or click's in older releases) carry
+        # format_message(); anything else is a bug, still reported without a traceback.
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `mocli` alone: help, not an error
+            ctx = getattr(exc, "ctx", None)
+            sys.stdout.write((ctx.get_help() if ctx else "") + "\n")
+            code = 0
+        elif debug:
             raise
-        code = _fail(f"internal error ({type(exc).__name__}: {exc}); rerun with --debug for the traceback")
+        elif hasattr(exc, "format_message"):
+            code = _fail(exc.format_message())
+        else:
+            code = _fail(f"internal error ({type(exc).__name__}: {exc}); rerun with --debug for the traceback")
     if argv is None:
         sys.exit(code)
     return code
