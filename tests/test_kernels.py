@@ -63,16 +63,17 @@ def test_order_statistics(seg):
     x, valid, codes, order, offsets = seg
     med = kernels.seg_median(x, valid, order, offsets)
     top, second, arg = kernels.seg_top2(x, valid, order, offsets)
+    lo, hi = kernels.seg_min_max(x, valid, order, offsets)
     rank = kernels.seg_rank(x, valid, order, offsets)
     normal = kernels.seg_normal_scores(x, valid, order, offsets)
     for j in range(len(offsets) - 1):
         rows = members(codes, valid, j)
         vals = [x[i] for i in rows]
         if not vals:
-            assert math.isnan(med[j]) and arg[j] == -1
+            assert math.isnan(med[j]) and arg[j] == -1 and lo[j] == np.inf and hi[j] == -np.inf
             continue
         assert med[j] == statistics.median(vals)
-        assert top[j] == max(vals)
+        assert top[j] == max(vals) == hi[j] and lo[j] == min(vals)
         assert second[j] == (sorted(vals)[-2] if len(vals) > 1 else -np.inf)
         assert arg[j] == next(i for i in rows if x[i] == max(vals))
         srt = sorted(vals)

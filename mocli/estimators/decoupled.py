@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..kernels import seg_mean_var
+from ..kernels import seg_mean_var, seg_min_max
 from ..params import param
 from .base import ESTIMATORS, Grouped, GroupScaled
 from .normalise import group_z, whiten
@@ -150,9 +150,11 @@ class GD2PO(_Decoupled):
         # per-group, per-objective magnitude for the zero test
         codes = batch.codes
         g = batch.offsets.shape[0] - 1
-        scale = np.zeros((g, zw.shape[1]))
-        np.maximum.at(scale, codes, np.abs(zw))
-        tol = 1e-9 * np.maximum(1.0, scale[codes])
+        everyone = np.ones(batch.n, dtype=bool)
+        tol = np.empty_like(zw)
+        for j in range(zw.shape[1]):
+            _, top = seg_min_max(np.abs(np.ascontiguousarray(zw[:, j])), everyone, batch.order, batch.offsets)
+            tol[:, j] = 1e-9 * np.maximum(1.0, top[codes])
         pos = (zw > tol).any(axis=1)
         neg = (zw < -tol).any(axis=1)
         conflict = pos & neg & batch.scorable

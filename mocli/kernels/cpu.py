@@ -254,6 +254,33 @@ def seg_median(x, valid, order, offsets):
 
 
 @njit(parallel=True, **_JIT)
+def _seg_min_max(x, valid, order, offsets, lo, hi):
+    g = offsets.shape[0] - 1
+    for j in prange(g):
+        a = np.inf
+        b = -np.inf
+        for p in range(offsets[j], offsets[j + 1]):
+            i = order[p]
+            if valid[i]:
+                v = x[i]
+                if v < a:
+                    a = v
+                if v > b:
+                    b = v
+        lo[j] = a
+        hi[j] = b
+
+
+def seg_min_max(x, valid, order, offsets):
+    """Per-group minimum and maximum of the valid rows (+inf / -inf for a group with none)."""
+    g = offsets.shape[0] - 1
+    lo = np.empty(g)
+    hi = np.empty(g)
+    _seg_min_max(x, valid, order, offsets, lo, hi)
+    return lo, hi
+
+
+@njit(parallel=True, **_JIT)
 def _seg_top2(x, valid, order, offsets, top, second, arg):
     g = offsets.shape[0] - 1
     for j in prange(g):
@@ -432,6 +459,7 @@ PRIMITIVES = (
     "seg_weighted_mean",
     "seg_loo_mean_var",
     "seg_median",
+    "seg_min_max",
     "seg_top2",
     "seg_rank",
     "seg_normal_scores",
