@@ -318,6 +318,9 @@ def write_table(df: pl.DataFrame, path: str | os.PathLike) -> None:
     target = Path(path)
     fd, tmp = tempfile.mkstemp(dir=target.resolve().parent, prefix=f".{target.name}.", suffix=".tmp")
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would otherwise reach the output
     try:
         if fmt == ".parquet":
             df.write_parquet(tmp)

@@ -63,6 +63,7 @@ def test_advantages_keeps_rows_and_labels(run_cli, tmp_path, toy):
     out = tmp_path / "o.jsonl"
     code, stdout, err = run_cli("advantages", toy, "-g", "g", "-r", "a=1", "-r", "b=0.5", "-e", "gdpo:eps=1e-4,batch_norm=false", "-e", "grpo:scale=batch", "-o", out)
     assert code == 0 and stdout == ""
+    assert out.stat().st_mode & 0o044 == 0o044  # readable by others, like any new file
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert list(rows[0]) == ["g", "a", "b", "adv:gdpo:eps=1e-4,batch_norm=false", "adv:grpo:scale=batch"]
     assert len(rows) == 6
