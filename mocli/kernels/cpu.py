@@ -23,6 +23,26 @@ _LOO_DIRECT = 256
 # ---------------------------------------------------------------------------------------
 # mean and variance
 # ---------------------------------------------------------------------------------------
+@njit(**_JIT)
+def _two_pass(x, valid, order, a, b, n, s):
+    """Corrected two-pass mean and centred sum of squares of the valid rows of
+    ``order[a:b]`` given their count and plain sum (exact to rounding even for rewards
+    offset by 1e8)."""
+    if n == 0:
+        return 0.0, 0.0
+    m = s / n
+    c = 0.0
+    ss = 0.0
+    for p in range(a, b):
+        i = order[p]
+        if valid[i]:
+            d = x[i] - m
+            c += d
+            ss += d * d
+    ss -= c * c / n
+    return m + c / n, (ss if ss > 0.0 else 0.0)
+
+
 @njit(parallel=True, **_JIT)
 def _seg_mean_var(x, valid, order, offsets, ddof, mean, var, count, const):
     g = offsets.shape[0] - 1
@@ -55,20 +75,8 @@ def _seg_mean_var(x, valid, order, offsets, ddof, mean, var, count, const):
             var[j] = 0.0
             const[j] = True
             continue
-        m = s / n
-        # corrected two-pass: exact to rounding even for rewards offset by 1e8
-        c = 0.0
-        ss = 0.0
-        for p in range(a, b):
-            i = order[p]
-            if valid[i]:
-                d = x[i] - m
-                c += d
-                ss += d * d
-        mean[j] = m + c / n
-        ss -= c * c / n
-        if ss < 0.0:
-            ss = 0.0
+        m, ss = _two_pass(x, valid, order, a, b, n, s)
+        mean[j] = m
         var[j] = ss / (n - ddof) if n > ddof else 0.0
         const[j] = False
 
@@ -150,18 +158,7 @@ def _seg_loo(x, valid, order, offsets, ddof, loo_mean, loo_var):
                 nmax += 1
             elif v > max2:
                 max2 = v
-        m = s / n if n > 0 else 0.0
-        c = 0.0
-        ss = 0.0
-        for p in range(a, b):
-            i = order[p]
-            if valid[i]:
-                d = x[i] - m
-                c += d
-                ss += d * d
-        if n > 0:
-            m = m + c / n
-            ss -= c * c / n
+        m, ss = _two_pass(x, valid, order, a, b, n, s)
         for p in range(a, b):
             i = order[p]
             if not valid[i]:
