@@ -65,14 +65,30 @@ class Rollouts:
         if len(names) != k:
             raise UsageError(f"{len(names)} names for {k} reward columns")
         w = np.ones(k) if weights is None else np.asarray(weights, dtype=np.float64)
-        _, first, inverse = np.unique(np.asarray(group), return_index=True, return_inverse=True)
-        rank = np.empty(first.shape[0], dtype=np.int64)
-        rank[np.argsort(first, kind="stable")] = np.arange(first.shape[0])
-        codes = rank[inverse.reshape(-1)]
-        order, offsets = csr_from_codes(codes, first.shape[0])
+        codes, n_groups = dense_codes(np.asarray(group))
+        order, offsets = csr_from_codes(codes, n_groups)
         mins = np.array([nm in set(minimize) for nm in names], dtype=bool)
         as_col = lambda a: None if a is None else np.asarray(a, dtype=np.float64)
         return cls(r, names, w, mins, codes, order, offsets, as_col(length), as_col(baseline))
+
+    def subset(self, mask: np.ndarray) -> "Rollouts":
+        """The rows where ``mask`` is true, groups renumbered: the table a separate run on
+        the filtered rows would load."""
+        codes, n_groups = dense_codes(self.codes[mask])
+        order, offsets = csr_from_codes(codes, n_groups)
+        pick = lambda a: None if a is None else a[mask]
+        return Rollouts(
+            np.ascontiguousarray(self.rewards[mask]), self.names, self.weights, self.minimize,
+            codes, order, offsets, pick(self.length), pick(self.baseline),
+        )
+
+
+def dense_codes(keys: np.ndarray) -> tuple[np.ndarray, int]:
+    """Dense group codes numbered in order of first appearance."""
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    rank = np.empty(first.shape[0], dtype=np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(first.shape[0])
+    return rank[inverse.reshape(-1)], int(first.shape[0])
 
 
 @dataclass(frozen=True)

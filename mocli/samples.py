@@ -40,7 +40,7 @@ def _math(rng: np.random.Generator) -> pl.DataFrame:
                 "completion": f"<think>... {length} tokens ...</think> <answer>{j}</answer>",
                 "correct_reward": float(correct),
                 "format_reward": float(fmt),
-                "length_reward": -round(max(0.0, length - 600) / 1000.0, 4),
+                "length_reward": round(-max(0.0, length - 600) / 1000.0, 4) + 0.0,  # no -0.0
                 "response_length": length,
             })
     return pl.DataFrame(rows)

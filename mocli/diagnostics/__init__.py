@@ -1,0 +1,192 @@
+"""The analyze report: input summary, per-objective statistics, conflict, and per estimator
+advantage statistics, collapse, sign flips, interference, Pareto order, influence and
+length coupling (DIAGNOSTICS.md), optionally per slice and with pairwise agreement."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from ..batch import Batch, Rollouts, apply_nan_policy, prepare
+from ..errors import UsageError
+from ..estimators import Estimator
+from ..params import describe
+from ..pipeline import make_scheme, resolve
+from ..schemes import Condition, Scheme, apply_conditions
+from . import metrics
+from .metrics import GroupView
+
+ABSOLUTE_ROOTS = ("input", "objectives", "conflict", "estimators", "agreement")
+
+
+@dataclass
+class Report:
+    """One analyze report. ``to_dict()`` gives the JSON document (DIAGNOSTICS.md keys)."""
+
+    input: dict[str, Any]
+    objectives: dict[str, dict[str, Any]]
+    conflict: dict[str, Any]
+    estimators: dict[str, dict[str, Any]]
+    agreement: dict[str, dict[str, Any]] | None = None
+    by: dict[str, "Report"] = field(default_factory=dict)
+    by_column: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "input": self.input,
+            "objectives": self.objectives,
+            "conflict": self.conflict,
+            "estimators": self.estimators,
+        }
+        if self.agreement is not None:
+            out["agreement"] = self.agreement
+        if self.by:
+            out["by_column"] = self.by_column
+            out["by"] = {k: v.to_dict() for k, v in self.by.items()}
+        return out
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.estimators)
+
+    def lookup(self, path: str) -> Any:
+        """Value at a dotted path; keys that contain dots (estimator labels such as
+        ``grpo:eps=0.5``) are matched whole. Raises KeyError naming the missing part."""
+        return lookup(self.to_dict(), path)
+
+    def expand(self, path: str) -> list[tuple[str, str]]:
+        """``(label or '', absolute path)`` pairs that a check path stands for: absolute
+        paths as they are, relative ones once per estimator."""
+        root = path.split(".", 1)[0]
+        if root in ABSOLUTE_ROOTS:
+            if root == "estimators":
+                rest = path[len("estimators."):]
+                label = next((lb for lb in sorted(self.estimators, key=len, reverse=True) if rest == lb or rest.startswith(lb + ".")), "")
+                return [(label, path)]
+            return [("", path)]
+        return [(label, f"estimators.{label}.{path}") for label in self.estimators]
+
+
+def lookup(doc: Any, path: str) -> Any:
+    node = doc
+    rest = path
+    seen = []
+    while rest:
+        if not isinstance(node, dict):
+            raise KeyError(".".join(seen) or path)
+        keys = sorted(node, key=len, reverse=True)
+        key = next((k for k in keys if rest == k or rest.startswith(k + ".")), None)
+        if key is None:
+            head = rest.split(".", 1)[0]
+            raise KeyError(".".join(seen + [head]))
+        seen.append(key)
+        node = node[key]
+        rest = rest[len(key) + 1:]
+    return node
+
+
+def default_estimators(rollouts: Rollouts) -> list[str]:
+    """``grpo``, plus ``gdpo`` when two or more objectives are weighted."""
+    return ["grpo", "gdpo"] if int(np.count_nonzero(rollouts.weights)) >= 2 else ["grpo"]
+
+
+def analyze_rollouts(
+    rollouts: Rollouts,
+    estimators: Sequence[str | Estimator] | None = None,
+    *,
+    scheme: str | Scheme = "weighted_sum",
+    conditions: Sequence[str | Condition] = (),
+    gates: Sequence[str] = (),
+    profile: str = "mocli",
+    compare: bool = False,
+    slices: np.ndarray | None = None,
+    slice_column: str | None = None,
+    keep_advantages: bool = False,
+) -> Report:
+    """The full report for one table; with ``slices`` (one value per row) also one report
+    per distinct value, each equal to a separate run on the filtered rows."""
+    specs = list(estimators) if estimators else default_estimators(rollouts)
+    resolved = resolve(specs, profile)
+    sch = scheme if isinstance(scheme, Scheme) else make_scheme(scheme, gates)
+    conds = [c if isinstance(c, Condition) else Condition.parse(c) for c in conditions]
+    report = _one(rollouts, resolved, sch, conds, compare, keep_advantages)
+    if slices is not None:
+        report.by_column = slice_column
+        keys = np.array(["null" if v is None else str(v) for v in slices.tolist()], dtype=object)
+        for value in _slice_order(slices, keys):
+            mask = keys == value
+            report.by[value] = _one(rollouts.subset(mask), resolved, sch, conds, compare, False)
+    return report
+
+
+def _slice_order(values: np.ndarray, keys: np.ndarray) -> list[str]:
+    uniq = list(dict.fromkeys(keys.tolist()))
+    try:
+        nums = {k: float(k) for k in uniq if k != "null"}
+        return sorted(nums, key=nums.get) + (["null"] if "null" in uniq else [])
+    except ValueError:
+        return sorted(k for k in uniq if k != "null") + (["null"] if "null" in uniq else [])
+
+
+def _one(rollouts, resolved, scheme, conds, compare, keep) -> Report:
+    batches: dict[str, Batch] = {}
+    views: dict[str, GroupView] = {}
+
+    def get(policy: str) -> tuple[Batch, GroupView]:
+        if policy not in batches:
+            batches[policy] = prepare(rollouts, scheme, conds, policy)
+            views[policy] = GroupView.of(batches[policy])
+        return batches[policy], views[policy]
+
+    base, view = get("omit")
+    raw = apply_conditions(apply_nan_policy(rollouts.rewards, rollouts.names, rollouts.weights, "omit"), rollouts.names, conds)
+    est_reports: dict[str, dict[str, Any]] = {}
+    advs: dict[str, np.ndarray] = {}
+    for r in resolved:
+        batch, v = get(r.estimator.nan_policy)
+        A = r.estimator(batch)
+        advs[r.label] = A
+        entry = {"params": describe(r.estimator)}
+        entry.update(metrics.estimator_metrics(A, batch, v, rollouts.length))
+        est_reports[r.label] = entry
+    report = Report(
+        input=metrics.input_summary(base, view),
+        objectives=metrics.objective_stats(raw, base, view),
+        conflict=metrics.conflict(base, view),
+        estimators=est_reports,
+    )
+    if compare:
+        labels = [r.label for r in resolved]
+        report.agreement = {
+            f"{a}|{b}": metrics.agreement(advs[a], advs[b], base, view)
+            for i, a in enumerate(labels) for b in labels[i + 1:]
+        }
+    if keep:
+        report._advantages = advs  # type: ignore[attr-defined]
+        report._batch = base  # type: ignore[attr-defined]
+    return report
+
+
+def flips(report: Report, a: str, b: str, limit: int = 20) -> list[tuple[int, float, float]]:
+    """Rows whose sign differs between estimators ``a`` and ``b``, most telling first (the
+    smaller of the two magnitudes, descending): ``(row, A_a, A_b)``."""
+    advs = getattr(report, "_advantages", None)
+    batch = getattr(report, "_batch", None)
+    if advs is None or batch is None:
+        raise UsageError("flips need a report made with keep_advantages=True")
+    A, B = advs[a], advs[b]
+    mask = metrics.flipped_mask(A, B, batch)
+    rows = np.flatnonzero(mask)
+    strength = np.minimum(np.abs(A[rows]), np.abs(B[rows]))
+    top = rows[np.argsort(-strength, kind="stable")][:limit]
+    return [(int(i), float(A[i]), float(B[i])) for i in top]
+
+
+def iter_paths(doc: Any, prefix: str = "") -> Iterable[str]:
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            yield from iter_paths(v, f"{prefix}.{k}" if prefix else k)
+    else:
+        yield prefix
