@@ -49,10 +49,11 @@ class Settings:
                 setattr(out, f.name, list(value) if isinstance(value, (list, tuple)) else value)
         return out
 
-    def load(self, inputs: Sequence[str | os.PathLike], all_columns: bool = False) -> Loaded:
+    def load(self, inputs: Sequence[str | os.PathLike], all_columns: bool = False, extra: Sequence[str] = ()) -> Loaded:
         return load(
             inputs, group=self.group, rewards=self.rewards or None, minimize=self.minimize,
-            length=self.length, baseline=self.baseline, step=self.step, all_columns=all_columns,
+            length=self.length, baseline=self.baseline, step=self.step, extra=extra,
+            all_columns=all_columns,
         )
 
 
@@ -73,3 +74,72 @@ def advantages_table(
     dtype = np.float32 if float32 else np.float64
     cols = [pl.Series(f"adv:{label}", a.astype(dtype)) for label, a in adv.items()]
     return loaded.frame.with_columns(cols)
+
+
+TEXT_COLUMNS = ("prompt", "question", "input", "completion", "response", "output", "text")
+
+
+def analyze(
+    inputs: Sequence[str | os.PathLike],
+    settings: Settings | None = None,
+    *,
+    by: str | None = None,
+    compare: bool = False,
+    **options: Any,
+):
+    """Load rollouts and build the analyze report (:class:`mocli.diagnostics.Report`).
+
+    ``by`` adds one report per value of that column; ``compare`` adds pairwise agreement
+    and keeps the advantages so that :func:`flip_rows` can list the rows that flip sign.
+    """
+    from .diagnostics import analyze_rollouts
+    from .io import expand_inputs, schema_of
+
+    s = settings or Settings.merge(**options)
+    if s.estimators:
+        resolve(s.estimators, s.profile)  # fail on a bad spec before reading anything
+    extra: list[str] = []
+    if by:
+        extra.append(by)
+    if compare:
+        schema = schema_of(expand_inputs(inputs))
+        extra += [c for c in TEXT_COLUMNS if c in schema and schema[c] == pl.String]
+    loaded = s.load(inputs, extra=list(dict.fromkeys(extra)))
+    slices = loaded.frame.get_column(by).to_numpy() if by else None
+    report = analyze_rollouts(
+        loaded.rollouts, s.estimators or None, scheme=s.scheme, conditions=s.when, gates=s.gate,
+        profile=s.profile, compare=compare, slices=slices, slice_column=by, keep_advantages=compare,
+    )
+    report._frame = loaded.frame  # type: ignore[attr-defined]
+    report._group = loaded.group  # type: ignore[attr-defined]
+    return report
+
+
+def flip_rows(report, a: str, b: str, limit: int = 20, width: int = 60) -> list[dict[str, Any]]:
+    """The rows whose advantage sign differs between estimators ``a`` and ``b``, most telling
+    first, with the group key, the rewards and any text columns (truncated)."""
+    from .diagnostics import flips
+
+    frame = getattr(report, "_frame", None)
+    group = getattr(report, "_group", None)
+    batch = report._batch
+    out = []
+    for row, va, vb in flips(report, a, b, limit):
+        entry: dict[str, Any] = {"row": row}
+        if frame is not None and group is not None:
+            key = frame.get_column(group)[row]
+            entry["group"] = key if isinstance(key, (int, float, str)) else str(key)
+        entry[a] = va
+        entry[b] = vb
+        entry["rewards"] = {
+            name: (None if np.isnan(v) else float(v)) for name, v in zip(batch.names, batch.rewards[row])
+        }
+        if frame is not None:
+            for col in TEXT_COLUMNS:
+                if col in frame.columns and frame.schema[col] == pl.String and col != group:
+                    text = frame.get_column(col)[row]
+                    if text is not None:
+                        text = " ".join(str(text).split())
+                        entry[col] = text if len(text) <= width else text[: width - 1] + "…"
+        out.append(entry)
+    return out

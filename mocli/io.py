@@ -249,9 +249,11 @@ def load(
     length: str | None = None,
     baseline: str | None = None,
     step: str | None = None,
+    extra: Sequence[str] = (),
     all_columns: bool = False,
 ) -> Loaded:
-    """Read rollout files into :class:`Rollouts` (and the full frame if ``all_columns``)."""
+    """Read rollout files into :class:`Rollouts`; ``frame`` holds the columns read (every
+    column with ``all_columns``, else the needed ones plus ``extra``)."""
     paths = expand_inputs(inputs)
     schema = schema_of(paths)
     gcol = detect_group(schema, group)
@@ -264,7 +266,10 @@ def load(
     for m in minimize:
         if m not in names:
             raise UsageError(f"--minimize names '{m}', which is not a reward{suggest(m, names)}; rewards: {', '.join(names)}")
-    needed = [gcol, *names] + [c for c in (length, baseline, step) if c]
+    for col in extra:
+        if col not in schema:
+            raise _missing(col, schema, "requested", "--by")
+    needed = [gcol, *names] + [c for c in (length, baseline, step) if c] + list(extra)
     needed = list(dict.fromkeys(needed))
     df = read_columns(paths, None if all_columns else needed)
     if df.height == 0:
@@ -285,7 +290,7 @@ def load(
     weights = np.array([o.weight for o in objs], dtype=np.float64)
     mins = np.array([o.name in set(minimize) for o in objs], dtype=bool)
     ro = Rollouts(np.ascontiguousarray(r), tuple(names), weights, mins, codes, order, offsets, len_arr, base_arr)
-    return Loaded(ro, gcol, objs, length, baseline, step, df if all_columns else None, paths)
+    return Loaded(ro, gcol, objs, length, baseline, step, df, paths)
 
 
 # ---------------------------------------------------------------------------------------

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
-from typing import Annotated, Optional
+from typing import Annotated, List, Optional
 
 import numpy as np
 import typer
@@ -12,12 +13,14 @@ from rich.console import Console
 from rich.table import Table
 
 from .. import catalog
-from ..api import Settings, advantages_table
+from .. import check as check_mod
+from ..api import Settings, advantages_table, analyze as analyze_api, flip_rows
 from ..errors import UsageError
 from ..io import check_output, write_table
 from ..kernels import seg_mean_var
 from ..samples import SAMPLES, sample
 from . import options as o
+from . import render
 
 app = typer.Typer(
     name="mocli",
@@ -39,7 +42,8 @@ def _format(value: Optional[str]) -> str:
 
 
 def _out() -> Console:
-    return Console(soft_wrap=False)
+    # a pipe or file gets a wide fixed width instead of Rich's 80 columns
+    return Console(soft_wrap=False, width=None if sys.stdout.isatty() else 160)
 
 
 def _json(doc) -> None:
@@ -181,3 +185,153 @@ def inspect(
     for n, r in doc["rewards"].items():
         table.add_row(n, f"{r['weight']:g}", r["direction"], str(r["missing"]))
     con.print(table)
+
+
+def _settings(config, **cli) -> Settings:
+    return Settings.merge(config, **cli)
+
+
+def _report_output(doc: dict, fmt: str, title: str, flips: dict | None = None) -> None:
+    if fmt == "json":
+        if flips is not None:
+            doc = dict(doc, flips=flips)
+        _json(doc)
+    elif fmt == "markdown":
+        sys.stdout.write(render.markdown_report(doc, title, flips) + "\n")
+    else:
+        _out().print(render.rich_report(doc, title, flips))
+
+
+@app.command()
+def analyze(
+    inputs: o.Inputs,
+    estimator: o.Estimator = None,
+    group: o.Group = None,
+    reward: o.Reward = None,
+    minimize: o.Minimize = None,
+    length: o.Length = None,
+    baseline: o.Baseline = None,
+    step: o.Step = None,
+    scheme: o.Scheme = None,
+    gate: o.Gate = None,
+    when: o.When = None,
+    profile: o.Profile = None,
+    by: o.By = None,
+    config: o.Config = None,
+    fmt: o.Format = None,
+) -> None:
+    """Report collapse, sign flips, conflict, interference, Pareto order and influence."""
+    s = _settings(config, group=group, rewards=reward, minimize=minimize, length=length, baseline=baseline,
+                  step=step, estimators=estimator, scheme=scheme, gate=gate, when=when, profile=profile, format=fmt)
+    f = _format(s.format)
+    report = analyze_api(inputs, s, by=by)
+    _report_output(report.to_dict(), f, "mocli analyze")
+
+
+@app.command()
+def compare(
+    inputs: o.Inputs,
+    estimator: o.Estimator = None,
+    group: o.Group = None,
+    reward: o.Reward = None,
+    minimize: o.Minimize = None,
+    length: o.Length = None,
+    baseline: o.Baseline = None,
+    step: o.Step = None,
+    scheme: o.Scheme = None,
+    gate: o.Gate = None,
+    when: o.When = None,
+    profile: o.Profile = None,
+    by: o.By = None,
+    config: o.Config = None,
+    fmt: o.Format = None,
+    top: Annotated[int, typer.Option("--top", help="How many sign-flipping rows to list per pair.")] = 10,
+) -> None:
+    """Estimators side by side, their agreement, and the rows that flip sign."""
+    s = _settings(config, group=group, rewards=reward, minimize=minimize, length=length, baseline=baseline,
+                  step=step, estimators=estimator, scheme=scheme, gate=gate, when=when, profile=profile, format=fmt)
+    f = _format(s.format)
+    if len(s.estimators) < 2:
+        raise UsageError("compare needs at least two estimators: -e A -e B")
+    report = analyze_api(inputs, s, by=by, compare=True)
+    labels = report.labels
+    flips = {f"{a}|{b}": flip_rows(report, a, b, limit=top) for i, a in enumerate(labels) for b in labels[i + 1:]}
+    _report_output(report.to_dict(), f, "mocli compare", flips)
+
+
+@app.command()
+def check(
+    inputs: o.Inputs,
+    fail_if: Annotated[Optional[List[str]], typer.Option("--fail-if", help="'PATH OP NUMBER', repeatable; relative paths apply to every estimator.")] = None,
+    estimator: o.Estimator = None,
+    group: o.Group = None,
+    reward: o.Reward = None,
+    minimize: o.Minimize = None,
+    length: o.Length = None,
+    baseline: o.Baseline = None,
+    step: o.Step = None,
+    scheme: o.Scheme = None,
+    gate: o.Gate = None,
+    when: o.When = None,
+    profile: o.Profile = None,
+    config: o.Config = None,
+    fmt: o.Format = None,
+    junit: Annotated[Optional[str], typer.Option("--junit", help="Write a JUnit XML report here.")] = None,
+    summary: Annotated[Optional[str], typer.Option("--summary", help="Write a Markdown summary here (e.g. $GITHUB_STEP_SUMMARY).")] = None,
+) -> None:
+    """CI gate: exit 1 when a threshold expression holds, 0 when none does."""
+    s = _settings(config, group=group, rewards=reward, minimize=minimize, length=length, baseline=baseline,
+                  step=step, estimators=estimator, scheme=scheme, gate=gate, when=when, profile=profile, format=fmt)
+    f = _format(s.format)
+    exprs = [check_mod.Expression.parse(e) for e in (fail_if or [])]
+    exprs += [check_mod.Expression.from_config(e) for e in s.check]
+    if not exprs:
+        raise UsageError("no --fail-if expression given (and no [[tool.mocli.check]] in the config)")
+    for path in (junit, summary):
+        if path:
+            check_output_text(path)
+    report = analyze_api(inputs, s)
+    outcomes = check_mod.evaluate(report, exprs)
+    if junit:
+        _write_text(junit, check_mod.junit(outcomes))
+    if summary:
+        with open(summary, "a", encoding="utf-8") as fh:
+            fh.write(check_mod.summary_markdown(outcomes))
+    if f == "json":
+        _json({
+            "passed": not check_mod.failed(outcomes),
+            "checks": [
+                {"expression": o.expression.text, "estimator": o.label or None, "path": o.path, "value": o.value, "status": o.status}
+                for o in outcomes
+            ],
+        })
+    elif f == "markdown":
+        sys.stdout.write(check_mod.summary_markdown(outcomes))
+    else:
+        _out().print(render.rich_check(outcomes))
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        sys.stdout.write(check_mod.annotations(outcomes))
+    n_fail = sum(o.failed for o in outcomes)
+    n_null = sum(o.value is None for o in outcomes)
+    sys.stderr.write(f"{len(outcomes)} checks: {n_fail} failed, {n_null} null\n")
+    if n_fail:
+        raise typer.Exit(1)
+
+
+def check_output_text(path: str) -> None:
+    from pathlib import Path
+
+    if not Path(path).resolve().parent.is_dir():
+        raise UsageError(f"folder of '{path}' does not exist")
+
+
+def _write_text(path: str, text: str) -> None:
+    import tempfile
+    from pathlib import Path
+
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=target.resolve().parent, prefix=f".{target.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, target)

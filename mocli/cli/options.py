@@ -20,3 +20,4 @@ When = Annotated[Optional[List[str]], typer.Option("--when", help="Condition 'ob
 Profile = Annotated[Optional[str], typer.Option("--profile", help="Framework defaults: mocli, trl, trl_gdpo_fork, verl, openrlhf, nemo_rl.")]
 Config = Annotated[Optional[str], typer.Option("--config", help="TOML settings file (default: [tool.mocli] in ./pyproject.toml).")]
 Format = Annotated[Optional[str], typer.Option("--format", help="table, json or markdown.")]
+By = Annotated[Optional[str], typer.Option("--by", help="Also report per value of this column (e.g. step).")]

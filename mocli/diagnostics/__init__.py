@@ -148,7 +148,7 @@ def _one(rollouts, resolved, scheme, conds, compare, keep) -> Report:
         batch, v = get(r.estimator.nan_policy)
         A = r.estimator(batch)
         advs[r.label] = A
-        entry = {"params": describe(r.estimator)}
+        entry = {"params": {k: metrics.num(v) if isinstance(v, float) else v for k, v in describe(r.estimator).items()}}
         entry.update(metrics.estimator_metrics(A, batch, v, rollouts.length))
         est_reports[r.label] = entry
     report = Report(

@@ -59,11 +59,15 @@ class GDPO(_Decoupled):
     token_weighted: bool = param(False, "token-weighted batch whitening (verl masked_whiten; needs --length)")
     var_eps: float = param(1e-8, "variance stabiliser of token-weighted whitening")
 
+    def __post_init__(self):
+        if np.isnan(self.eps_batch):  # resolved here, so that params show the value used
+            object.__setattr__(self, "eps_batch", self.eps)
+
     def compute(self, batch):
         a = objective_z(self, batch) @ batch.weights
         if not self.batch_norm:
             return a
-        eps = self.eps if np.isnan(self.eps_batch) else self.eps_batch
+        eps = self.eps_batch
         length = self.needs("length", batch, ":token_weighted=true") if self.token_weighted else None
         return whiten(
             a, batch.scorable, eps=eps, eps_mode=self.eps_mode, ddof=self.ddof,
