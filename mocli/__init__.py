@@ -4,8 +4,9 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .api import Settings, advantages_table
+from .api import Settings, advantages_table, analyze, flip_rows
 from .batch import Batch, Rollouts, prepare
+from .diagnostics import Report, analyze_rollouts
 from .errors import InputError, MocliError, UsageError
 from .estimators import ESTIMATORS, Estimator
 from .io import load, write_table
@@ -14,7 +15,8 @@ from .profiles import PROFILES
 from .schemes import SCHEMES
 
 __all__ = [
-    "Batch", "ESTIMATORS", "Estimator", "InputError", "MocliError", "PROFILES", "Rollouts",
-    "SCHEMES", "Settings", "UsageError", "advantages_table", "compute_advantages", "load",
-    "make_estimator", "make_scheme", "prepare", "write_table",
+    "Batch", "ESTIMATORS", "Estimator", "InputError", "MocliError", "PROFILES", "Report",
+    "Rollouts", "SCHEMES", "Settings", "UsageError", "advantages_table", "analyze",
+    "analyze_rollouts", "compute_advantages", "flip_rows", "load", "make_estimator",
+    "make_scheme", "prepare", "write_table",
 ]

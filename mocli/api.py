@@ -87,15 +87,25 @@ def analyze(
     compare: bool = False,
     **options: Any,
 ):
-    """Load rollouts and build the analyze report (:class:`mocli.diagnostics.Report`).
+    """Load rollouts (or take a :class:`~mocli.Rollouts`) and build the analyze report
+    (:class:`mocli.diagnostics.Report`; ``.to_dict()`` is the JSON document).
+
+        >>> report = mocli.analyze(["rollouts.parquet"], estimators=["grpo", "gdpo"], by="step")
+        >>> report.to_dict()["estimators"]["grpo"]["collapse"]["zero_variance_group_rate"]
 
     ``by`` adds one report per value of that column; ``compare`` adds pairwise agreement
     and keeps the advantages so that :func:`flip_rows` can list the rows that flip sign.
     """
+    from .batch import Rollouts
     from .diagnostics import analyze_rollouts
     from .io import expand_inputs, schema_of
 
     s = settings or Settings.merge(**options)
+    if isinstance(inputs, Rollouts):
+        return analyze_rollouts(
+            inputs, s.estimators or None, scheme=s.scheme, conditions=s.when, gates=s.gate,
+            profile=s.profile, compare=compare, keep_advantages=compare,
+        )
     if s.estimators:
         resolve(s.estimators, s.profile)  # fail on a bad spec before reading anything
     extra: list[str] = []

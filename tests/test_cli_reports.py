@@ -100,3 +100,13 @@ def test_check_thresholds_from_config(run_cli, tmp_path):
     code, out, _ = run_cli("check", MATH, "--config", cfg, "--format", "json")
     doc = json.loads(out)
     assert code == 1 and [c["status"] for c in doc["checks"]] == ["fail", "pass"]
+
+
+def test_library_report_equals_the_cli_json(run_cli):
+    import mocli
+
+    report = mocli.analyze([MATH], estimators=["grpo", "dvao"], length="response_length")
+    assert isinstance(report, mocli.Report)
+    code, out, _ = run_cli("analyze", MATH, "-e", "grpo", "-e", "dvao", "--length", "response_length", "--format", "json")
+    assert json.loads(out) == json.loads(json.dumps(report.to_dict()))
+    assert report.lookup("estimators.dvao.collapse.resolution") == report.to_dict()["estimators"]["dvao"]["collapse"]["resolution"]
