@@ -1,0 +1,208 @@
+"""mocli against the alternatives, measured in the same run.
+
+    python benchmarks/run.py --rows 4000000
+
+Generates a rollout table (ragged groups of 4-28 rows, shuffled keys, 4 objectives) and,
+alternating the contenders in every repeat, times:
+
+* ``polars``: a hand-written Polars pipeline (GRPO via ``.over``, GDPO via per-column
+  ``.over`` and a batch z-score), Parquet in, Parquet out;
+* ``numpy-reshape``: NumPy with a reshape to (groups, G) on an equal-sized copy of the
+  table (the only case a reshape can handle), Parquet in and out;
+* ``mocli advantages -e grpo -e gdpo`` and ``mocli analyze -e grpo -e gdpo`` end to end
+  (separate processes: start-up, reading, factorising, computing, writing);
+* verl's ``compute_grpo_outcome_advantage`` and its vectorised variant on tensors already
+  in memory, when verl is installed;
+* mocli's estimator kernels on arrays already in memory (rows per second).
+
+Prints medians, rows per second, peak resident memory of each process and ratios against
+the Polars pipeline. Every end-to-end contender runs in its own process, so peak memory
+is that process's own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+OBJECTIVES = ["correct_reward", "format_reward", "length_reward", "style_reward"]
+
+POLARS = textwrap.dedent('''
+    import sys, polars as pl
+    R = {objectives!r}
+    g, eps = "prompt_id", 1e-6
+    s = pl.sum_horizontal(R)
+    grpo = ((s - s.mean().over(g)) / (s.std().over(g) + eps)).fill_nan(0.0).fill_null(0.0).alias("adv:grpo")
+    z = [((pl.col(c) - pl.col(c).mean().over(g)) / (pl.col(c).std().over(g) + eps)).fill_nan(0.0).fill_null(0.0) for c in R]
+    a = pl.sum_horizontal(z)
+    gdpo = ((a - a.mean()) / (a.std() + eps)).alias("adv:gdpo")
+    pl.scan_parquet(sys.argv[1]).with_columns(grpo, gdpo).sink_parquet(sys.argv[2])
+''')
+
+NUMPY = textwrap.dedent('''
+    import sys, numpy as np, pyarrow.parquet as pq, pyarrow as pa
+    R = {objectives!r}
+    t = pq.read_table(sys.argv[1])
+    key = t.column("prompt_id").to_numpy()
+    order = np.argsort(key, kind="stable")
+    G = int(sys.argv[3])
+    r = np.stack([t.column(c).to_numpy()[order] for c in R], axis=1).reshape(-1, G, len(R))
+    s = r.sum(axis=2)
+    grpo = (s - s.mean(axis=1, keepdims=True)) / (s.std(axis=1, ddof=1, keepdims=True) + 1e-6)
+    z = (r - r.mean(axis=1, keepdims=True)) / (r.std(axis=1, ddof=1, keepdims=True) + 1e-6)
+    a = z.sum(axis=2).ravel()
+    gdpo = (a - a.mean()) / (a.std(ddof=1) + 1e-6)
+    out = np.empty_like(a); out[order] = grpo.ravel(); g2 = np.empty_like(a); g2[order] = gdpo
+    pq.write_table(t.append_column("adv:grpo", pa.array(out)).append_column("adv:gdpo", pa.array(g2)), sys.argv[2])
+''')
+
+
+def make_table(rows: int, seed: int, equal: int | None = None) -> pl.DataFrame:
+    rng = np.random.default_rng(seed)
+    if equal:
+        sizes = np.full(rows // equal, equal)
+    else:
+        sizes = rng.integers(4, 29, size=rows // 8)
+        sizes = sizes[: np.searchsorted(np.cumsum(sizes), rows) + 1]
+        sizes[-1] -= sizes.sum() - rows
+        sizes = sizes[sizes > 0]
+    n = int(sizes.sum())
+    keys = np.repeat(rng.permutation(len(sizes)) * 7919 + 13, sizes)
+    rng.shuffle(keys)
+    difficulty = rng.random(len(sizes))
+    return pl.DataFrame({
+        "prompt_id": keys,
+        "correct_reward": (rng.random(n) < 0.5).astype(np.float64),
+        "format_reward": (rng.random(n) < 0.9).astype(np.float64),
+        "length_reward": -np.round(rng.random(n), 3),
+        "style_reward": rng.normal(size=n),
+    }), difficulty
+
+
+def run_process(cmd: list[str], stdout=subprocess.DEVNULL) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB) of one child process."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        raise SystemExit(f"benchmark command failed ({code}): {' '.join(cmd)}\n{err}")
+    return wall, usage.ru_maxrss / 1024.0
+
+
+def kernel_rates(path: Path, repeats: int) -> dict[str, float]:
+    import mocli
+    from mocli import make_scheme, prepare
+
+    loaded = mocli.load([path])
+    specs = ["grpo", "rloo", "dr_grpo", "gdpo", "mc_grpo", "g2rpo", "dvao", "gd2po"]
+    batch = prepare(loaded.rollouts, make_scheme())
+    out = {}
+    for spec in specs:
+        est = mocli.make_estimator(spec)
+        est(batch)  # compile
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            est(batch)
+            times.append(time.perf_counter() - t0)
+        out[spec] = batch.n / statistics.median(times)
+    return out
+
+
+def verl_rates(path: Path, repeats: int) -> dict[str, float]:
+    try:
+        import torch
+        from verl.trainer.ppo import core_algos as ca
+    except Exception:
+        return {}
+    df = pl.read_parquet(path)
+    s = torch.tensor(df.select(pl.sum_horizontal(OBJECTIVES)).to_series().to_numpy())
+    index = df["prompt_id"].to_numpy()
+    n = s.shape[0]
+    tok = s[:, None].clone()
+    mask = torch.ones((n, 1), dtype=torch.float64)
+    out = {}
+    for name, fn in (("verl grpo (loop)", ca.compute_grpo_outcome_advantage),
+                     ("verl grpo (vectorised)", ca.compute_grpo_vectorized_outcome_advantage)):
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn(tok.clone(), mask, index)
+            times.append(time.perf_counter() - t0)
+        out[name] = n / statistics.median(times)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", type=int, default=4_000_000)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--skip-verl", action="store_true")
+    args = ap.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="mocli-bench-"))
+    table, _ = make_table(args.rows, args.seed)
+    data = tmp / "rollouts.parquet"
+    table.write_parquet(data)
+    equal, _ = make_table(args.rows, args.seed, equal=16)
+    data_eq = tmp / "rollouts_equal.parquet"
+    equal.write_parquet(data_eq)
+    n = table.height
+    cols_mb = table.estimated_size("mb")
+    print(f"{n} rows, {table['prompt_id'].n_unique()} groups (sizes 4-28, keys shuffled), 4 objectives; "
+          f"columns read: {cols_mb:.0f} MB; machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
+
+    py = sys.executable
+    pl_script = tmp / "polars_pipeline.py"
+    pl_script.write_text(POLARS.format(objectives=OBJECTIVES))
+    np_script = tmp / "numpy_reshape.py"
+    np_script.write_text(NUMPY.format(objectives=OBJECTIVES))
+    contenders = {
+        "polars (.over) grpo+gdpo": [py, str(pl_script), str(data), str(tmp / "pl.parquet")],
+        "numpy reshape grpo+gdpo*": [py, str(np_script), str(data_eq), str(tmp / "np.parquet"), "16"],
+        "mocli advantages grpo+gdpo": [py, "-m", "mocli", "advantages", str(data), "-e", "grpo", "-e", "gdpo", "-o", str(tmp / "mocli.parquet")],
+        "mocli analyze grpo+gdpo": [py, "-m", "mocli", "analyze", str(data), "-e", "grpo", "-e", "gdpo", "--format", "json"],
+    }
+    # warm the Numba cache and the page cache once, untimed
+    for cmd in contenders.values():
+        run_process(cmd)
+    results: dict[str, list[tuple[float, float]]] = {k: [] for k in contenders}
+    for _ in range(args.repeats):
+        for name, cmd in contenders.items():
+            results[name].append(run_process(cmd))
+
+    base = statistics.median(w for w, _ in results["polars (.over) grpo+gdpo"])
+    print(f"\n{'end to end (median of ' + str(args.repeats) + ')':<34}{'seconds':>9}{'rows/s':>14}{'peak MiB':>10}{'vs polars':>11}{'peak/cols':>11}")
+    for name, runs in results.items():
+        wall = statistics.median(w for w, _ in runs)
+        peak = max(m for _, m in runs)
+        print(f"{name:<34}{wall:>9.2f}{n / wall:>14,.0f}{peak:>10.0f}{wall / base:>10.2f}x{peak / cols_mb:>10.1f}x")
+    print("* on an equal-sized copy of the table (16 rows per group): a reshape cannot do ragged groups")
+
+    print(f"\n{'in memory (median of ' + str(args.repeats) + ')':<34}{'rows/s':>14}")
+    for name, rate in kernel_rates(data, args.repeats).items():
+        print(f"{'mocli ' + name:<34}{rate:>14,.0f}")
+    if not args.skip_verl:
+        vr = verl_rates(data, args.repeats)
+        if not vr:
+            print("verl is not installed: its functions were not timed")
+        for name, rate in vr.items():
+            print(f"{name:<34}{rate:>14,.0f}")
+
+
+if __name__ == "__main__":
+    main()
