@@ -4,7 +4,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .api import Settings, advantages_table, analyze, flip_rows
+from .api import Settings, advantages_table, analyze, flip_rows, verify
 from .batch import Batch, Rollouts, prepare
 from .diagnostics import Report, analyze_rollouts
 from .errors import InputError, MocliError, UsageError
@@ -18,5 +18,5 @@ __all__ = [
     "Batch", "ESTIMATORS", "Estimator", "InputError", "MocliError", "PROFILES", "Report",
     "Rollouts", "SCHEMES", "Settings", "UsageError", "advantages_table", "analyze",
     "analyze_rollouts", "compute_advantages", "flip_rows", "load", "make_estimator",
-    "make_scheme", "prepare", "write_table",
+    "make_scheme", "prepare", "verify", "write_table",
 ]

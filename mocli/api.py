@@ -36,6 +36,8 @@ class Settings:
     profile: str = "mocli"
     format: str | None = None
     check: list[Any] = field(default_factory=list)
+    source: str | None = None
+    steps: str | None = None
 
     @classmethod
     def merge(cls, config: str | None = None, **cli: Any) -> "Settings":
@@ -53,7 +55,7 @@ class Settings:
         return load(
             inputs, group=self.group, rewards=self.rewards or None, minimize=self.minimize,
             length=self.length, baseline=self.baseline, step=self.step, extra=extra,
-            all_columns=all_columns,
+            all_columns=all_columns, source=self.source, steps=self.steps,
         )
 
 
@@ -153,3 +155,39 @@ def flip_rows(report, a: str, b: str, limit: int = 20, width: int = 60) -> list[
                         entry[col] = text if len(text) <= width else text[: width - 1] + "…"
         out.append(entry)
     return out
+
+
+def verify(
+    inputs: Sequence[str | os.PathLike],
+    logged: str | None = None,
+    settings: Settings | None = None,
+    *,
+    tol: float = 1e-5,
+    top: int = 5,
+    **options: Any,
+):
+    """Recompute the advantages under the profile and compare them with the ``logged``
+    column (:class:`mocli.verification.Verification`). With ``--from`` the dump's own advantage
+    column is the default."""
+    from .errors import UsageError
+    from .verification import verify_rollouts
+
+    s = settings or Settings.merge(**options)
+    spec = (s.estimators or ["grpo"])
+    if len(spec) > 1:
+        raise UsageError("verify takes one estimator (-e SPEC): the one the trainer used")
+    resolve(spec, s.profile)
+    if logged is None:
+        probe = s.load(inputs) if s.source else None
+        logged = probe.logged if probe is not None else None
+        if logged is None:
+            raise UsageError("--logged COL is required: the column holding the advantages the trainer used")
+    loaded = s.load(inputs, extra=[logged])
+    values = loaded.frame.get_column(logged)
+    if not (values.dtype.is_numeric() or values.dtype == pl.Null):
+        raise UsageError(f"--logged column '{logged}' is {values.dtype}, not numeric")
+    keys = loaded.frame.get_column(loaded.group).to_list()
+    return verify_rollouts(
+        loaded.rollouts, values.cast(pl.Float64).to_numpy(), estimator=spec[0], profile=s.profile,
+        scheme=s.scheme, conditions=s.when, gates=s.gate, tol=tol, group_keys=keys, top=top,
+    )

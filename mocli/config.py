@@ -31,6 +31,8 @@ KEYS: dict[str, tuple[type, ...]] = {
     "profile": (str,),
     "format": (str,),
     "check": (list,),
+    "from": (str,),
+    "steps": (str,),
 }
 
 
@@ -71,6 +73,8 @@ def _validate(table: dict, where: str) -> dict[str, Any]:
         out[key] = value
     if isinstance(out.get("rewards"), dict):
         out["rewards"] = [f"{k}={v}" for k, v in out["rewards"].items()]
+    if "from" in out:
+        out["source"] = out.pop("from")
     for key in ("rewards", "minimize", "estimators", "gate", "when"):
         if key in out:
             out[key] = [str(v) for v in out[key]]

@@ -84,6 +84,28 @@ def expand_inputs(inputs: Sequence[str | os.PathLike]) -> list[Path]:
     return out
 
 
+_HIVE = re.compile(r"^([^=]+)=(.*)$")
+
+
+def hive_columns(path: Path) -> dict[str, object]:
+    """``key=value`` folder names above a file (hive partitioning), values as numbers where
+    they parse: ``step=10/part-0.parquet`` gives ``{"step": 10}``."""
+    out: dict[str, object] = {}
+    for part in path.parent.parts:
+        m = _HIVE.match(part)
+        if m:
+            key, value = m.groups()
+            for kind in (int, float):
+                try:
+                    out[key] = kind(value)
+                    break
+                except ValueError:
+                    continue
+            else:
+                out[key] = value
+    return out
+
+
 def _first_line(exc: Exception) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
@@ -117,6 +139,8 @@ def schema_of(paths: Sequence[Path]) -> dict[str, pl.DataType]:
             raise InputError(f"cannot read '{p}': {_first_line(exc)}") from None
         for name, dtype in schema.items():
             cols.setdefault(name, dtype)
+        for name, value in hive_columns(p).items():
+            cols.setdefault(name, pl.Int64 if isinstance(value, int) else pl.Float64 if isinstance(value, float) else pl.String)
     return cols
 
 
@@ -126,8 +150,11 @@ def read_columns(paths: Sequence[Path], columns: Sequence[str] | None) -> pl.Dat
     frames = []
     for p in paths:
         lf = _scan(p)
+        hive = hive_columns(p)
         try:
             have = lf.collect_schema().names()
+            lf = lf.with_columns([pl.lit(v).alias(k) for k, v in hive.items() if k not in have])
+            have = have + [k for k in hive if k not in have]
             if columns is not None:
                 lf = lf.select([c for c in columns if c in have])
             df = lf.collect()
@@ -238,6 +265,23 @@ class Loaded:
     step: str | None = None
     frame: pl.DataFrame | None = None
     files: list[Path] = field(default_factory=list)
+    logged: str | None = None  # the advantage column a framework dump logs, if any
+    notes: list[str] = field(default_factory=list)
+
+
+def parse_steps(text: str | None) -> tuple[float, float] | None:
+    """``A:B`` (inclusive; either side may be empty) or a single step ``A``."""
+    if text is None:
+        return None
+    lo, sep, hi = text.partition(":")
+    try:
+        a = float(lo) if lo.strip() else -np.inf
+        b = (float(hi) if hi.strip() else np.inf) if sep else a
+    except ValueError:
+        raise UsageError(f"--steps '{text}' is not A:B (inclusive, e.g. 100:200, 100: or :200) or one step") from None
+    if a > b:
+        raise UsageError(f"--steps '{text}': the first step is after the last")
+    return a, b
 
 
 def load(
@@ -251,11 +295,32 @@ def load(
     step: str | None = None,
     extra: Sequence[str] = (),
     all_columns: bool = False,
+    source: str | None = None,
+    steps: str | None = None,
 ) -> Loaded:
     """Read rollout files into :class:`Rollouts`; ``frame`` holds the columns read (every
-    column with ``all_columns``, else the needed ones plus ``extra``)."""
-    paths = expand_inputs(inputs)
-    schema = schema_of(paths)
+    column with ``all_columns``, else the needed ones plus ``extra``). ``source`` reads a
+    framework's dump (trl, verl, nemo_rl, auto); ``steps`` keeps a step range."""
+    notes: list[str] = []
+    logged_default = None
+    if source:
+        from . import frameworks
+
+        dump = frameworks.read(source, [str(i) for i in inputs])
+        schema = dict(dump.frame.schema)
+        group = group or dump.group
+        rewards = rewards or dump.objectives
+        step = step or dump.step
+        logged_default = dump.logged
+        notes = [f"read as a {dump.source} dump"] + dump.notes
+        paths: list[Path] = []
+    else:
+        paths = expand_inputs(inputs)
+        schema = schema_of(paths)
+    if step is None and steps is not None and "step" in schema:
+        step = "step"
+    if steps is not None and step is None:
+        raise UsageError("--steps needs a step column: pass --step COL")
     gcol = detect_group(schema, group)
     extras = {"length": (length, "--length"), "baseline": (baseline, "--baseline"), "step": (step, "--step")}
     for what, (col, opt) in extras.items():
@@ -268,12 +333,21 @@ def load(
             raise UsageError(f"--minimize names '{m}', which is not a reward{suggest(m, names)}; rewards: {', '.join(names)}")
     for col in extra:
         if col not in schema:
-            raise _missing(col, schema, "requested", "--by")
+            raise _missing(col, schema, "requested", "--by/--logged")
     needed = [gcol, *names] + [c for c in (length, baseline, step) if c] + list(extra)
     needed = list(dict.fromkeys(needed))
-    df = read_columns(paths, None if all_columns else needed)
+    if source:
+        keep = needed + ([dump.logged] if dump.logged and dump.logged not in needed else [])
+        df = dump.frame if all_columns else dump.frame.select(keep)
+    else:
+        df = read_columns(paths, None if all_columns else needed)
+    window = parse_steps(steps)
+    if window is not None:
+        st = _float_column(df, step, "step", allow_nan=False)
+        df = df.filter(pl.Series((st >= window[0]) & (st <= window[1])))
     if df.height == 0:
-        raise InputError(f"no rows in {', '.join(str(p) for p in paths)}")
+        where = ", ".join(str(p) for p in paths) or "the dump"
+        raise InputError(f"no rows in {where}" + (f" within --steps {steps}" if steps else ""))
     cols = []
     for o in objs:
         col = _float_column(df, o.name, "reward")
@@ -290,7 +364,7 @@ def load(
     weights = np.array([o.weight for o in objs], dtype=np.float64)
     mins = np.array([o.name in set(minimize) for o in objs], dtype=bool)
     ro = Rollouts(np.ascontiguousarray(r), tuple(names), weights, mins, codes, order, offsets, len_arr, base_arr)
-    return Loaded(ro, gcol, objs, length, baseline, step, df, paths)
+    return Loaded(ro, gcol, objs, length, baseline, step, df, paths, logged_default, notes)
 
 
 # ---------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from .. import catalog
 from .. import check as check_mod
-from ..api import Settings, advantages_table, analyze as analyze_api, flip_rows
+from ..api import Settings, advantages_table, analyze as analyze_api, flip_rows, verify as verify_api
 from ..errors import UsageError
 from ..io import check_output, write_table
 from ..kernels import seg_mean_var
@@ -65,6 +65,8 @@ def advantages(
     gate: o.Gate = None,
     when: o.When = None,
     profile: o.Profile = None,
+    source: o.Source = None,
+    steps: o.Steps = None,
     config: o.Config = None,
     float32: Annotated[bool, typer.Option("--float32", help="Write advantages as float32 (computed in float64).")] = False,
 ) -> None:
@@ -72,6 +74,7 @@ def advantages(
     s = Settings.merge(
         config, group=group, rewards=reward, minimize=minimize, length=length, baseline=baseline,
         step=step, estimators=estimator, scheme=scheme, gate=gate, when=when, profile=profile,
+        source=source, steps=steps,
     )
     check_output(output)
     table = advantages_table(inputs, s, float32=float32)
@@ -143,12 +146,14 @@ def inspect(
     group: o.Group = None,
     reward: o.Reward = None,
     minimize: o.Minimize = None,
+    source: o.Source = None,
+    steps: o.Steps = None,
     config: o.Config = None,
     fmt: o.Format = None,
 ) -> None:
     """Show columns, the detected group and reward columns, and the group sizes."""
     f = _format(fmt)
-    s = Settings.merge(config, group=group, rewards=reward, minimize=minimize)
+    s = Settings.merge(config, group=group, rewards=reward, minimize=minimize, source=source, steps=steps)
     loaded = s.load(inputs)
     ro = loaded.rollouts
     sizes = np.diff(ro.offsets)
@@ -217,12 +222,15 @@ def analyze(
     when: o.When = None,
     profile: o.Profile = None,
     by: o.By = None,
+    source: o.Source = None,
+    steps: o.Steps = None,
     config: o.Config = None,
     fmt: o.Format = None,
 ) -> None:
     """Report collapse, sign flips, conflict, interference, Pareto order and influence."""
     s = _settings(config, group=group, rewards=reward, minimize=minimize, length=length, baseline=baseline,
-                  step=step, estimators=estimator, scheme=scheme, gate=gate, when=when, profile=profile, format=fmt)
+                  step=step, estimators=estimator, scheme=scheme, gate=gate, when=when, profile=profile, format=fmt,
+                  source=source, steps=steps)
     f = _format(s.format)
     report = analyze_api(inputs, s, by=by)
     _report_output(report.to_dict(), f, "mocli analyze")
@@ -243,13 +251,16 @@ def compare(
     when: o.When = None,
     profile: o.Profile = None,
     by: o.By = None,
+    source: o.Source = None,
+    steps: o.Steps = None,
     config: o.Config = None,
     fmt: o.Format = None,
     top: Annotated[int, typer.Option("--top", help="How many sign-flipping rows to list per pair.")] = 10,
 ) -> None:
     """Estimators side by side, their agreement, and the rows that flip sign."""
     s = _settings(config, group=group, rewards=reward, minimize=minimize, length=length, baseline=baseline,
-                  step=step, estimators=estimator, scheme=scheme, gate=gate, when=when, profile=profile, format=fmt)
+                  step=step, estimators=estimator, scheme=scheme, gate=gate, when=when, profile=profile, format=fmt,
+                  source=source, steps=steps)
     f = _format(s.format)
     if len(s.estimators) < 2:
         raise UsageError("compare needs at least two estimators: -e A -e B")
@@ -274,6 +285,8 @@ def check(
     gate: o.Gate = None,
     when: o.When = None,
     profile: o.Profile = None,
+    source: o.Source = None,
+    steps: o.Steps = None,
     config: o.Config = None,
     fmt: o.Format = None,
     junit: Annotated[Optional[str], typer.Option("--junit", help="Write a JUnit XML report here.")] = None,
@@ -281,7 +294,8 @@ def check(
 ) -> None:
     """CI gate: exit 1 when a threshold expression holds, 0 when none does."""
     s = _settings(config, group=group, rewards=reward, minimize=minimize, length=length, baseline=baseline,
-                  step=step, estimators=estimator, scheme=scheme, gate=gate, when=when, profile=profile, format=fmt)
+                  step=step, estimators=estimator, scheme=scheme, gate=gate, when=when, profile=profile, format=fmt,
+                  source=source, steps=steps)
     f = _format(s.format)
     exprs = [check_mod.Expression.parse(e) for e in (fail_if or [])]
     exprs += [check_mod.Expression.from_config(e) for e in s.check]
@@ -335,3 +349,43 @@ def _write_text(path: str, text: str) -> None:
         fh.write(text)
     os.chmod(tmp, 0o644)
     os.replace(tmp, target)
+
+
+@app.command()
+def verify(
+    inputs: o.Inputs,
+    logged: Annotated[Optional[str], typer.Option("--logged", help="Column with the advantages the trainer used (default with --from: the dump's own).")] = None,
+    estimator: o.Estimator = None,
+    group: o.Group = None,
+    reward: o.Reward = None,
+    minimize: o.Minimize = None,
+    length: o.Length = None,
+    baseline: o.Baseline = None,
+    step: o.Step = None,
+    scheme: o.Scheme = None,
+    gate: o.Gate = None,
+    when: o.When = None,
+    profile: o.Profile = None,
+    source: o.Source = None,
+    steps: o.Steps = None,
+    config: o.Config = None,
+    fmt: o.Format = None,
+    tol: Annotated[float, typer.Option("--tol", help="Largest absolute difference that still agrees.")] = 1e-5,
+) -> None:
+    """Recompute logged advantages under a profile; exit 1 when they differ beyond --tol."""
+    s = _settings(config, group=group, rewards=reward, minimize=minimize, length=length, baseline=baseline,
+                  step=step, estimators=estimator, scheme=scheme, gate=gate, when=when, profile=profile, format=fmt,
+                  source=source, steps=steps)
+    f = _format(s.format)
+    if not tol >= 0:
+        raise UsageError(f"--tol must be a number >= 0, not {tol}")
+    v = verify_api(inputs, logged, s, tol=tol)
+    doc = v.to_dict()
+    if f == "json":
+        _json(doc)
+    elif f == "markdown":
+        sys.stdout.write(render.markdown_verify(doc) + "\n")
+    else:
+        _out().print(render.rich_verify(doc))
+    if not v.passed:
+        raise typer.Exit(1)

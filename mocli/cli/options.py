@@ -21,3 +21,5 @@ Profile = Annotated[Optional[str], typer.Option("--profile", help="Framework def
 Config = Annotated[Optional[str], typer.Option("--config", help="TOML settings file (default: [tool.mocli] in ./pyproject.toml).")]
 Format = Annotated[Optional[str], typer.Option("--format", help="table, json or markdown.")]
 By = Annotated[Optional[str], typer.Option("--by", help="Also report per value of this column (e.g. step).")]
+Source = Annotated[Optional[str], typer.Option("--from", help="Read a framework's rollout dump: trl, verl, nemo_rl or auto.")]
+Steps = Annotated[Optional[str], typer.Option("--steps", help="Keep a step range A:B (inclusive; A: or :B open).")]

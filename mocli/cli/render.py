@@ -224,3 +224,48 @@ def check_rows(outcomes) -> tuple[list[str], list[list[str]]]:
 def rich_check(outcomes) -> Table:
     t = _rich_table("mocli check", *check_rows(outcomes))
     return t
+
+
+# ---------------------------------------------------------------------------------------
+# verify
+# ---------------------------------------------------------------------------------------
+def verify_lines(doc: dict[str, Any]) -> list[str]:
+    verdict = "agree" if doc["passed"] else "DIFFER"
+    lines = [
+        f"{doc['estimator']} under profile {doc['profile']}: logged and recomputed advantages {verdict} "
+        f"(tolerance {doc['tol']:g})",
+        f"{doc['rows']} rows compared; max |diff| {doc['max_abs_diff']:.3g}, mean |diff| {doc['mean_abs_diff']:.3g}, "
+        f"{fmt(doc['beyond_tol_rate'], True)} of rows beyond tolerance",
+    ]
+    for h in doc["hints"]:
+        tag = "reproduces the log" if h["reproduces_log"] else "closest variation"
+        lines.append(f"likely cause ({tag}, max |diff| {h['max_abs_diff']:.3g}): {h['likely_cause']}")
+    if not doc["passed"] and not doc["hints"]:
+        lines.append("no known variation (eps, ddof, std scaling, whitening, baseline, singletons) reproduces the log")
+    return lines
+
+
+def worst_rows(doc) -> tuple[list[str], list[list[str]]]:
+    rows = []
+    long = lambda v: "–" if v is None else f"{v:.7g}"
+    for g in doc["worst_groups"][:3]:
+        for r in g["rows"]:
+            rows.append([fmt(g["group"]), fmt(r["row"]), long(r["logged"]), long(r["recomputed"]),
+                         ", ".join(fmt(v) for v in r["rewards"])])
+    return ["group", "row", "logged", "recomputed", "rewards"], rows
+
+
+def rich_verify(doc: dict[str, Any]) -> Group:
+    lines = verify_lines(doc)
+    parts: list[Any] = [Text(lines[0], style="bold green" if doc["passed"] else "bold red")]
+    parts += [Text(line, style="yellow" if line.startswith(("likely", "no known")) else "") for line in lines[1:]]
+    if doc["worst_groups"]:
+        parts.append(_rich_table("Worst groups", *worst_rows(doc)))
+    return Group(*parts)
+
+
+def markdown_verify(doc: dict[str, Any]) -> str:
+    out = ["## mocli verify", ""] + [f"- {line}" for line in verify_lines(doc)] + [""]
+    if doc["worst_groups"]:
+        out += ["### Worst groups", ""] + _md_table(*worst_rows(doc))
+    return "\n".join(out)

@@ -1,0 +1,130 @@
+"""Framework dumps (--from), hive partitions, many files, --steps, and mocli verify."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+import mocli
+from mocli import InputError, UsageError, load
+
+DUMPS = Path(__file__).parent / "data" / "dumps"
+
+
+def test_trl_groups_are_runs_of_the_same_prompt_per_file_and_step():
+    loaded = load([DUMPS / "trl"], source="trl")
+    ro = loaded.rollouts
+    assert ro.names == ("accuracy_reward", "format_reward")
+    # step 10 has prompts A, B, A (A twice, not merged), step 11 has A again: four groups
+    assert ro.n_groups == 4 and np.diff(ro.offsets).tolist() == [4, 4, 4, 4]
+    assert loaded.logged == "advantage"
+    assert load([DUMPS / "trl"], source="auto").rollouts.n_groups == 4
+
+
+def test_verl_groups_by_uid_and_uses_components():
+    loaded = load([DUMPS / "verl"], source="verl")
+    assert loaded.rollouts.names == ("acc", "format")
+    assert loaded.rollouts.n_groups == 2
+    assert loaded.rollouts.codes.tolist() == [0, 1, 0, 1, 0, 1, 0, 1]  # interleaved rows
+
+
+def test_verl_without_uid_groups_by_input_within_step(tmp_path):
+    d = tmp_path / "rollouts"
+    d.mkdir()
+    for step in (1, 2):
+        lines = [json.dumps({"input": f"q{i % 2}", "output": "o", "gts": "g", "score": float(i % 3)}) for i in range(6)]
+        (d / f"{step}.jsonl").write_text("\n".join(lines) + "\n")
+    loaded = load([d], source="verl")
+    assert loaded.rollouts.names == ("score",)
+    assert loaded.rollouts.n_groups == 4  # two inputs x two steps
+    assert sorted(set(loaded.frame["step"].to_list())) == [1, 2]  # step from the file name
+
+
+def test_nemo_rl_reads_total_reward_and_sequence_advantage():
+    loaded = load([DUMPS / "nemo_rl"], source="auto")
+    assert loaded.rollouts.names == ("rewards",) and loaded.rollouts.n_groups == 2
+    adv = loaded.frame["advantage"].to_list()
+    assert adv[0] == pytest.approx(1.154699, abs=1e-6)
+
+
+def test_auto_detection_failure_is_clear(tmp_path):
+    f = tmp_path / "x.jsonl"
+    f.write_text('{"a": 1}\n')
+    with pytest.raises(InputError, match="--from trl\\|verl\\|nemo_rl"):
+        load([f], source="auto")
+    with pytest.raises(UsageError, match="did you mean 'verl'"):
+        load([f], source="verll")
+
+
+def test_verify_passes_faithful_dumps_and_names_the_cause():
+    assert mocli.verify([DUMPS / "trl"], source="trl", profile="trl").passed
+    assert mocli.verify([DUMPS / "nemo_rl"], source="nemo_rl", profile="nemo_rl").passed
+    v = mocli.verify([DUMPS / "nemo_rl"], source="nemo_rl")
+    assert not v.passed and "--profile nemo_rl" in v.hints[0]["likely_cause"]
+
+
+def test_verify_catches_skipped_std_scaling(tmp_path):
+    """A TRL dump whose advantages were only centred (TRL 0.22.0-0.22.1's default)."""
+    out = tmp_path / "completions"
+    out.mkdir()
+    for f in sorted((DUMPS / "trl" / "completions").glob("*.parquet")):
+        df = pl.read_parquet(f)
+        s = pl.col("accuracy_reward") + pl.col("format_reward")
+        run = (pl.col("prompt") != pl.col("prompt").shift(1)).fill_null(True).cum_sum()
+        df = df.with_columns((s - s.mean().over(run)).alias("advantage"))
+        df.write_parquet(out / f.name)
+    v = mocli.verify([tmp_path], source="trl", profile="trl")
+    assert not v.passed
+    assert "no std scaling" in v.hints[0]["likely_cause"] and v.hints[0]["reproduces_log"]
+
+
+def test_verify_cli_on_real_run(run_cli, real_data):
+    path = real_data / "grpo-math-r1zero" / "no_baseline.jsonl"
+    code, out, _ = run_cli("verify", path, "-g", "group_id", "-r", "reward", "--logged", "advantage")
+    assert code == 0 and "agree" in out
+    code, out, _ = run_cli("verify", path, "-g", "group_id", "-r", "reward", "--logged", "advantage", "--profile", "trl", "--format", "json")
+    doc = json.loads(out)
+    assert code == 1 and not doc["passed"]
+    assert doc["hints"][0]["likely_cause"].startswith("another eps") and doc["hints"][0]["change"]["eps"] == 1e-6
+
+
+def test_verify_usage_errors(run_cli):
+    code, _, err = run_cli("verify", DUMPS / "verl", "--from", "verl")
+    assert code == 2 and "--logged" in err
+    code, _, err = run_cli("verify", DUMPS / "trl", "--from", "trl", "-e", "grpo", "-e", "rloo")
+    assert code == 2 and "one estimator" in err
+
+
+def test_hive_partitions_many_files_and_differing_schemas(tmp_path):
+    root = tmp_path / "dump"
+    rng = np.random.default_rng(0)
+    for step in range(120):
+        d = root / f"step={step}"
+        d.mkdir(parents=True)
+        cols = {"prompt_id": np.repeat(np.arange(3), 4) + 100 * step, "correct_reward": rng.integers(0, 2, 12).astype(float)}
+        if step % 2 == 0:  # a reward column missing from some steps
+            cols["format_reward"] = rng.integers(0, 2, 12).astype(float)
+        pl.DataFrame(cols).write_parquet(d / "part-0.parquet")
+    loaded = load([root], rewards=["correct_reward", "format_reward"], steps="10:19")
+    ro = loaded.rollouts
+    assert ro.n == 10 * 12 and ro.n_groups == 30
+    assert sorted(set(loaded.frame["step"].to_list())) == list(range(10, 20))
+    assert np.isnan(ro.rewards[loaded.frame["step"].to_numpy() % 2 == 1, 1]).all()
+    rep = mocli.analyze([root], rewards=["correct_reward", "format_reward"], by="step")
+    assert len(rep.by) == 120 and rep.input["rows"] == 1440
+
+
+def test_steps_option_errors(run_cli, tmp_path):
+    f = tmp_path / "r.csv"
+    f.write_text("g,r\n1,1\n1,0\n")
+    code, _, err = run_cli("analyze", f, "-g", "g", "-r", "r", "--steps", "1:2")
+    assert code == 2 and "--step COL" in err
+    code, _, err = run_cli("analyze", DUMPS / "trl", "--from", "trl", "--steps", "20:x")
+    assert code == 2 and "--steps" in err
+    code, _, err = run_cli("analyze", DUMPS / "trl", "--from", "trl", "--steps", "50:60")
+    assert code == 2 and "no rows" in err
