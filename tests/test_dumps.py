@@ -103,7 +103,7 @@ def test_verify_usage_errors(run_cli):
 def test_hive_partitions_many_files_and_differing_schemas(tmp_path):
     root = tmp_path / "dump"
     rng = np.random.default_rng(0)
-    for step in range(120):
+    for step in range(200):
         d = root / f"step={step}"
         d.mkdir(parents=True)
         cols = {"prompt_id": np.repeat(np.arange(3), 4) + 100 * step, "correct_reward": rng.integers(0, 2, 12).astype(float)}
@@ -116,7 +116,7 @@ def test_hive_partitions_many_files_and_differing_schemas(tmp_path):
     assert sorted(set(loaded.frame["step"].to_list())) == list(range(10, 20))
     assert np.isnan(ro.rewards[loaded.frame["step"].to_numpy() % 2 == 1, 1]).all()
     rep = mocli.analyze([root], rewards=["correct_reward", "format_reward"], by="step")
-    assert len(rep.by) == 120 and rep.input["rows"] == 1440
+    assert len(rep.by) == 200 and rep.input["rows"] == 2400
 
 
 def test_steps_option_errors(run_cli, tmp_path):

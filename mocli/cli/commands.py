@@ -50,6 +50,16 @@ def _json(doc) -> None:
     sys.stdout.write(json.dumps(doc, indent=2, allow_nan=False) + "\n")
 
 
+_RENAMED = {"reward": "rewards", "estimator": "estimators", "fmt": "format"}
+
+
+def _settings(options: dict) -> Settings:
+    """Settings from a command's own parameters (named as in :mod:`.options`) and the config."""
+    known = {f for f in Settings.__dataclass_fields__}
+    cli = {_RENAMED.get(k, k): v for k, v in options.items()}
+    return Settings.merge(options.get("config"), **{k: v for k, v in cli.items() if k in known})
+
+
 @app.command()
 def advantages(
     inputs: o.Inputs,
@@ -71,11 +81,7 @@ def advantages(
     float32: Annotated[bool, typer.Option("--float32", help="Write advantages as float32 (computed in float64).")] = False,
 ) -> None:
     """Write the input rows plus one adv:<label> column per estimator."""
-    s = Settings.merge(
-        config, group=group, rewards=reward, minimize=minimize, length=length, baseline=baseline,
-        step=step, estimators=estimator, scheme=scheme, gate=gate, when=when, profile=profile,
-        source=source, steps=steps,
-    )
+    s = _settings(locals())
     check_output(output)
     table = advantages_table(inputs, s, float32=float32)
     write_table(table, output)
@@ -153,7 +159,7 @@ def inspect(
 ) -> None:
     """Show columns, the detected group and reward columns, and the group sizes."""
     f = _format(fmt)
-    s = Settings.merge(config, group=group, rewards=reward, minimize=minimize, source=source, steps=steps)
+    s = _settings(locals())
     loaded = s.load(inputs)
     ro = loaded.rollouts
     sizes = np.diff(ro.offsets)
@@ -192,8 +198,6 @@ def inspect(
     con.print(table)
 
 
-def _settings(config, **cli) -> Settings:
-    return Settings.merge(config, **cli)
 
 
 def _report_output(doc: dict, fmt: str, title: str, flips: dict | None = None) -> None:
@@ -228,9 +232,7 @@ def analyze(
     fmt: o.Format = None,
 ) -> None:
     """Report collapse, sign flips, conflict, interference, Pareto order and influence."""
-    s = _settings(config, group=group, rewards=reward, minimize=minimize, length=length, baseline=baseline,
-                  step=step, estimators=estimator, scheme=scheme, gate=gate, when=when, profile=profile, format=fmt,
-                  source=source, steps=steps)
+    s = _settings(locals())
     f = _format(s.format)
     report = analyze_api(inputs, s, by=by)
     _report_output(report.to_dict(), f, "mocli analyze")
@@ -258,9 +260,7 @@ def compare(
     top: Annotated[int, typer.Option("--top", help="How many sign-flipping rows to list per pair.")] = 10,
 ) -> None:
     """Estimators side by side, their agreement, and the rows that flip sign."""
-    s = _settings(config, group=group, rewards=reward, minimize=minimize, length=length, baseline=baseline,
-                  step=step, estimators=estimator, scheme=scheme, gate=gate, when=when, profile=profile, format=fmt,
-                  source=source, steps=steps)
+    s = _settings(locals())
     f = _format(s.format)
     if len(s.estimators) < 2:
         raise UsageError("compare needs at least two estimators: -e A -e B")
@@ -293,9 +293,7 @@ def check(
     summary: Annotated[Optional[str], typer.Option("--summary", help="Write a Markdown summary here (e.g. $GITHUB_STEP_SUMMARY).")] = None,
 ) -> None:
     """CI gate: exit 1 when a threshold expression holds, 0 when none does."""
-    s = _settings(config, group=group, rewards=reward, minimize=minimize, length=length, baseline=baseline,
-                  step=step, estimators=estimator, scheme=scheme, gate=gate, when=when, profile=profile, format=fmt,
-                  source=source, steps=steps)
+    s = _settings(locals())
     f = _format(s.format)
     exprs = [check_mod.Expression.parse(e) for e in (fail_if or [])]
     exprs += [check_mod.Expression.from_config(e) for e in s.check]
@@ -373,9 +371,7 @@ def verify(
     tol: Annotated[float, typer.Option("--tol", help="Largest absolute difference that still agrees.")] = 1e-5,
 ) -> None:
     """Recompute logged advantages under a profile; exit 1 when they differ beyond --tol."""
-    s = _settings(config, group=group, rewards=reward, minimize=minimize, length=length, baseline=baseline,
-                  step=step, estimators=estimator, scheme=scheme, gate=gate, when=when, profile=profile, format=fmt,
-                  source=source, steps=steps)
+    s = _settings(locals())
     f = _format(s.format)
     if not tol >= 0:
         raise UsageError(f"--tol must be a number >= 0, not {tol}")
