@@ -87,6 +87,7 @@ def analyze(
     *,
     by: str | None = None,
     compare: bool = False,
+    figures: bool = False,
     **options: Any,
 ):
     """Load rollouts (or take a :class:`~mocli.Rollouts`) and build the analyze report
@@ -106,7 +107,7 @@ def analyze(
     if isinstance(inputs, Rollouts):
         return analyze_rollouts(
             inputs, s.estimators or None, scheme=s.scheme, conditions=s.when, gates=s.gate,
-            profile=s.profile, compare=compare, keep_advantages=compare,
+            profile=s.profile, compare=compare, keep_advantages=compare, figures=figures,
         )
     if s.estimators:
         resolve(s.estimators, s.profile)  # fail on a bad spec before reading anything
@@ -121,6 +122,7 @@ def analyze(
     report = analyze_rollouts(
         loaded.rollouts, s.estimators or None, scheme=s.scheme, conditions=s.when, gates=s.gate,
         profile=s.profile, compare=compare, slices=slices, slice_column=by, keep_advantages=compare,
+        figures=figures,
     )
     report._frame = loaded.frame  # type: ignore[attr-defined]
     report._group = loaded.group  # type: ignore[attr-defined]

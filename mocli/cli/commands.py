@@ -200,7 +200,12 @@ def inspect(
 
 
 
-def _report_output(doc: dict, fmt: str, title: str, flips: dict | None = None) -> None:
+def _terminal() -> bool:
+    return sys.stdout.isatty()
+
+
+def _report_output(report, fmt: str, title: str, flips: dict | None = None) -> None:
+    doc = report.to_dict()
     if fmt == "json":
         if flips is not None:
             doc = dict(doc, flips=flips)
@@ -208,7 +213,16 @@ def _report_output(doc: dict, fmt: str, title: str, flips: dict | None = None) -
     elif fmt == "markdown":
         sys.stdout.write(render.markdown_report(doc, title, flips) + "\n")
     else:
-        _out().print(render.rich_report(doc, title, flips))
+        con = _out()
+        con.print(render.rich_report(doc, title, flips, report.figures, show_visuals=con.is_terminal))
+
+
+def _write_html(report, path: str, title: str) -> None:
+    from ..html import render_html
+
+    check_output_text(path)
+    _write_text(path, render_html(report, title))
+    sys.stderr.write(f"wrote the HTML report to {path}\n")
 
 
 @app.command()
@@ -230,12 +244,17 @@ def analyze(
     steps: o.Steps = None,
     config: o.Config = None,
     fmt: o.Format = None,
+    html: Annotated[Optional[str], typer.Option("--html", help="Also write the self-contained HTML report here.")] = None,
 ) -> None:
     """Report collapse, sign flips, conflict, interference, Pareto order and influence."""
     s = _settings(locals())
     f = _format(s.format)
-    report = analyze_api(inputs, s, by=by)
-    _report_output(report.to_dict(), f, "mocli analyze")
+    if html:
+        check_output_text(html)
+    report = analyze_api(inputs, s, by=by, figures=(f == "table" and _terminal()) or bool(html))
+    if html:
+        _write_html(report, html, "mocli analyze")
+    _report_output(report, f, "mocli analyze")
 
 
 @app.command()
@@ -264,10 +283,10 @@ def compare(
     f = _format(s.format)
     if len(s.estimators) < 2:
         raise UsageError("compare needs at least two estimators: -e A -e B")
-    report = analyze_api(inputs, s, by=by, compare=True)
+    report = analyze_api(inputs, s, by=by, compare=True, figures=f == "table" and _terminal())
     labels = report.labels
     flips = {f"{a}|{b}": flip_rows(report, a, b, limit=top) for i, a in enumerate(labels) for b in labels[i + 1:]}
-    _report_output(report.to_dict(), f, "mocli compare", flips)
+    _report_output(report, f, "mocli compare", flips)
 
 
 @app.command()
@@ -385,3 +404,37 @@ def verify(
         _out().print(render.rich_verify(doc))
     if not v.passed:
         raise typer.Exit(1)
+
+
+@app.command()
+def report(
+    inputs: o.Inputs,
+    output: Annotated[str, typer.Option("-o", "--output", help="The HTML file to write.")],
+    estimator: o.Estimator = None,
+    group: o.Group = None,
+    reward: o.Reward = None,
+    minimize: o.Minimize = None,
+    length: o.Length = None,
+    baseline: o.Baseline = None,
+    step: o.Step = None,
+    scheme: o.Scheme = None,
+    gate: o.Gate = None,
+    when: o.When = None,
+    profile: o.Profile = None,
+    by: o.By = None,
+    source: o.Source = None,
+    steps: o.Steps = None,
+    config: o.Config = None,
+) -> None:
+    """Write one self-contained HTML report (inline SVG charts, no network)."""
+    s = _settings(locals())
+    if not output.lower().endswith((".html", ".htm")):
+        raise UsageError(f"-o/--output '{output}' should end in .html")
+    check_output_text(output)
+    if by is None:
+        from ..io import expand_inputs, schema_of
+
+        if s.step or (not s.source and "step" in schema_of(expand_inputs(inputs))) or s.source:
+            by = s.step or "step"
+    rep = analyze_api(inputs, s, by=by, figures=True)
+    _write_html(rep, output, "mocli report")

@@ -9,150 +9,17 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-RATE_PREFIXES = ("collapse.", "sign_flip.", "silenced.", "interference.", "pareto.")
-
-
-def fmt(value: Any, rate: bool = False) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return f"{100 * value:.1f}%" if rate else f"{value:.4g}"
-    return str(value)
-
-
-# ---------------------------------------------------------------------------------------
-# findings: what is wrong first
-# ---------------------------------------------------------------------------------------
-def findings(doc: dict[str, Any], limit: int = 8) -> list[tuple[float, str]]:
-    """The most serious problems, as ``(severity, sentence)``, worst first."""
-    out: list[tuple[float, str]] = []
-    weights = dict(zip(doc["input"]["objectives"], doc["input"]["weights"]))
-    for label, e in doc["estimators"].items():
-        c = e["collapse"]
-        if (c["zero_variance_group_rate"] or 0) >= 0.1:
-            out.append((c["zero_variance_group_rate"], f"{label}: {fmt(c['zero_variance_group_rate'], True)} of live groups give no gradient (every advantage is zero)"))
-        if (c["masked_signal_group_rate"] or 0) > 0:
-            out.append((0.5 + c["masked_signal_group_rate"], f"{label}: in {fmt(c['masked_signal_group_rate'], True)} of live groups an objective varies but every advantage is zero (a real signal is erased)"))
-        if c["resolution"] is not None and c["resolution"] < 0.9:
-            out.append((1 - c["resolution"], f"{label}: only {fmt(c['resolution'], True)} of distinct reward outcomes keep distinct advantages (resolution)"))
-        for name, v in e["sign_flip"].items():
-            if v is not None and v >= 0.05 and weights.get(name, 0) != 0:
-                out.append((v, f"{label} pushes {fmt(v, True)} of rows against {name} (sign flip)"))
-        for name, v in e["silenced"].items():
-            if v is not None and v >= 0.1 and weights.get(name, 0) != 0:
-                out.append((0.8 * v, f"{label} gives zero advantage to {fmt(v, True)} of the rows where {name} takes a side (silenced)"))
-        for name, v in e["interference"].items():
-            if v is not None and v >= 0.2 and weights.get(name, 0) != 0:
-                out.append((0.7 * v, f"{label} makes {name} worse to first order in {fmt(v, True)} of the groups where both vary (interference)"))
-        p = e["pareto"]["order_violation_rate"]
-        if p is not None and p > 0:
-            out.append((0.5 + p, f"{label} ranks a Pareto-dominated row above its dominator in {fmt(p, True)} of dominance pairs"))
-    for pair, v in doc["conflict"]["discordance"].items():
-        if v is not None and v >= 0.5:
-            a, b = pair.split("|", 1)
-            out.append((v, f"{a} and {b} order {fmt(v, True)} of row pairs oppositely (discordance)"))
-    m = doc["conflict"]["mixed_sign_rate"]
-    if m is not None and m >= 0.3:
-        out.append((0.8 * m, f"{fmt(m, True)} of rows have one objective above its group mean and another below (mixed signs)"))
-    for name, o in doc["objectives"].items():
-        z = o.get("zero_variance_group_rate")
-        if z is not None and z >= 0.5 and weights.get(name, 0) != 0:
-            out.append((0.6 * z, f"{name} is constant within {fmt(z, True)} of groups (saturated {fmt(o['all_max_group_rate'], True)}, starved {fmt(o['all_min_group_rate'], True)})"))
-    out.sort(key=lambda t: -t[0])
-    return out[:limit]
-
-
-# ---------------------------------------------------------------------------------------
-# rows of the tables (shared by Rich and Markdown)
-# ---------------------------------------------------------------------------------------
-def summary_line(doc: dict[str, Any]) -> str:
-    i = doc["input"]
-    gs = i["group_size"]
-    return (
-        f"{i['rows']} rows, {i['groups']} groups ({i['live_groups']} live, {i['singleton_groups']} singletons, "
-        f"sizes {gs['min']}–{gs['max']}, median {fmt(gs['median'])}), {i['unscorable_rows']} unscorable rows; "
-        f"objectives " + ", ".join(f"{n}×{fmt(w)}" for n, w in zip(i["objectives"], i["weights"]))
-    )
-
-
-def objective_rows(doc) -> tuple[list[str], list[list[str]]]:
-    head = ["objective", "count", "missing", "mean", "std", "min", "max", "distinct", "const groups", "saturated", "starved", "within share"]
-    rows = []
-    for name, o in doc["objectives"].items():
-        rows.append([name, fmt(o["count"]), fmt(o["missing_rate"], True), fmt(o["mean"]), fmt(o["std"]), fmt(o["min"]),
-                     fmt(o["max"]), fmt(o["distinct"]), fmt(o["zero_variance_group_rate"], True),
-                     fmt(o["all_max_group_rate"], True), fmt(o["all_min_group_rate"], True),
-                     fmt(o["within_group_variance_share"], True)])
-    return head, rows
-
-
-def conflict_rows(doc) -> tuple[list[str], list[list[str]]]:
-    c = doc["conflict"]
-    rows = [[pair, fmt(c["discordance"][pair], True), fmt(c["correlation"][pair])] for pair in c["discordance"]]
-    return ["objectives", "discordance", "within-group correlation"], rows
-
-
-def estimator_rows(doc) -> tuple[list[str], list[list[str]]]:
-    labels = list(doc["estimators"])
-    paths: list[tuple[str, str, bool]] = [
-        ("advantage std", "advantage.std", False),
-        ("advantage zero rate", "advantage.zero_rate", True),
-        ("zero-variance groups", "collapse.zero_variance_group_rate", True),
-        ("dead rows", "collapse.dead_row_rate", True),
-        ("masked-signal groups", "collapse.masked_signal_group_rate", True),
-        ("collapsed pairs", "collapse.collapsed_pair_rate", True),
-        ("resolution", "collapse.resolution", True),
-    ]
-    first = doc["estimators"][labels[0]] if labels else {}
-    for section, title in (("sign_flip", "sign flip"), ("silenced", "silenced"), ("interference", "interference"), ("influence", "influence")):
-        for name in first.get(section, {}):
-            paths.append((f"{title} {name}", f"{section}.{name}", section != "influence"))
-    paths += [("dominated winners", "pareto.dominated_winner_rate", True), ("order violations", "pareto.order_violation_rate", True)]
-    if "length" in first:
-        paths += [("length corr", "length.corr", False), ("length within-group corr", "length.within_corr", False),
-                  ("mean length A>0", "length.mean_length_positive", False), ("mean length A<0", "length.mean_length_negative", False)]
-    rows = []
-    for title, path, is_rate in paths:
-        row = [title]
-        for label in labels:
-            node: Any = doc["estimators"][label]
-            for part in path.split("."):
-                node = node.get(part) if isinstance(node, dict) else None
-            row.append(fmt(node, is_rate))
-        rows.append(row)
-    return ["metric", *labels], rows
-
-
-def agreement_rows(doc) -> tuple[list[str], list[list[str]]]:
-    rows = [[pair, fmt(a["sign_agreement"], True), fmt(a["flipped_rows"]), fmt(a["rank_agreement"])]
-            for pair, a in (doc.get("agreement") or {}).items()]
-    return ["estimators", "sign agreement", "flipped rows", "rank agreement (tau-b)"], rows
-
-
-def slice_rows(doc) -> tuple[list[str], list[list[str]]]:
-    labels = list(doc["estimators"])
-    head = [doc.get("by_column") or "slice", "rows", "live groups", "mixed signs"] + [f"{lb} zero-var" for lb in labels]
-    rows = []
-    for value, sub in doc.get("by", {}).items():
-        rows.append([value, fmt(sub["input"]["rows"]), fmt(sub["input"]["live_groups"]), fmt(sub["conflict"]["mixed_sign_rate"], True)]
-                    + [fmt(sub["estimators"].get(lb, {}).get("collapse", {}).get("zero_variance_group_rate"), True) for lb in labels])
-    return head, rows
-
-
-def flip_table_rows(flips: dict[str, list[dict[str, Any]]]) -> tuple[list[str], list[list[str]]]:
-    rows = []
-    for pair, entries in flips.items():
-        a, b = pair.split("|", 1)
-        for e in entries:
-            text = " / ".join(str(e[c]) for c in ("prompt", "question", "input", "completion", "response", "output", "text") if c in e)
-            rewards = ", ".join(f"{k}={fmt(v)}" for k, v in e["rewards"].items())
-            rows.append([pair, fmt(e.get("group")), fmt(e[a]), fmt(e[b]), rewards, text])
-    return ["estimators", "group", "A (first)", "A (second)", "rewards", "text"], rows
-
+from ..diagnostics.summary import (
+    agreement_rows,
+    conflict_rows,
+    estimator_rows,
+    findings,
+    flip_table_rows,
+    fmt,
+    objective_rows,
+    slice_rows,
+    summary_line,
+)
 
 # ---------------------------------------------------------------------------------------
 # Rich and Markdown
@@ -169,7 +36,70 @@ def _rich_table(title: str, head: Sequence[str], rows: Iterable[Sequence[str]]) 
     return t
 
 
-def rich_report(doc: dict[str, Any], title: str, flips: dict | None = None) -> Group:
+BLOCKS = " ▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: Sequence[float | None], top: float | None = None, floor: int = 0) -> str:
+    """Block characters, one per value, scaled to ``top`` (default: the largest value);
+    ``floor=1`` draws a zero as the lowest block instead of a blank."""
+    known = [v for v in values if v is not None]
+    top = top if top is not None else (max(known) if known else 0.0)
+    if not top:
+        return BLOCKS[floor] * len(values)
+    return "".join(" " if v is None else BLOCKS[min(8, max(floor if v <= 0 else 1, round(8 * v / top)))] for v in values)
+
+
+def _heat(v: float | None) -> str:
+    if v is None:
+        return "grey50"
+    return "green" if v < 0.35 else ("yellow" if v < 0.6 else "red")
+
+
+def visuals(doc: dict[str, Any], figures) -> list[Any]:
+    """Sparkline histograms per estimator, a discordance heatmap and per-slice trends:
+    for a person at a terminal; the tables carry the same numbers."""
+    parts: list[Any] = []
+    if figures is not None:
+        lo, hi = float(figures.edges[0]), float(figures.edges[-1])
+        top = max((float(c.max()) for c in figures.histograms.values()), default=0.0)
+        parts.append(Text(f"Advantage histograms (A from {lo:.3g} to {hi:.3g}, shared scale)", style="bold"))
+        width = max(len(lb) for lb in figures.histograms)
+        for lb, counts in figures.histograms.items():
+            parts.append(Text(f"  {lb:<{width}}  {sparkline(list(counts), top)}"))
+    names = doc["input"]["objectives"]
+    disc = doc["conflict"]["discordance"]
+    if len(names) >= 2:
+        t = Table(title="Discordance heatmap (green agree, yellow unrelated, red opposed)", title_justify="left", title_style="bold")
+        t.add_column("")
+        for n in names:
+            t.add_column(n, justify="center")
+        for a in names:
+            cells = []
+            for b in names:
+                v = None if a == b else disc.get(f"{a}|{b}", disc.get(f"{b}|{a}"))
+                cells.append(Text("·" if a == b else fmt(v, True), style=f"black on {_heat(v)}" if v is not None else ""))
+            t.add_row(a, *cells)
+        parts.append(t)
+    by = doc.get("by") or {}
+    if len(by) >= 2:
+        keys = list(by)
+        parts.append(Text(f"Trends over {doc.get('by_column')} ({keys[0]} … {keys[-1]})", style="bold"))
+        weighted = [n for n, w in zip(names, doc["input"]["weights"]) if w != 0]
+        lines = []
+        for lb in doc["estimators"]:
+            zv = [by[k]["estimators"][lb]["collapse"]["zero_variance_group_rate"] for k in keys]
+            lines.append((f"{lb} zero-variance groups", zv))
+            for n in weighted[:2]:
+                lines.append((f"{lb} sign flips on {n}", [by[k]["estimators"][lb]["sign_flip"].get(n) for k in keys]))
+        width = max(len(name) for name, _ in lines)
+        for name, vals in lines:
+            known = [v for v in vals if v is not None]
+            span = f"{fmt(min(known), True)} to {fmt(max(known), True)}" if known else "–"
+            parts.append(Text(f"  {name:<{width}}  {sparkline(vals, floor=1)}  {span}"))
+    return parts
+
+
+def rich_report(doc: dict[str, Any], title: str, flips: dict | None = None, figures=None, show_visuals: bool = False) -> Group:
     parts: list[Any] = [Text(title, style="bold"), Text(summary_line(doc)), Text("")]
     found = findings(doc)
     parts.append(Text("What to look at first", style="bold"))
@@ -179,6 +109,8 @@ def rich_report(doc: dict[str, Any], title: str, flips: dict | None = None) -> G
     else:
         parts.append(Text("  nothing stands out: no collapse, sign flips or strong conflicts above the report's thresholds", style="green"))
     parts.append(Text(""))
+    if show_visuals:
+        parts += visuals(doc, figures) + [Text("")]
     parts.append(_rich_table("Estimators", *estimator_rows(doc)))
     if doc.get("agreement"):
         parts.append(_rich_table("Agreement", *agreement_rows(doc)))

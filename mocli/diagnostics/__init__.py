@@ -16,6 +16,7 @@ from ..params import describe
 from ..pipeline import make_scheme, resolve
 from ..schemes import Condition, Scheme, apply_conditions
 from . import metrics
+from .figures import Figures, make_figures
 from .metrics import GroupView
 
 ABSOLUTE_ROOTS = ("input", "objectives", "conflict", "estimators", "agreement")
@@ -32,6 +33,7 @@ class Report:
     agreement: dict[str, dict[str, Any]] | None = None
     by: dict[str, "Report"] = field(default_factory=dict)
     by_column: str | None = None
+    figures: Figures | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -104,6 +106,7 @@ def analyze_rollouts(
     slices: np.ndarray | None = None,
     slice_column: str | None = None,
     keep_advantages: bool = False,
+    figures: bool = False,
 ) -> Report:
     """The full report for one table; with ``slices`` (one value per row) also one report
     per distinct value, each equal to a separate run on the filtered rows."""
@@ -111,13 +114,13 @@ def analyze_rollouts(
     resolved = resolve(specs, profile)
     sch = scheme if isinstance(scheme, Scheme) else make_scheme(scheme, gates)
     conds = [c if isinstance(c, Condition) else Condition.parse(c) for c in conditions]
-    report = _one(rollouts, resolved, sch, conds, compare, keep_advantages)
+    report = _one(rollouts, resolved, sch, conds, compare, keep_advantages, figures)
     if slices is not None:
         report.by_column = slice_column
         keys = np.array(["null" if v is None else str(v) for v in slices.tolist()], dtype=object)
         for value in _slice_order(slices, keys):
             mask = keys == value
-            report.by[value] = _one(rollouts.subset(mask), resolved, sch, conds, compare, False)
+            report.by[value] = _one(rollouts.subset(mask), resolved, sch, conds, compare, False, False)
     return report
 
 
@@ -130,7 +133,7 @@ def _slice_order(values: np.ndarray, keys: np.ndarray) -> list[str]:
         return sorted(k for k in uniq if k != "null") + (["null"] if "null" in uniq else [])
 
 
-def _one(rollouts, resolved, scheme, conds, compare, keep) -> Report:
+def _one(rollouts, resolved, scheme, conds, compare, keep, figures=False) -> Report:
     batches: dict[str, Batch] = {}
     views: dict[str, GroupView] = {}
 
@@ -163,6 +166,8 @@ def _one(rollouts, resolved, scheme, conds, compare, keep) -> Report:
             f"{a}|{b}": metrics.agreement(advs[a], advs[b], base, view)
             for i, a in enumerate(labels) for b in labels[i + 1:]
         }
+    if figures:
+        report.figures = make_figures(advs, base)
     if keep:
         report._advantages = advs  # type: ignore[attr-defined]
         report._batch = base  # type: ignore[attr-defined]
