@@ -92,3 +92,23 @@ def test_verl_gdpo_matches_verl():
     ref = verl_F.masked_whiten(summed, mask) * mask
     # the per-objective singleton quirk moves the batch whitening by ~1e-8 for every row
     np.testing.assert_allclose(ours, seq(ref, mask), rtol=2e-7, atol=1e-9)
+
+
+def test_registered_mocli_estimator_in_verl():
+    """docs/integrations.md: mocli as a registered verl advantage estimator."""
+    import mocli.torch
+
+    name = "mocli_gdpo_test"
+    if name not in getattr(ca, "ADV_ESTIMATOR_REGISTRY", {}):
+        @ca.register_adv_est(name)
+        def mocli_adv(token_level_rewards, response_mask, index, config=None, **kwargs):
+            scores = token_level_rewards.sum(dim=-1)
+            adv = mocli.torch.advantages(scores, index, estimator="grpo", profile="verl")
+            adv = adv.unsqueeze(-1) * response_mask
+            return adv, adv
+
+    index, scores, length, mask, tok, rng = make(7)
+    fn = ca.get_adv_estimator_fn(name)
+    ours = fn(token_level_rewards=tok.clone(), response_mask=mask, index=index.astype(object))[0]
+    theirs = ca.compute_grpo_outcome_advantage(tok.clone(), mask, index.astype(object))[0]
+    check(seq(ours, mask), seq(theirs, mask), index, "registered")

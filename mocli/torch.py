@@ -1,0 +1,69 @@
+"""Advantages for trainers, on Torch tensors (``pip install mocli[torch]``).
+
+    >>> import mocli.torch
+    >>> adv = mocli.torch.advantages(rewards, group_index, estimator="gdpo", profile="trl", weights=[1.0, 0.5])
+
+The numbers are those of ``mocli advantages`` on the same rows (the same estimators,
+profiles and float64 arithmetic), so what was analysed offline is what trains. Tensors of
+any device are accepted; the result comes back on the rewards' device. Importing
+:mod:`mocli` never imports Torch; this module does.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from .batch import Rollouts
+from .pipeline import compute_advantages
+
+
+def _numpy(x: Any) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return x.detach().to("cpu").numpy() if x.dtype != torch.bfloat16 else x.detach().float().cpu().numpy()
+    return np.asarray(x)
+
+
+def advantages(
+    rewards: torch.Tensor,
+    group_index: Any,
+    estimator: str = "grpo",
+    profile: str = "mocli",
+    weights: Sequence[float] | None = None,
+    *,
+    names: Sequence[str] | None = None,
+    scheme: str = "weighted_sum",
+    conditions: Sequence[str] = (),
+    gates: Sequence[str] = (),
+    minimize: Sequence[str] = (),
+    length: Any = None,
+    baseline: Any = None,
+    dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    """One advantage per row.
+
+    ``rewards``: ``(n,)`` or ``(n, k)`` (one column per objective; NaN = not applicable).
+    ``group_index``: ``(n,)`` group keys of any kind (a tensor of ids, a list of prompt
+    strings, verl's ``uid`` array). ``weights``, ``names``, ``minimize``, ``scheme``,
+    ``conditions`` and ``gates`` are those of the CLI (conditions and gates name
+    objectives, so give ``names`` with them). ``length`` (token counts) and ``baseline``
+    are per-row tensors where the estimator needs them. The result has the rewards'
+    floating dtype (float32 when they are integers) unless ``dtype`` says otherwise, and
+    lives on the rewards' device.
+    """
+    if not isinstance(rewards, torch.Tensor):
+        rewards = torch.as_tensor(rewards)
+    r = _numpy(rewards).astype(np.float64)
+    keys = _numpy(group_index)
+    if keys.ndim != 1 or keys.shape[0] != r.shape[0]:
+        raise ValueError(f"group_index has shape {keys.shape}; expected ({r.shape[0]},), one key per row")
+    ro = Rollouts.from_arrays(
+        r, keys, names=names, weights=weights, minimize=minimize,
+        length=None if length is None else _numpy(length), baseline=None if baseline is None else _numpy(baseline),
+    )
+    adv = compute_advantages(ro, [estimator], scheme=scheme, conditions=conditions, gates=gates, profile=profile)[estimator]
+    if dtype is None:
+        dtype = rewards.dtype if rewards.is_floating_point() else torch.float32
+    return torch.from_numpy(adv).to(device=rewards.device, dtype=dtype)

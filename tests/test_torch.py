@@ -1,0 +1,53 @@
+"""mocli.torch: the in-trainer API gives the CLI's numbers (skipped without torch)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import mocli  # noqa: E402
+import mocli.torch as mt  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("spec,profile", [("grpo", "trl"), ("gdpo", "trl"), ("rloo", "mocli"), ("grpo", "nemo_rl"), ("gdpo", "verl")])
+def test_equals_the_cli(run_cli, tmp_path, spec, profile):
+    src = ROOT / "sample_data" / "math.parquet"
+    out = tmp_path / "adv.parquet"
+    args = ["advantages", src, "-e", spec, "--profile", profile, "-r", "correct_reward", "-r", "format_reward=0.5",
+            "-r", "length_reward", "--length", "response_length", "-o", out]
+    assert run_cli(*args)[0] == 0
+    cli = pl.read_parquet(out)[f"adv:{spec}"].to_numpy()
+    df = pl.read_parquet(src)
+    rewards = torch.tensor(df.select("correct_reward", "format_reward", "length_reward").to_numpy(), dtype=torch.float64)
+    adv = mt.advantages(rewards, df["prompt_id"].to_list(), estimator=spec, profile=profile, weights=[1.0, 0.5, 1.0],
+                        length=torch.tensor(df["response_length"].to_numpy()))
+    assert adv.dtype == torch.float64 and adv.shape == (df.height,)
+    np.testing.assert_array_equal(adv.numpy(), cli)
+
+
+def test_dtype_device_and_keys():
+    r = torch.tensor([1.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0, 0.0], dtype=torch.float32)
+    idx = torch.tensor([7, 7, 7, 7, 3, 3, 3, 3])
+    adv = mt.advantages(r, idx, profile="trl")
+    assert adv.dtype == torch.float32 and adv.device == r.device
+    np.testing.assert_allclose(adv.numpy(), [0.865875, -0.865875, -0.865875, 0.865875, 0.4999, 0.4999, 0.4999, -1.4997], atol=5e-6)
+    ints = mt.advantages(torch.tensor([1, 0]), ["p", "p"])
+    assert ints.dtype == torch.float32
+    with pytest.raises(ValueError, match="one key per row"):
+        mt.advantages(r, idx[:3])
+
+
+def test_importing_mocli_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, mocli; mocli.analyze; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "False", out.stderr
