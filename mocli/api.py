@@ -14,6 +14,7 @@ import numpy as np
 import polars as pl
 
 from . import config as config_mod
+from . import kernels
 from .io import Loaded, load
 from .pipeline import compute_advantages, resolve
 
@@ -38,6 +39,7 @@ class Settings:
     check: list[Any] = field(default_factory=list)
     source: str | None = None
     steps: str | None = None
+    device: str = "cpu"
 
     @classmethod
     def merge(cls, config: str | None = None, **cli: Any) -> "Settings":
@@ -70,9 +72,10 @@ def advantages_table(
     specs = s.estimators or ["grpo"]
     resolve(specs, s.profile)  # fail on a bad spec before reading anything
     loaded = s.load(inputs, all_columns=True)
-    adv = compute_advantages(
-        loaded.rollouts, specs, scheme=s.scheme, conditions=s.when, gates=s.gate, profile=s.profile
-    )
+    with kernels.device(s.device):
+        adv = compute_advantages(
+            loaded.rollouts, specs, scheme=s.scheme, conditions=s.when, gates=s.gate, profile=s.profile
+        )
     dtype = np.float32 if float32 else np.float64
     cols = [pl.Series(f"adv:{label}", a.astype(dtype)) for label, a in adv.items()]
     return loaded.frame.with_columns(cols)
@@ -105,10 +108,11 @@ def analyze(
 
     s = settings or Settings.merge(**options)
     if isinstance(inputs, Rollouts):
-        return analyze_rollouts(
-            inputs, s.estimators or None, scheme=s.scheme, conditions=s.when, gates=s.gate,
-            profile=s.profile, compare=compare, keep_advantages=compare, figures=figures,
-        )
+        with kernels.device(s.device):
+            return analyze_rollouts(
+                inputs, s.estimators or None, scheme=s.scheme, conditions=s.when, gates=s.gate,
+                profile=s.profile, compare=compare, keep_advantages=compare, figures=figures,
+            )
     if s.estimators:
         resolve(s.estimators, s.profile)  # fail on a bad spec before reading anything
     extra: list[str] = []
@@ -119,11 +123,12 @@ def analyze(
         extra += [c for c in TEXT_COLUMNS if c in schema and schema[c] == pl.String]
     loaded = s.load(inputs, extra=list(dict.fromkeys(extra)))
     slices = loaded.frame.get_column(by).to_numpy() if by else None
-    report = analyze_rollouts(
-        loaded.rollouts, s.estimators or None, scheme=s.scheme, conditions=s.when, gates=s.gate,
-        profile=s.profile, compare=compare, slices=slices, slice_column=by, keep_advantages=compare,
-        figures=figures,
-    )
+    with kernels.device(s.device):
+        report = analyze_rollouts(
+            loaded.rollouts, s.estimators or None, scheme=s.scheme, conditions=s.when, gates=s.gate,
+            profile=s.profile, compare=compare, slices=slices, slice_column=by, keep_advantages=compare,
+            figures=figures,
+        )
     report._frame = loaded.frame  # type: ignore[attr-defined]
     report._group = loaded.group  # type: ignore[attr-defined]
     return report
@@ -189,7 +194,8 @@ def verify(
     if not (values.dtype.is_numeric() or values.dtype == pl.Null):
         raise UsageError(f"--logged column '{logged}' is {values.dtype}, not numeric")
     keys = loaded.frame.get_column(loaded.group).to_list()
-    return verify_rollouts(
-        loaded.rollouts, values.cast(pl.Float64).to_numpy(), estimator=spec[0], profile=s.profile,
-        scheme=s.scheme, conditions=s.when, gates=s.gate, tol=tol, group_keys=keys, top=top,
-    )
+    with kernels.device(s.device):
+        return verify_rollouts(
+            loaded.rollouts, values.cast(pl.Float64).to_numpy(), estimator=spec[0], profile=s.profile,
+            scheme=s.scheme, conditions=s.when, gates=s.gate, tol=tol, group_keys=keys, top=top,
+        )

@@ -33,6 +33,7 @@ KEYS: dict[str, tuple[type, ...]] = {
     "check": (list,),
     "from": (str,),
     "steps": (str,),
+    "device": (str,),
 }
 
 

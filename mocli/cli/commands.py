@@ -77,6 +77,7 @@ def advantages(
     profile: o.Profile = None,
     source: o.Source = None,
     steps: o.Steps = None,
+    device: o.Device = None,
     config: o.Config = None,
     float32: Annotated[bool, typer.Option("--float32", help="Write advantages as float32 (computed in float64).")] = False,
 ) -> None:
@@ -242,6 +243,7 @@ def analyze(
     by: o.By = None,
     source: o.Source = None,
     steps: o.Steps = None,
+    device: o.Device = None,
     config: o.Config = None,
     fmt: o.Format = None,
     html: Annotated[Optional[str], typer.Option("--html", help="Also write the self-contained HTML report here.")] = None,
@@ -274,6 +276,7 @@ def compare(
     by: o.By = None,
     source: o.Source = None,
     steps: o.Steps = None,
+    device: o.Device = None,
     config: o.Config = None,
     fmt: o.Format = None,
     top: Annotated[int, typer.Option("--top", help="How many sign-flipping rows to list per pair.")] = 10,
@@ -306,6 +309,7 @@ def check(
     profile: o.Profile = None,
     source: o.Source = None,
     steps: o.Steps = None,
+    device: o.Device = None,
     config: o.Config = None,
     fmt: o.Format = None,
     junit: Annotated[Optional[str], typer.Option("--junit", help="Write a JUnit XML report here.")] = None,
@@ -385,6 +389,7 @@ def verify(
     profile: o.Profile = None,
     source: o.Source = None,
     steps: o.Steps = None,
+    device: o.Device = None,
     config: o.Config = None,
     fmt: o.Format = None,
     tol: Annotated[float, typer.Option("--tol", help="Largest absolute difference that still agrees.")] = 1e-5,
@@ -424,6 +429,7 @@ def report(
     by: o.By = None,
     source: o.Source = None,
     steps: o.Steps = None,
+    device: o.Device = None,
     config: o.Config = None,
 ) -> None:
     """Write one self-contained HTML report (inline SVG charts, no network)."""

@@ -1,36 +1,97 @@
-"""Segment primitives over ragged groups.
+"""Segment primitives over ragged groups, and the one place that decides which backend
+runs them.
 
-This package is the one place that decides which backend runs the kernels. Today that is
-the Numba CPU backend (:mod:`mocli.kernels.cpu`); other backends export the same names
-with the same signatures (see ``PRIMITIVES``).
+The Numba CPU backend (:mod:`mocli.kernels.cpu`) is the default. ``use("cuda")`` (or
+``"auto"``, which picks CUDA only when numba-cuda finds a GPU) switches every primitive to
+:mod:`mocli.kernels.cuda`, which exports the same names with the same signatures
+(``PRIMITIVES``). Importing mocli never loads numba-cuda or touches a GPU; choosing a
+device does.
 """
 
 from __future__ import annotations
 
-from .cpu import (
-    PRIMITIVES,
-    csr_from_codes,
-    ndtri,
-    seg_loo_mean_var,
-    seg_mean_var,
-    seg_median,
-    seg_min_max,
-    seg_normal_scores,
-    seg_rank,
-    seg_top2,
-    seg_weighted_mean,
-)
+import contextlib
+from types import ModuleType
+from typing import Iterator
+
+from ..errors import UsageError
+from . import cpu
+from .cpu import PRIMITIVES
+
+DEVICES = ("cpu", "cuda", "auto")
+_backend: ModuleType = cpu
+
+
+def _cuda_module() -> ModuleType | None:
+    try:
+        from . import cuda as cuda_backend
+    except ImportError:
+        return None
+    return cuda_backend
+
+
+def cuda_available() -> bool:
+    """numba-cuda is installed and sees a GPU (or its simulator is on)."""
+    mod = _cuda_module()
+    if mod is None:
+        return False
+    try:
+        return bool(mod.cuda.is_available())
+    except Exception:
+        return False
+
+
+def use(device: str) -> str:
+    """Select the backend for every primitive; returns the device actually used."""
+    global _backend
+    if device not in DEVICES:
+        raise UsageError(f"--device '{device}' is not one of {', '.join(DEVICES)}")
+    if device == "cpu" or (device == "auto" and not cuda_available()):
+        _backend = cpu
+        return "cpu"
+    if not cuda_available():
+        raise UsageError("--device cuda: no CUDA device found (install mocli[cuda] and check the driver), or use --device cpu|auto")
+    _backend = _cuda_module()
+    return "cuda"
+
+
+@contextlib.contextmanager
+def device(name: str) -> Iterator[str]:
+    """Run a block on a device, then restore the previous backend."""
+    global _backend
+    previous = _backend
+    try:
+        yield use(name)
+    finally:
+        _backend = previous
+
+
+def current() -> str:
+    return "cpu" if _backend is cpu else "cuda"
+
+
+def _dispatch(name: str):
+    def primitive(*args, **kwargs):
+        return getattr(_backend, name)(*args, **kwargs)
+
+    primitive.__name__ = name
+    primitive.__doc__ = getattr(cpu, name).__doc__
+    return primitive
+
+
+seg_mean_var = _dispatch("seg_mean_var")
+seg_weighted_mean = _dispatch("seg_weighted_mean")
+seg_loo_mean_var = _dispatch("seg_loo_mean_var")
+seg_median = _dispatch("seg_median")
+seg_min_max = _dispatch("seg_min_max")
+seg_top2 = _dispatch("seg_top2")
+seg_rank = _dispatch("seg_rank")
+seg_normal_scores = _dispatch("seg_normal_scores")
+csr_from_codes = cpu.csr_from_codes  # the layout is always built on the host
+ndtri = _dispatch("ndtri")
 
 __all__ = [
-    "PRIMITIVES",
-    "csr_from_codes",
-    "ndtri",
-    "seg_loo_mean_var",
-    "seg_mean_var",
-    "seg_median",
-    "seg_min_max",
-    "seg_normal_scores",
-    "seg_rank",
-    "seg_top2",
-    "seg_weighted_mean",
+    "DEVICES", "PRIMITIVES", "cuda_available", "current", "csr_from_codes", "device", "ndtri",
+    "seg_loo_mean_var", "seg_mean_var", "seg_median", "seg_min_max", "seg_normal_scores",
+    "seg_rank", "seg_top2", "seg_weighted_mean", "use",
 ]

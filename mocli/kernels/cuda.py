@@ -1,0 +1,403 @@
+"""Segment kernels for NVIDIA GPUs with numba-cuda (``pip install mocli[cuda]``).
+
+The same primitive names and signatures as :mod:`mocli.kernels.cpu`, and the same numbers
+(float64, the same corrected two-pass sums, the same tie and constant rules): host arrays
+in, host arrays out. One thread per group; the order statistics sort each group in a
+scratch slice of a global buffer (insertion sort: groups are small). Importing this module
+needs numba-cuda but does not touch a GPU; the first launch does. Tested on CPU-only
+machines with ``NUMBA_ENABLE_CUDASIM=1``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+from numba import cuda
+
+from .cpu import PRIMITIVES, csr_from_codes  # noqa: F401  (the layout is built on the host)
+
+BLOCK = int(os.environ.get("MOCLI_CUDA_BLOCK", "128"))
+_LOO_DIRECT = 256
+
+
+def _launch(n_items: int) -> tuple[int, int]:
+    block = max(1, min(BLOCK, 1024))
+    return max(1, (n_items + block - 1) // block), block
+
+
+def _d(a, dtype=None):
+    return cuda.to_device(np.ascontiguousarray(a if dtype is None else np.asarray(a, dtype=dtype)))
+
+
+# ---------------------------------------------------------------------------------------
+# device helpers
+# ---------------------------------------------------------------------------------------
+@cuda.jit(device=True)
+def _first_pass(x, valid, order, a, b):
+    n = 0
+    s = 0.0
+    lo = math.inf
+    hi = -math.inf
+    for p in range(a, b):
+        i = order[p]
+        if valid[i]:
+            v = x[i]
+            n += 1
+            s += v
+            if v < lo:
+                lo = v
+            if v > hi:
+                hi = v
+    return n, s, lo, hi
+
+
+@cuda.jit(device=True)
+def _two_pass(x, valid, order, a, b, n, s):
+    if n == 0:
+        return 0.0, 0.0
+    m = s / n
+    c = 0.0
+    ss = 0.0
+    for p in range(a, b):
+        i = order[p]
+        if valid[i]:
+            d = x[i] - m
+            c += d
+            ss += d * d
+    ss -= c * c / n
+    if ss < 0.0:
+        ss = 0.0
+    return m + c / n, ss
+
+
+@cuda.jit(device=True)
+def _ndtri_lower(p):
+    """Inverse normal CDF for 0 < p < 0.5 (Acklam's approximation, two Halley steps)."""
+    if p < 0.02425:
+        q = math.sqrt(-2.0 * math.log(p))
+        z = (((((-7.784894002430293e-03 * q - 3.223964580411365e-01) * q - 2.400758277161838e00) * q
+               - 2.549732539343734e00) * q + 4.374664141464968e00) * q + 2.938163982698783e00) / (
+            (((7.784695709041462e-03 * q + 3.224671290700398e-01) * q + 2.445134137142996e00) * q
+             + 3.754408661907416e00) * q + 1.0)
+    else:
+        q = p - 0.5
+        r = q * q
+        z = (((((-3.969683028665376e01 * r + 2.209460984245205e02) * r - 2.759285104469687e02) * r
+               + 1.383577518672690e02) * r - 3.066479806614716e01) * r + 2.506628277459239e00) * q / (
+            ((((-5.447609879822406e01 * r + 1.615858368580409e02) * r - 1.556989798598866e02) * r
+              + 6.680131188771972e01) * r - 1.328068155288572e01) * r + 1.0)
+    for _ in range(2):
+        e = 0.5 * math.erfc(-z / math.sqrt(2.0)) - p
+        u = e * math.sqrt(2.0 * math.pi) * math.exp(z * z / 2.0)
+        z = z - u / (1.0 + z * u / 2.0)
+    return z
+
+
+@cuda.jit(device=True)
+def _ndtri(p):
+    if p <= 0.0:
+        return -math.inf
+    if p >= 1.0:
+        return math.inf
+    if p == 0.5:
+        return 0.0
+    if p > 0.5:
+        return -_ndtri_lower(1.0 - p)
+    return _ndtri_lower(p)
+
+
+@cuda.jit(device=True)
+def _gather_sorted(x, valid, order, a, b, buf, rows):
+    """Copy the group's valid values (and rows) to ``buf[a:]``/``rows[a:]``, sorted stably
+    by value; returns their count."""
+    n = 0
+    for p in range(a, b):
+        i = order[p]
+        if valid[i]:
+            v = x[i]
+            t = a + n
+            while t > a and buf[t - 1] > v:
+                buf[t] = buf[t - 1]
+                rows[t] = rows[t - 1]
+                t -= 1
+            buf[t] = v
+            rows[t] = i
+            n += 1
+    return n
+
+
+# ---------------------------------------------------------------------------------------
+# kernels
+# ---------------------------------------------------------------------------------------
+@cuda.jit
+def _k_mean_var(x, valid, order, offsets, ddof, mean, var, count, const):
+    j = cuda.grid(1)
+    if j >= offsets.shape[0] - 1:
+        return
+    a = offsets[j]
+    b = offsets[j + 1]
+    n, s, lo, hi = _first_pass(x, valid, order, a, b)
+    count[j] = n
+    if n == 0:
+        mean[j] = math.nan
+        var[j] = 0.0
+        const[j] = True
+        return
+    if lo == hi:
+        mean[j] = lo
+        var[j] = 0.0
+        const[j] = True
+        return
+    m, ss = _two_pass(x, valid, order, a, b, n, s)
+    mean[j] = m
+    var[j] = ss / (n - ddof) if n > ddof else 0.0
+    const[j] = False
+
+
+def seg_mean_var(x, valid, order, offsets, ddof=1):
+    g = offsets.shape[0] - 1
+    mean, var = cuda.device_array(g), cuda.device_array(g)
+    count, const = cuda.device_array(g, dtype=np.int64), cuda.device_array(g, dtype=np.bool_)
+    _k_mean_var[_launch(g)](_d(x, np.float64), _d(valid, np.bool_), _d(order), _d(offsets), int(ddof), mean, var, count, const)
+    return mean.copy_to_host(), var.copy_to_host(), count.copy_to_host(), const.copy_to_host()
+
+
+@cuda.jit
+def _k_weighted_mean(x, w, valid, order, offsets, out):
+    j = cuda.grid(1)
+    if j >= offsets.shape[0] - 1:
+        return
+    sw = 0.0
+    swx = 0.0
+    for p in range(offsets[j], offsets[j + 1]):
+        i = order[p]
+        if valid[i]:
+            sw += w[i]
+            swx += w[i] * x[i]
+    out[j] = swx / sw if sw != 0.0 else math.nan
+
+
+def seg_weighted_mean(x, w, valid, order, offsets):
+    g = offsets.shape[0] - 1
+    out = cuda.device_array(g)
+    _k_weighted_mean[_launch(g)](_d(x, np.float64), _d(w, np.float64), _d(valid, np.bool_), _d(order), _d(offsets), out)
+    return out.copy_to_host()
+
+
+@cuda.jit
+def _k_loo(x, valid, order, offsets, ddof, loo_mean, loo_var):
+    j = cuda.grid(1)
+    if j >= offsets.shape[0] - 1:
+        return
+    a = offsets[j]
+    b = offsets[j + 1]
+    n = 0
+    s = 0.0
+    min1 = math.inf
+    min2 = math.inf
+    nmin = 0
+    max1 = -math.inf
+    max2 = -math.inf
+    nmax = 0
+    for p in range(a, b):
+        i = order[p]
+        if not valid[i]:
+            continue
+        v = x[i]
+        n += 1
+        s += v
+        if v < min1:
+            min2 = min1
+            min1 = v
+            nmin = 1
+        elif v == min1:
+            nmin += 1
+        elif v < min2:
+            min2 = v
+        if v > max1:
+            max2 = max1
+            max1 = v
+            nmax = 1
+        elif v == max1:
+            nmax += 1
+        elif v > max2:
+            max2 = v
+    m, ss = _two_pass(x, valid, order, a, b, n, s)
+    for p in range(a, b):
+        i = order[p]
+        k = n - 1
+        if not valid[i] or k == 0:
+            loo_mean[i] = math.nan
+            loo_var[i] = 0.0
+            continue
+        v = x[i]
+        omin = min2 if (v == min1 and nmin == 1) else min1
+        omax = max2 if (v == max1 and nmax == 1) else max1
+        if omin == omax:
+            loo_mean[i] = omin
+            loo_var[i] = 0.0
+            continue
+        if n <= _LOO_DIRECT:
+            so = 0.0
+            for q in range(a, b):
+                h = order[q]
+                if valid[h] and h != i:
+                    so += x[h]
+            lm = so / k
+            sk = 0.0
+            ck = 0.0
+            for q in range(a, b):
+                h = order[q]
+                if valid[h] and h != i:
+                    e = x[h] - lm
+                    ck += e
+                    sk += e * e
+            lm += ck / k
+            sk -= ck * ck / k
+        else:
+            d = v - m
+            lm = m - d / k
+            sk = ss - d * d * n / k
+        if sk < 0.0:
+            sk = 0.0
+        loo_mean[i] = lm
+        loo_var[i] = sk / (k - ddof) if k > ddof else 0.0
+
+
+def seg_loo_mean_var(x, valid, order, offsets, ddof=1):
+    n = x.shape[0]
+    lm = cuda.to_device(np.zeros(n))
+    lv = cuda.to_device(np.zeros(n))
+    _k_loo[_launch(offsets.shape[0] - 1)](_d(x, np.float64), _d(valid, np.bool_), _d(order), _d(offsets), int(ddof), lm, lv)
+    return lm.copy_to_host(), lv.copy_to_host()
+
+
+@cuda.jit
+def _k_min_max(x, valid, order, offsets, lo, hi):
+    j = cuda.grid(1)
+    if j >= offsets.shape[0] - 1:
+        return
+    n, s, smallest, largest = _first_pass(x, valid, order, offsets[j], offsets[j + 1])
+    lo[j] = smallest
+    hi[j] = largest
+
+
+def seg_min_max(x, valid, order, offsets):
+    g = offsets.shape[0] - 1
+    lo, hi = cuda.device_array(g), cuda.device_array(g)
+    _k_min_max[_launch(g)](_d(x, np.float64), _d(valid, np.bool_), _d(order), _d(offsets), lo, hi)
+    return lo.copy_to_host(), hi.copy_to_host()
+
+
+@cuda.jit
+def _k_top2(x, valid, order, offsets, top, second, arg):
+    j = cuda.grid(1)
+    if j >= offsets.shape[0] - 1:
+        return
+    t1 = -math.inf
+    t2 = -math.inf
+    at = -1
+    for p in range(offsets[j], offsets[j + 1]):
+        i = order[p]
+        if not valid[i]:
+            continue
+        v = x[i]
+        if at < 0 or v > t1:
+            t2 = t1
+            t1 = v
+            at = i
+        elif v > t2:
+            t2 = v
+    top[j] = t1
+    second[j] = t2
+    arg[j] = at
+
+
+def seg_top2(x, valid, order, offsets):
+    g = offsets.shape[0] - 1
+    top, second = cuda.device_array(g), cuda.device_array(g)
+    arg = cuda.device_array(g, dtype=np.int64)
+    _k_top2[_launch(g)](_d(x, np.float64), _d(valid, np.bool_), _d(order), _d(offsets), top, second, arg)
+    return top.copy_to_host(), second.copy_to_host(), arg.copy_to_host()
+
+
+@cuda.jit
+def _k_median(x, valid, order, offsets, buf, rows, out):
+    j = cuda.grid(1)
+    if j >= offsets.shape[0] - 1:
+        return
+    a = offsets[j]
+    n = _gather_sorted(x, valid, order, a, offsets[j + 1], buf, rows)
+    if n == 0:
+        out[j] = math.nan
+        return
+    h = n // 2
+    out[j] = buf[a + h] if n % 2 == 1 else 0.5 * (buf[a + h - 1] + buf[a + h])
+
+
+def seg_median(x, valid, order, offsets):
+    g = offsets.shape[0] - 1
+    n = x.shape[0]
+    out = cuda.device_array(g)
+    _k_median[_launch(g)](_d(x, np.float64), _d(valid, np.bool_), _d(order), _d(offsets),
+                          cuda.device_array(max(n, 1)), cuda.device_array(max(n, 1), dtype=np.int64), out)
+    return out.copy_to_host()
+
+
+@cuda.jit
+def _k_ranks(x, valid, order, offsets, normal, buf, rows, out):
+    j = cuda.grid(1)
+    if j >= offsets.shape[0] - 1:
+        return
+    a = offsets[j]
+    n = _gather_sorted(x, valid, order, a, offsets[j + 1], buf, rows)
+    q = 0
+    while q < n:
+        r = q
+        while r + 1 < n and buf[a + r + 1] == buf[a + q]:
+            r += 1
+        if normal:
+            if q == 0 and r == n - 1:
+                val = 0.0
+            else:
+                acc = 0.0
+                for t in range(q, r + 1):
+                    acc += _ndtri((t + 0.5) / n)
+                val = acc / (r - q + 1)
+        else:
+            val = 0.5 * (q + r) + 1.0
+        for t in range(q, r + 1):
+            out[rows[a + t]] = val
+        q = r + 1
+
+
+def _ranks(x, valid, order, offsets, normal):
+    n = x.shape[0]
+    out = cuda.to_device(np.full(n, np.nan))
+    _k_ranks[_launch(offsets.shape[0] - 1)](_d(x, np.float64), _d(valid, np.bool_), _d(order), _d(offsets), bool(normal),
+                                            cuda.device_array(max(n, 1)), cuda.device_array(max(n, 1), dtype=np.int64), out)
+    return out.copy_to_host()
+
+
+def seg_rank(x, valid, order, offsets):
+    return _ranks(x, valid, order, offsets, False)
+
+
+def seg_normal_scores(x, valid, order, offsets):
+    return _ranks(x, valid, order, offsets, True)
+
+
+@cuda.jit
+def _k_ndtri(p, out):
+    i = cuda.grid(1)
+    if i < p.shape[0]:
+        out[i] = _ndtri(p[i])
+
+
+def ndtri(p):
+    p = np.ascontiguousarray(np.asarray(p, dtype=np.float64)).ravel()
+    out = cuda.device_array(max(p.shape[0], 1))
+    _k_ndtri[_launch(p.shape[0])](_d(p), out)
+    return out.copy_to_host()[: p.shape[0]]
