@@ -199,3 +199,37 @@ def verify(
             loaded.rollouts, values.cast(pl.Float64).to_numpy(), estimator=spec[0], profile=s.profile,
             scheme=s.scheme, conditions=s.when, gates=s.gate, tol=tol, group_keys=keys, top=top,
         )
+
+
+def inspect(inputs: Sequence[str | os.PathLike], settings: Settings | None = None, **options: Any) -> dict[str, Any]:
+    """Columns and their types, the detected group and reward columns, group sizes."""
+    from .io import expand_inputs, schema_of
+    from .kernels import seg_mean_var
+
+    s = settings or Settings.merge(**options)
+    loaded = s.load(inputs)
+    ro = loaded.rollouts
+    if loaded.files:
+        schema = schema_of(loaded.files)
+    else:  # a framework dump: the columns of the table it was read into
+        schema = dict(s.load(inputs, all_columns=True).frame.schema)
+    roles = {loaded.group: "group", loaded.length: "length", loaded.baseline: "baseline", loaded.step: "step",
+             loaded.logged: "logged advantage"}
+    roles.update({name: "reward" for name in ro.names})
+    sizes = np.diff(ro.offsets)
+    scorable = ~np.all(np.isnan(ro.rewards), axis=1)
+    _, _, counts, _ = seg_mean_var(np.zeros(ro.n), scorable, ro.order, ro.offsets, 0)
+    return {
+        "files": [str(p) for p in loaded.files],
+        "notes": loaded.notes,
+        "rows": ro.n,
+        "columns": {name: {"type": str(dtype), "role": roles.get(name)} for name, dtype in schema.items()},
+        "group": loaded.group,
+        "groups": ro.n_groups,
+        "group_size": {"min": int(sizes.min()), "median": float(np.median(sizes)), "max": int(sizes.max())},
+        "singleton_groups": int((counts == 1).sum()),
+        "rewards": {
+            name: {"weight": float(w), "direction": "min" if m else "max", "missing": int(np.isnan(ro.rewards[:, k]).sum())}
+            for k, (name, w, m) in enumerate(zip(ro.names, ro.weights, ro.minimize))
+        },
+    }

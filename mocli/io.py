@@ -4,13 +4,15 @@ tables atomically. Everything past this module sees NumPy arrays."""
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import re
 import tempfile
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import polars as pl
@@ -50,6 +52,28 @@ class Objective:
         if not np.isfinite(w):
             raise UsageError(f"--reward '{text}': weight must be finite")
         return cls(name, w)
+
+
+# ---------------------------------------------------------------------------------------
+# progress: the library reports, whoever listens draws (the CLI, on a terminal)
+# ---------------------------------------------------------------------------------------
+_PROGRESS: ContextVar[Callable[[str, int, int], None] | None] = ContextVar("mocli_progress", default=None)
+
+
+@contextlib.contextmanager
+def reporting(callback: Callable[[str, int, int], None]) -> Iterator[None]:
+    """Within the block, long work calls ``callback(stage, done, total)``."""
+    token = _PROGRESS.set(callback)
+    try:
+        yield
+    finally:
+        _PROGRESS.reset(token)
+
+
+def report_progress(stage: str, done: int, total: int) -> None:
+    callback = _PROGRESS.get()
+    if callback is not None:
+        callback(stage, done, total)
 
 
 # ---------------------------------------------------------------------------------------
@@ -148,7 +172,8 @@ def read_columns(paths: Sequence[Path], columns: Sequence[str] | None) -> pl.Dat
     """Read the named columns (``None`` = all) from every file and concatenate them; a
     column missing from some files is null there."""
     frames = []
-    for p in paths:
+    for n_done, p in enumerate(paths):
+        report_progress("reading", n_done, len(paths))
         lf = _scan(p)
         hive = hive_columns(p)
         try:
@@ -161,6 +186,7 @@ def read_columns(paths: Sequence[Path], columns: Sequence[str] | None) -> pl.Dat
         except Exception as exc:
             raise InputError(f"cannot read '{p}': {_first_line(exc)}") from None
         frames.append(df)
+    report_progress("reading", len(paths), len(paths))
     if len(frames) == 1:
         return frames[0]
     try:

@@ -128,3 +128,15 @@ def test_steps_option_errors(run_cli, tmp_path):
     assert code == 2 and "--steps" in err
     code, _, err = run_cli("analyze", DUMPS / "trl", "--from", "trl", "--steps", "50:60")
     assert code == 2 and "no rows" in err
+
+
+def test_long_work_reports_progress(tmp_path):
+    from mocli.io import reporting
+
+    for i in range(5):
+        pl.DataFrame({"g": [i, i], "r_reward": [0.0, 1.0], "step": [i, i]}).write_parquet(tmp_path / f"part-{i}.parquet")
+    seen = []
+    with reporting(lambda stage, done, total: seen.append((stage, done, total))):
+        mocli.analyze([tmp_path], group="g", by="step")
+    assert ("reading", 5, 5) in seen and ("slices by step", 5, 5) in seen
+    assert [d for s, d, t in seen if s == "reading"] == [0, 1, 2, 3, 4, 5]

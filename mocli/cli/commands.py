@@ -14,10 +14,9 @@ from rich.table import Table
 
 from .. import catalog
 from .. import check as check_mod
-from ..api import Settings, advantages_table, analyze as analyze_api, flip_rows, verify as verify_api
+from ..api import Settings, advantages_table, analyze as analyze_api, flip_rows, inspect as inspect_api, verify as verify_api
 from ..errors import UsageError
 from ..io import check_output, write_table
-from ..kernels import seg_mean_var
 from ..samples import SAMPLES, sample
 from . import options as o
 from . import render
@@ -161,24 +160,7 @@ def inspect(
     """Show columns, the detected group and reward columns, and the group sizes."""
     f = _format(fmt)
     s = _settings(locals())
-    loaded = s.load(inputs)
-    ro = loaded.rollouts
-    sizes = np.diff(ro.offsets)
-    _, _, scorable_sizes, _ = seg_mean_var(
-        np.zeros(ro.n), ~np.all(np.isnan(ro.rewards), axis=1), ro.order, ro.offsets, 0
-    )
-    doc = {
-        "files": [str(p) for p in loaded.files],
-        "rows": ro.n,
-        "group": loaded.group,
-        "groups": ro.n_groups,
-        "group_size": {"min": int(sizes.min()), "median": float(np.median(sizes)), "max": int(sizes.max())},
-        "singleton_groups": int((scorable_sizes == 1).sum()),
-        "rewards": {
-            name: {"weight": float(w), "direction": "min" if m else "max", "missing": int(np.isnan(ro.rewards[:, k]).sum())}
-            for k, (name, w, m) in enumerate(zip(ro.names, ro.weights, ro.minimize))
-        },
-    }
+    doc = inspect_api(inputs, s)
     if f == "json":
         _json(doc)
         return
@@ -193,10 +175,16 @@ def inspect(
     con.print(f"[bold]{doc['rows']}[/] rows in {len(doc['files'])} file(s); group column [bold]{doc['group']}[/]: "
               f"{doc['groups']} groups, size min {doc['group_size']['min']} / median {doc['group_size']['median']:g} / max {doc['group_size']['max']}"
               f", {doc['singleton_groups']} singletons", soft_wrap=True)
+    for note in doc["notes"]:
+        con.print(note, soft_wrap=True)
     table = Table("reward", "weight", "direction", "missing")
     for n, r in doc["rewards"].items():
         table.add_row(n, f"{r['weight']:g}", r["direction"], str(r["missing"]))
     con.print(table)
+    columns = Table("column", "type", "role")
+    for name, info in doc["columns"].items():
+        columns.add_row(name, info["type"], info["role"] or "")
+    con.print(columns)
 
 
 

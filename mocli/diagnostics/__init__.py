@@ -118,9 +118,14 @@ def analyze_rollouts(
     if slices is not None:
         report.by_column = slice_column
         keys = np.array(["null" if v is None else str(v) for v in slices.tolist()], dtype=object)
-        for value in _slice_order(slices, keys):
+        from ..io import report_progress
+
+        order = _slice_order(slices, keys)
+        for done, value in enumerate(order):
+            report_progress(f"slices by {slice_column}", done, len(order))
             mask = keys == value
             report.by[value] = _one(rollouts.subset(mask), resolved, sch, conds, compare, False, False)
+        report_progress(f"slices by {slice_column}", len(order), len(order))
     return report
 
 
