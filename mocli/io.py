@@ -249,6 +249,8 @@ def detect_rewards(schema: dict[str, pl.DataType], rewards: Sequence[str] | None
 
 def _float_column(df: pl.DataFrame, name: str, what: str, *, allow_nan: bool = True) -> np.ndarray:
     dtype = df.schema[name]
+    if df.height and df.get_column(name).null_count() == df.height:
+        raise InputError(f"{what} column '{name}' has no values (every cell is null/NaN)")
     if not _is_numeric(dtype):
         raise InputError(f"{what} column '{name}' is {dtype}, not numeric; {what} columns must hold numbers (or booleans)")
     arr = df.get_column(name).cast(pl.Float64).to_numpy().astype(np.float64, copy=False)

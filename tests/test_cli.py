@@ -99,6 +99,7 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[list, str]]:
     badjson = tmp_path / "bad.jsonl"
     badjson.write_text('{"g": 1, "r": 1}\n{"g": 1, "r": \n')
     nulls = write_csv(tmp_path / "nullkey.csv", "g,r\n1,1\n,0")
+    emptycol = write_csv(tmp_path / "emptycol.csv", "g,r,s\n1,1,\n1,0,")
     gr = ["-g", "g", "-r", "r"]
     return {
         "missing file": ([tmp_path / "nope.parquet", *gr], "nope.parquet"),
@@ -110,6 +111,7 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[list, str]]:
         "non-numeric column": ([good, "-g", "g", "-r", "text"], "'text'"),
         "infinite rewards": ([inf, *gr], "infinite"),
         "reward with no values": ([allnull, *gr], "no values"),
+        "empty csv column": ([emptycol, "-g", "g", "-r", "r", "-r", "s"], "'s' has no values"),
         "malformed jsonl": ([badjson, *gr], "bad.jsonl"),
         "null group key": ([nulls, *gr], "null"),
         "misspelt estimator": ([good, *gr, "-e", "gdpoo"], "did you mean 'gdpo'"),
@@ -127,7 +129,7 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[list, str]]:
 
 @pytest.mark.parametrize("case", [
     "missing file", "empty file", "corrupt file", "no rows", "missing reward column", "missing group column",
-    "non-numeric column", "infinite rewards", "reward with no values", "malformed jsonl", "null group key",
+    "non-numeric column", "infinite rewards", "reward with no values", "empty csv column", "malformed jsonl", "null group key",
     "misspelt estimator", "misspelt profile", "misspelt parameter", "non-numeric parameter", "bad choice",
     "non-numeric weight", "misspelt scheme", "unknown option", "passk singleton", "opo without length",
 ])
