@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 import statistics
 
+import numpy as np
+
 from scipy.special import ndtri
 
 NAN = float("nan")
@@ -87,7 +89,8 @@ def scheme_value(name, p, row, raw_row, w, names):
         sw = math.fsum(w[k] for k in vk)
         if q == 0:
             return math.exp(math.fsum(w[k] * math.log(row[k]) for k in vk) / sw) if all(row[k] > 0 for k in vk) else 0.0
-        return (math.fsum(w[k] * row[k] ** q for k in vk) / sw) ** (1 / q)
+        with np.errstate(divide="ignore", over="ignore"):  # 0 ** -1 = inf, and inf ** -1 = 0
+            return (math.fsum(w[k] * row[k] ** q for k in vk) / sw) ** (1 / q)
     if name == "product":
         out = 1.0
         for k in vk:

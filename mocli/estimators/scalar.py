@@ -236,7 +236,8 @@ class PassK(Scaled):
                 f"{int((count == 1).sum())} groups have one (first: group #{g})"
             )
         top, second, arg = seg_top2(s, v, batch.order, batch.offsets)
-        gap = top - second
+        with np.errstate(invalid="ignore"):  # empty groups: -inf - -inf, never used
+            gap = top - second
         if self.normalize:
             gap = divide(gap, np.sqrt(var), self.eps, self.eps_mode)
         out = np.zeros_like(s)
