@@ -53,32 +53,21 @@ _RENAMED = {"reward": "rewards", "estimator": "estimators", "fmt": "format"}
 
 
 def _settings(options: dict) -> Settings:
-    """Settings from a command's own parameters (named as in :mod:`.options`) and the config."""
+    """Settings from a command's parameters (named as in :mod:`.options`; the shared ones
+    arrive in its ``**options``) and the config."""
+    options = {**options.pop("options", {}), **options}
     known = {f for f in Settings.__dataclass_fields__}
     cli = {_RENAMED.get(k, k): v for k, v in options.items()}
     return Settings.merge(options.get("config"), **{k: v for k, v in cli.items() if k in known})
 
 
 @app.command()
+@o.data_options
 def advantages(
     inputs: o.Inputs,
     output: Annotated[str, typer.Option("-o", "--output", help="Output file; format by extension (.parquet default, .jsonl, .json, .csv).")],
-    estimator: o.Estimator = None,
-    group: o.Group = None,
-    reward: o.Reward = None,
-    minimize: o.Minimize = None,
-    length: o.Length = None,
-    baseline: o.Baseline = None,
-    step: o.Step = None,
-    scheme: o.Scheme = None,
-    gate: o.Gate = None,
-    when: o.When = None,
-    profile: o.Profile = None,
-    source: o.Source = None,
-    steps: o.Steps = None,
-    device: o.Device = None,
-    config: o.Config = None,
     float32: Annotated[bool, typer.Option("--float32", help="Write advantages as float32 (computed in float64).")] = False,
+    **options,
 ) -> None:
     """Write the input rows plus one adv:<label> column per estimator."""
     s = _settings(locals())
@@ -215,26 +204,13 @@ def _write_html(report, path: str, title: str) -> None:
 
 
 @app.command()
+@o.data_options
 def analyze(
     inputs: o.Inputs,
-    estimator: o.Estimator = None,
-    group: o.Group = None,
-    reward: o.Reward = None,
-    minimize: o.Minimize = None,
-    length: o.Length = None,
-    baseline: o.Baseline = None,
-    step: o.Step = None,
-    scheme: o.Scheme = None,
-    gate: o.Gate = None,
-    when: o.When = None,
-    profile: o.Profile = None,
     by: o.By = None,
-    source: o.Source = None,
-    steps: o.Steps = None,
-    device: o.Device = None,
-    config: o.Config = None,
     fmt: o.Format = None,
     html: Annotated[Optional[str], typer.Option("--html", help="Also write the self-contained HTML report here.")] = None,
+    **options,
 ) -> None:
     """Report collapse, sign flips, conflict, interference, Pareto order and influence."""
     s = _settings(locals())
@@ -248,26 +224,13 @@ def analyze(
 
 
 @app.command()
+@o.data_options
 def compare(
     inputs: o.Inputs,
-    estimator: o.Estimator = None,
-    group: o.Group = None,
-    reward: o.Reward = None,
-    minimize: o.Minimize = None,
-    length: o.Length = None,
-    baseline: o.Baseline = None,
-    step: o.Step = None,
-    scheme: o.Scheme = None,
-    gate: o.Gate = None,
-    when: o.When = None,
-    profile: o.Profile = None,
     by: o.By = None,
-    source: o.Source = None,
-    steps: o.Steps = None,
-    device: o.Device = None,
-    config: o.Config = None,
     fmt: o.Format = None,
     top: Annotated[int, typer.Option("--top", help="How many sign-flipping rows to list per pair.")] = 10,
+    **options,
 ) -> None:
     """Estimators side by side, their agreement, and the rows that flip sign."""
     s = _settings(locals())
@@ -281,27 +244,14 @@ def compare(
 
 
 @app.command()
+@o.data_options
 def check(
     inputs: o.Inputs,
     fail_if: Annotated[Optional[List[str]], typer.Option("--fail-if", help="'PATH OP NUMBER', repeatable; relative paths apply to every estimator.")] = None,
-    estimator: o.Estimator = None,
-    group: o.Group = None,
-    reward: o.Reward = None,
-    minimize: o.Minimize = None,
-    length: o.Length = None,
-    baseline: o.Baseline = None,
-    step: o.Step = None,
-    scheme: o.Scheme = None,
-    gate: o.Gate = None,
-    when: o.When = None,
-    profile: o.Profile = None,
-    source: o.Source = None,
-    steps: o.Steps = None,
-    device: o.Device = None,
-    config: o.Config = None,
     fmt: o.Format = None,
     junit: Annotated[Optional[str], typer.Option("--junit", help="Write a JUnit XML report here.")] = None,
     summary: Annotated[Optional[str], typer.Option("--summary", help="Write a Markdown summary here (e.g. $GITHUB_STEP_SUMMARY).")] = None,
+    **options,
 ) -> None:
     """CI gate: exit 1 when a threshold expression holds, 0 when none does."""
     s = _settings(locals())
@@ -361,26 +311,13 @@ def _write_text(path: str, text: str) -> None:
 
 
 @app.command()
+@o.data_options
 def verify(
     inputs: o.Inputs,
     logged: Annotated[Optional[str], typer.Option("--logged", help="Column with the advantages the trainer used (default with --from: the dump's own).")] = None,
-    estimator: o.Estimator = None,
-    group: o.Group = None,
-    reward: o.Reward = None,
-    minimize: o.Minimize = None,
-    length: o.Length = None,
-    baseline: o.Baseline = None,
-    step: o.Step = None,
-    scheme: o.Scheme = None,
-    gate: o.Gate = None,
-    when: o.When = None,
-    profile: o.Profile = None,
-    source: o.Source = None,
-    steps: o.Steps = None,
-    device: o.Device = None,
-    config: o.Config = None,
     fmt: o.Format = None,
     tol: Annotated[float, typer.Option("--tol", help="Largest absolute difference that still agrees.")] = 1e-5,
+    **options,
 ) -> None:
     """Recompute logged advantages under a profile; exit 1 when they differ beyond --tol."""
     s = _settings(locals())
@@ -400,25 +337,12 @@ def verify(
 
 
 @app.command()
+@o.data_options
 def report(
     inputs: o.Inputs,
     output: Annotated[str, typer.Option("-o", "--output", help="The HTML file to write.")],
-    estimator: o.Estimator = None,
-    group: o.Group = None,
-    reward: o.Reward = None,
-    minimize: o.Minimize = None,
-    length: o.Length = None,
-    baseline: o.Baseline = None,
-    step: o.Step = None,
-    scheme: o.Scheme = None,
-    gate: o.Gate = None,
-    when: o.When = None,
-    profile: o.Profile = None,
     by: o.By = None,
-    source: o.Source = None,
-    steps: o.Steps = None,
-    device: o.Device = None,
-    config: o.Config = None,
+    **options,
 ) -> None:
     """Write one self-contained HTML report (inline SVG charts, no network)."""
     s = _settings(locals())

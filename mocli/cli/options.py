@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, List, Optional
+import functools
+import inspect
+import typing
+from typing import Annotated, Callable, List, Optional
 
 import typer
 
@@ -24,3 +27,27 @@ By = Annotated[Optional[str], typer.Option("--by", help="Also report per value o
 Source = Annotated[Optional[str], typer.Option("--from", help="Read a framework's rollout dump: trl, verl, nemo_rl or auto.")]
 Steps = Annotated[Optional[str], typer.Option("--steps", help="Keep a step range A:B (inclusive; A: or :B open).")]
 Device = Annotated[Optional[str], typer.Option("--device", help="cpu (default), cuda, or auto (CUDA only when a GPU is present).")]
+
+
+def data_options(command: Callable) -> Callable:
+    """Give a command every option that shapes loading and computing (``-e``, ``-g``, ``-r``,
+    ``--minimize`` ... ``--config``), after its own; they arrive in its ``**options``."""
+    shared = [
+        ("estimator", Estimator), ("group", Group), ("reward", Reward), ("minimize", Minimize), ("length", Length),
+        ("baseline", Baseline), ("step", Step), ("scheme", Scheme), ("gate", Gate), ("when", When),
+        ("profile", Profile), ("source", Source), ("steps", Steps), ("device", Device), ("config", Config),
+    ]
+    hints = typing.get_type_hints(command, include_extras=True)  # resolve string annotations
+    sig = inspect.signature(command)
+    own = [p.replace(annotation=hints.get(p.name, p.annotation)) for p in sig.parameters.values()
+           if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=ann) for name, ann in shared]
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        return command(*args, **kwargs)
+
+    wrapper.__signature__ = sig.replace(parameters=own + extra, return_annotation=None)
+    wrapper.__annotations__ = {p.name: p.annotation for p in own + extra}
+    del wrapper.__wrapped__  # Typer must read the signature above, not the command's own
+    return wrapper
