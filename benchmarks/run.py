@@ -13,7 +13,8 @@ alternating the contenders in every repeat, times:
   (separate processes: start-up, reading, factorising, computing, writing);
 * verl's ``compute_grpo_outcome_advantage`` and its vectorised variant on tensors already
   in memory, when verl is installed;
-* mocli's estimator kernels on arrays already in memory (rows per second).
+* mocli's estimator kernels on arrays already in memory (rows per second), and with
+  ``--cuda`` the same on the GPU (``--device cuda``; host-to-device copies included).
 
 Prints medians, rows per second, peak resident memory of each process and ratios against
 the Polars pipeline. Every end-to-end contender runs in its own process, so peak memory
@@ -102,10 +103,11 @@ def run_process(cmd: list[str], stdout=subprocess.DEVNULL) -> tuple[float, float
     return wall, usage.ru_maxrss / 1024.0
 
 
-def kernel_rates(path: Path, repeats: int) -> dict[str, float]:
+def kernel_rates(path: Path, repeats: int, device: str = "cpu") -> dict[str, float]:
     import mocli
-    from mocli import make_scheme, prepare
+    from mocli import kernels, make_scheme, prepare
 
+    kernels.use(device)
     loaded = mocli.load([path])
     specs = ["grpo", "rloo", "dr_grpo", "gdpo", "mc_grpo", "g2rpo", "dvao", "gd2po"]
     batch = prepare(loaded.rollouts, make_scheme())
@@ -152,6 +154,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skip-verl", action="store_true")
+    ap.add_argument("--cuda", action="store_true", help="also time --device cuda (needs a GPU and mocli[cuda])")
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="mocli-bench-"))
@@ -177,6 +180,9 @@ def main() -> None:
         "mocli advantages grpo+gdpo": [py, "-m", "mocli", "advantages", str(data), "-e", "grpo", "-e", "gdpo", "-o", str(tmp / "mocli.parquet")],
         "mocli analyze grpo+gdpo": [py, "-m", "mocli", "analyze", str(data), "-e", "grpo", "-e", "gdpo", "--format", "json"],
     }
+    if args.cuda:
+        contenders["mocli advantages --device cuda"] = contenders["mocli advantages grpo+gdpo"] + ["--device", "cuda"]
+        contenders["mocli analyze --device cuda"] = contenders["mocli analyze grpo+gdpo"] + ["--device", "cuda"]
     # warm the Numba cache and the page cache once, untimed
     for cmd in contenders.values():
         run_process(cmd)
@@ -196,6 +202,9 @@ def main() -> None:
     print(f"\n{'in memory (median of ' + str(args.repeats) + ')':<34}{'rows/s':>14}")
     for name, rate in kernel_rates(data, args.repeats).items():
         print(f"{'mocli ' + name:<34}{rate:>14,.0f}")
+    if args.cuda:
+        for name, rate in kernel_rates(data, args.repeats, "cuda").items():
+            print(f"{'mocli ' + name + ' (cuda)':<34}{rate:>14,.0f}")
     if not args.skip_verl:
         vr = verl_rates(data, args.repeats)
         if not vr:
