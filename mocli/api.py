@@ -118,10 +118,15 @@ def analyze(
     extra: list[str] = []
     if by:
         extra.append(by)
-    if compare:
-        schema = schema_of(expand_inputs(inputs))
-        extra += [c for c in TEXT_COLUMNS if c in schema and schema[c] == pl.String]
-    loaded = s.load(inputs, extra=list(dict.fromkeys(extra)))
+    if s.source:  # a framework dump is in memory whole anyway: keep every column
+        loaded = s.load(inputs, all_columns=True)
+        if by and by not in loaded.frame.columns:
+            s.load(inputs, extra=[by])  # raises the usual missing-column error
+    else:
+        if compare:
+            schema = schema_of(expand_inputs(inputs))
+            extra += [c for c in TEXT_COLUMNS if c in schema and schema[c] == pl.String]
+        loaded = s.load(inputs, extra=list(dict.fromkeys(extra)))
     slices = loaded.frame.get_column(by).to_numpy() if by else None
     with kernels.device(s.device):
         report = analyze_rollouts(

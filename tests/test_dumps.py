@@ -140,3 +140,12 @@ def test_long_work_reports_progress(tmp_path):
         mocli.analyze([tmp_path], group="g", by="step")
     assert ("reading", 5, 5) in seen and ("slices by step", 5, 5) in seen
     assert [d for s, d, t in seen if s == "reading"] == [0, 1, 2, 3, 4, 5]
+
+
+def test_reports_on_dumps_by_step(run_cli):
+    code, out, err = run_cli("compare", DUMPS / "trl", "--from", "trl", "-e", "grpo", "-e", "gdpo", "--by", "step", "--format", "json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert list(doc["by"]) == ["10", "11"] and doc["input"]["groups"] == 4
+    code, _, err = run_cli("analyze", DUMPS / "verl", "--from", "verl", "--by", "nope")
+    assert code == 2 and "'nope'" in err
