@@ -208,7 +208,7 @@ def verify(
 
 def inspect(inputs: Sequence[str | os.PathLike], settings: Settings | None = None, **options: Any) -> dict[str, Any]:
     """Columns and their types, the detected group and reward columns, group sizes."""
-    from .io import expand_inputs, schema_of
+    from .io import schema_of
     from .kernels import seg_mean_var
 
     s = settings or Settings.merge(**options)

@@ -1,9 +1,7 @@
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from .naive import allequal, groups, isnan, mean
+from .naive import groups, isnan, mean
 
 REL = 1e-9
 

@@ -99,7 +99,6 @@ def test_near_constant_group():
 
 def test_constant_groups_are_exactly_zero():
     r = np.array([0.1, 0.1, 0.1, 0.7, 0.7])
-    ro = Rollouts.from_arrays(r, [0, 0, 0, 1, 1])
     for spec in ["grpo:eps=0", "grpo:eps=0,eps_mode=floor", "grpo:leave_one_out=true,eps=0", "rloo", "mc_grpo:eps=0", "g2rpo", "dr_grpo", "opo"]:
         batch = prepare(Rollouts.from_arrays(r, [0, 0, 0, 1, 1], length=[1, 2, 3, 4, 5]), make_scheme())
         assert np.all(make_estimator(spec)(batch) == 0.0), spec

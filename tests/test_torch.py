@@ -10,7 +10,6 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-import mocli  # noqa: E402
 import mocli.torch as mt  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

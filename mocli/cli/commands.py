@@ -7,7 +7,6 @@ import os
 import sys
 from typing import Annotated, List, Optional
 
-import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table

@@ -60,6 +60,7 @@ class GroupView:
     """Group statistics of the objectives that every estimator's metrics share."""
 
     batch: Batch
+    count: np.ndarray  # (g,) scorable rows per group
     live_group: np.ndarray  # (g,) at least two scorable rows
     live_row: np.ndarray  # (n,) scorable row of a live group
     tolk: np.ndarray  # (g, k)
@@ -100,7 +101,7 @@ class GroupView:
         opposed, ordered, vectors = objective_pairs(
             np.ascontiguousarray(batch.rewards), batch.scorable, batch.weighted, batch.order, batch.offsets, tolk
         )
-        return cls(batch, live_group, live_row, tolk, sign, varies, valid_k, d, opposed, ordered, vectors)
+        return cls(batch, count, live_group, live_row, tolk, sign, varies, valid_k, d, opposed, ordered, vectors)
 
 
 # ---------------------------------------------------------------------------------------
@@ -108,7 +109,7 @@ class GroupView:
 # ---------------------------------------------------------------------------------------
 def input_summary(batch: Batch, view: GroupView) -> dict[str, Any]:
     sizes = np.diff(batch.offsets)
-    _, _, count, _ = seg_mean_var(np.zeros(batch.n), batch.scorable, batch.order, batch.offsets, 0)
+    count = view.count
     return {
         "rows": int(batch.n),
         "groups": int(sizes.shape[0]),

@@ -25,6 +25,15 @@ def _same(x, y, tol):
     return abs(x - y) <= tol
 
 
+@njit(**_JIT)
+def _same_vector(R, i, h, weighted, tolk, j):
+    """Rows ``i`` and ``h`` have equal weighted reward vectors (NaN equals NaN)."""
+    for k in range(R.shape[1]):
+        if weighted[k] and not _same(R[i, k], R[h, k], tolk[j, k]):
+            return False
+    return True
+
+
 @njit(parallel=True, **_JIT)
 def _objective_pairs(R, rows_ok, weighted, order, offsets, tolk, opposed, ordered, distinct):
     """For every pair of objectives (a < b, flattened) and every group: how many row pairs
@@ -46,12 +55,7 @@ def _objective_pairs(R, rows_ok, weighted, order, offsets, tolk, opposed, ordere
                 h = order[q]
                 if not rows_ok[h]:
                     continue
-                eq = True
-                for k in range(K):
-                    if weighted[k] and not _same(R[i, k], R[h, k], tolk[j, k]):
-                        eq = False
-                        break
-                if eq:
+                if _same_vector(R, i, h, weighted, tolk, j):
                     new = False
                     break
             if new:
@@ -118,7 +122,6 @@ def _advantage_pairs(R, A, rows_ok, weighted, order, offsets, tolk, tola, out):
     with equal A, 2 distinct A values, 3 dominance pairs, 4 of those with A_i < A_j, 5 a
     winner (max A) is dominated (0/1)."""
     g = offsets.shape[0] - 1
-    K = R.shape[1]
     for j in prange(g):
         a = offsets[j]
         b = offsets[j + 1]
@@ -158,12 +161,7 @@ def _advantage_pairs(R, A, rows_ok, weighted, order, offsets, tolk, tola, out):
                     continue
                 h = rows[v]
                 if u < v:
-                    differs = False
-                    for k in range(K):
-                        if weighted[k] and not _same(R[i, k], R[h, k], tolk[j, k]):
-                            differs = True
-                            break
-                    if differs:
+                    if not _same_vector(R, i, h, weighted, tolk, j):
                         diff += 1
                         if abs(A[i] - A[h]) <= tol:
                             coll += 1
