@@ -11,6 +11,7 @@ import numpy as np
 from .batch import Batch, Rollouts, prepare
 from .errors import UsageError
 from .estimators import ESTIMATORS, Estimator
+from .estimators.normalise import batch_scope
 from .params import build, parse_spec
 from .profiles import PROFILES
 from .schemes import SCHEMES, Condition, Constraint, Gated, Scheme
@@ -80,14 +81,31 @@ def compute_advantages(
     resolved = resolve(estimators, profile)
     sch = scheme if isinstance(scheme, Scheme) else make_scheme(scheme, gates)
     conds = [c if isinstance(c, Condition) else Condition.parse(c) for c in conditions]
+    advs, _ = run_estimators(rollouts, resolved, sch, conds)
+    return advs
+
+
+def run_estimators(
+    rollouts: Rollouts, resolved: Sequence[Resolved], scheme: Scheme, conds: Sequence[Condition]
+) -> tuple[dict[str, np.ndarray], dict[str, Batch]]:
+    """Advantages by label, and the prepared batch of each NaN policy used (``omit``
+    always). Each estimator and each preparation runs in its own batch scope, so that a
+    table streamed in chunks gets the same batch-wide statistics as the whole table."""
     batches: dict[str, Batch] = {}
+
+    def get(policy: str) -> Batch:
+        if policy not in batches:
+            with batch_scope(f"scheme:{policy}"):
+                batches[policy] = prepare(rollouts, scheme, conds, policy)
+        return batches[policy]
+
+    get("omit")
     out: dict[str, np.ndarray] = {}
     for r in resolved:
-        policy = r.estimator.nan_policy
-        if policy not in batches:
-            batches[policy] = prepare(rollouts, sch, conds, policy)
-        out[r.label] = r.estimator(batches[policy])
-    return out
+        batch = get(r.estimator.nan_policy)
+        with batch_scope(r.label):
+            out[r.label] = r.estimator(batch)
+    return out, batches
 
 
 def params_of(resolved: Sequence[Resolved]) -> Mapping[str, dict]:

@@ -9,12 +9,13 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from ..batch import Batch, Rollouts, apply_nan_policy, prepare
+from ..batch import Batch, Rollouts, apply_nan_policy
 from ..errors import UsageError
 from ..estimators import Estimator
 from ..params import describe
-from ..pipeline import make_scheme, resolve
+from ..pipeline import make_scheme, resolve, run_estimators
 from ..schemes import Condition, Scheme, apply_conditions
+from ..tally import Const, finish
 from . import metrics
 from .figures import Figures, make_figures
 from .metrics import GroupView
@@ -139,44 +140,48 @@ def _slice_order(values: np.ndarray, keys: np.ndarray) -> list[str]:
 
 
 def _one(rollouts, resolved, scheme, conds, compare, keep, figures=False) -> Report:
-    batches: dict[str, Batch] = {}
-    views: dict[str, GroupView] = {}
-
-    def get(policy: str) -> tuple[Batch, GroupView]:
-        if policy not in batches:
-            batches[policy] = prepare(rollouts, scheme, conds, policy)
-            views[policy] = GroupView.of(batches[policy])
-        return batches[policy], views[policy]
-
-    base, view = get("omit")
-    raw = apply_conditions(apply_nan_policy(rollouts.rewards, rollouts.names, rollouts.weights, "omit"), rollouts.names, conds)
-    est_reports: dict[str, dict[str, Any]] = {}
-    advs: dict[str, np.ndarray] = {}
-    for r in resolved:
-        batch, v = get(r.estimator.nan_policy)
-        A = r.estimator(batch)
-        advs[r.label] = A
-        entry = {"params": {k: metrics.num(v) if isinstance(v, float) else v for k, v in describe(r.estimator).items()}}
-        entry.update(metrics.estimator_metrics(A, batch, v, rollouts.length))
-        est_reports[r.label] = entry
-    report = Report(
-        input=metrics.input_summary(base, view),
-        objectives=metrics.objective_stats(raw, base, view),
-        conflict=metrics.conflict(base, view),
-        estimators=est_reports,
-    )
-    if compare:
-        labels = [r.label for r in resolved]
-        report.agreement = {
-            f"{a}|{b}": metrics.agreement(advs[a], advs[b], base, view)
-            for i, a in enumerate(labels) for b in labels[i + 1:]
-        }
+    tree, advs, base = tally_rollouts(rollouts, resolved, scheme, conds, compare)
+    report = report_from(tree)
     if figures:
         report.figures = make_figures(advs, base)
     if keep:
         report._advantages = advs  # type: ignore[attr-defined]
         report._batch = base  # type: ignore[attr-defined]
     return report
+
+
+def report_from(tree: dict[str, Any]) -> Report:
+    """The report of a (merged) tally tree."""
+    doc = finish(tree)
+    return Report(doc["input"], doc["objectives"], doc["conflict"], doc["estimators"], doc.get("agreement"))
+
+
+def tally_rollouts(rollouts, resolved, scheme, conds, compare):
+    """The report's tally tree for one group-complete chunk, with the advantages and the
+    prepared batch (NaN policy omit)."""
+    advs, batches = run_estimators(rollouts, resolved, scheme, conds)
+    views = {policy: GroupView.of(b) for policy, b in batches.items()}
+    base, view = batches["omit"], views["omit"]
+    raw = apply_conditions(apply_nan_policy(rollouts.rewards, rollouts.names, rollouts.weights, "omit"), rollouts.names, conds)
+    est_tallies: dict[str, dict[str, Any]] = {}
+    for r in resolved:
+        policy = r.estimator.nan_policy
+        entry: dict[str, Any] = {"params": Const({k: metrics.num(x) if isinstance(x, float) else x for k, x in describe(r.estimator).items()})}
+        entry.update(metrics.estimator_metrics(advs[r.label], batches[policy], views[policy], rollouts.length))
+        est_tallies[r.label] = entry
+    tree: dict[str, Any] = {
+        "input": metrics.input_summary(base, view),
+        "objectives": metrics.objective_stats(raw, base, view),
+        "conflict": metrics.conflict(base, view),
+        "estimators": est_tallies,
+    }
+    if compare:
+        labels = [r.label for r in resolved]
+        tree["agreement"] = {
+            f"{a}|{b}": metrics.agreement(advs[a], advs[b], base, view)
+            for i, a in enumerate(labels) for b in labels[i + 1:]
+        }
+    return tree, advs, base
 
 
 def flips(report: Report, a: str, b: str, limit: int = 20) -> list[tuple[int, float, float]]:

@@ -1,5 +1,7 @@
 """Every metric of DIAGNOSTICS.md, computed on NumPy arrays with the segment and pair
-kernels. A rate with an empty denominator is ``None`` (JSON null), never 0 or NaN."""
+kernels. Each function returns a tree of mergeable tallies (:mod:`.tally`) for one
+group-complete chunk of rows; :func:`.tally.finish` turns the (merged) tree into the JSON
+document. A rate with an empty denominator is ``None`` (JSON null), never 0 or NaN."""
 
 from __future__ import annotations
 
@@ -11,45 +13,18 @@ import numpy as np
 from ..batch import Batch
 from ..kernels import seg_mean_var, seg_min_max
 from ..kernels.pairs import advantage_pairs, kendall_tau_b, objective_pairs, seg_cov
+from ..tally import (
+    REL, AdvantageSummary, AtExtreme, CoMoments, ColumnSummary, Const, Count, Extreme, Influence,
+    Mean, Moments, Ratio, SizeMedian, VarianceShare, num, rate,
+)
 
-REL = 1e-9  # "zero" is |x| <= 1e-9 * max(1, m)
-
-
-def rate(num: float, den: float) -> float | None:
-    return float(num) / float(den) if den else None
-
-
-def num(x: float) -> float | None:
-    x = float(x)
-    return x if np.isfinite(x) else None
-
-
-def pair_names(names: Sequence[str]) -> list[str]:
-    return [f"{a}|{b}" for i, a in enumerate(names) for b in names[i + 1:]]
+__all__ = ["GroupView", "agreement", "conflict", "estimator_metrics", "flipped_mask", "input_summary", "num", "objective_stats", "rate"]
 
 
 def group_tolerance(values: np.ndarray, valid: np.ndarray, batch: Batch) -> np.ndarray:
     """``1e-9 * max(1, max |x| over the group's valid rows)`` per group."""
     lo, hi = seg_min_max(np.abs(values), valid, batch.order, batch.offsets)
     return REL * np.maximum(1.0, np.where(np.isfinite(hi), hi, 0.0))
-
-
-def pearson(x: np.ndarray, y: np.ndarray) -> float | None:
-    if x.shape[0] < 2:
-        return None
-    dx = x - x.mean()
-    dy = y - y.mean()
-    den = np.sqrt((dx @ dx) * (dy @ dy))
-    return num((dx @ dy) / den) if den > 0 else None
-
-
-def distinct_count(values: np.ndarray) -> int:
-    """Distinct values: sorted gaps that are not zero (relative to the largest |value|)."""
-    if values.shape[0] == 0:
-        return 0
-    v = np.sort(values)
-    tol = REL * max(1.0, float(np.abs(v).max()))
-    return int(1 + np.count_nonzero(np.diff(v) > tol))
 
 
 # ---------------------------------------------------------------------------------------
@@ -111,18 +86,18 @@ def input_summary(batch: Batch, view: GroupView) -> dict[str, Any]:
     sizes = np.diff(batch.offsets)
     count = view.count
     return {
-        "rows": int(batch.n),
-        "groups": int(sizes.shape[0]),
-        "live_groups": int(view.live_group.sum()),
-        "singleton_groups": int((count == 1).sum()),
-        "unscorable_rows": int((~batch.scorable).sum()),
+        "rows": Count(int(batch.n)),
+        "groups": Count(int(sizes.shape[0])),
+        "live_groups": Count(int(view.live_group.sum())),
+        "singleton_groups": Count(int((count == 1).sum())),
+        "unscorable_rows": Count(int((~batch.scorable).sum())),
         "group_size": {
-            "min": int(sizes.min()) if sizes.size else None,
-            "median": float(np.median(sizes)) if sizes.size else None,
-            "max": int(sizes.max()) if sizes.size else None,
+            "min": Extreme(float(sizes.min()) if sizes.size else np.inf, largest=False),
+            "median": SizeMedian.of(sizes),
+            "max": Extreme(float(sizes.max()) if sizes.size else -np.inf, largest=True),
         },
-        "objectives": list(batch.names),
-        "weights": [float(w) for w in batch.weights],
+        "objectives": Const(list(batch.names)),
+        "weights": Const([float(w) for w in batch.weights]),
     }
 
 
@@ -135,14 +110,10 @@ def objective_stats(raw: np.ndarray, batch: Batch, view: GroupView) -> dict[str,
     for k, name in enumerate(batch.names):
         col = raw[:, k]
         valid = ~np.isnan(col)
-        v = col[valid]
-        stats: dict[str, Any] = {"count": int(valid.sum()), "missing_rate": rate((~valid).sum(), n)}
-        if v.size:
-            q = np.quantile(v, [0.05, 0.5, 0.95])
-            stats.update(mean=num(v.mean()), std=num(v.std()), min=num(v.min()), p05=num(q[0]),
-                         p50=num(q[1]), p95=num(q[2]), max=num(v.max()), distinct=distinct_count(v))
-        else:
-            stats.update(mean=None, std=None, min=None, p05=None, p50=None, p95=None, max=None, distinct=0)
+        stats: dict[str, Any] = {
+            "count": Count(int(valid.sum())), "missing_rate": Ratio((~valid).sum(), n),
+            "summary": ColumnSummary.of(col[valid]),
+        }
         # group rates over groups with >= 2 valid values of k (directed values)
         dcol = np.ascontiguousarray(batch.rewards[:, k])
         dvalid = ~np.isnan(dcol)
@@ -152,20 +123,13 @@ def objective_stats(raw: np.ndarray, batch: Batch, view: GroupView) -> dict[str,
         live = cnt >= 2
         tol = REL * np.maximum(1.0, np.where(cnt > 0, np.maximum(np.abs(lo), np.abs(hi)), 0.0))
         const = live & (hi - lo <= tol)
-        if dvalid.any():
-            gmax, gmin = dcol[dvalid].max(), dcol[dvalid].min()
-            tmax = REL * max(1.0, abs(gmax))
-            tmin = REL * max(1.0, abs(gmin))
-            at_max = const & (np.abs(hi - gmax) <= tmax)
-            at_min = const & (np.abs(lo - gmin) <= tmin)
-        else:
-            at_max = at_min = np.zeros_like(live)
-        stats["zero_variance_group_rate"] = rate(const.sum(), live.sum())
-        stats["all_max_group_rate"] = rate(at_max.sum(), live.sum())
-        stats["all_min_group_rate"] = rate(at_min.sum(), live.sum())
+        gmax = float(dcol[dvalid].max()) if dvalid.any() else -np.inf
+        gmin = float(dcol[dvalid].min()) if dvalid.any() else np.inf
+        stats["zero_variance_group_rate"] = Ratio(const.sum(), live.sum())
+        stats["all_max_group_rate"] = AtExtreme.of(hi[const], gmax, True, live.sum())
+        stats["all_min_group_rate"] = AtExtreme.of(lo[const], gmin, False, live.sum())
         within = np.where(dvalid, x - mean[codes], 0.0)
-        total = x[dvalid] - x[dvalid].mean() if dvalid.any() else np.zeros(0)
-        stats["within_group_variance_share"] = rate(float(within @ within), float(total @ total))
+        stats["within_group_variance_share"] = VarianceShare(float(within @ within), Moments.of(dcol[dvalid]))
         out[name] = stats
     return out
 
@@ -183,12 +147,12 @@ def conflict(batch: Batch, view: GroupView) -> dict[str, Any]:
     for a in range(len(names)):
         for b in range(a + 1, len(names)):
             key = f"{names[a]}|{names[b]}"
-            discordance[key] = rate(opp[c], ordd[c])
+            discordance[key] = Ratio(opp[c], ordd[c])
             both = view.valid_k[:, a] & view.valid_k[:, b]
-            correlation[key] = pearson(view.d[both, a], view.d[both, b])
+            correlation[key] = CoMoments.of(view.d[both, a], view.d[both, b])
             c += 1
     return {
-        "mixed_sign_rate": rate(mixed.sum(), view.live_row.sum()),
+        "mixed_sign_rate": Ratio(mixed.sum(), view.live_row.sum()),
         "discordance": discordance,
         "correlation": correlation,
     }
@@ -208,18 +172,12 @@ def estimator_metrics(A: np.ndarray, batch: Batch, view: GroupView, length: np.n
 
     # advantage
     a = A[sc]
-    adv: dict[str, Any]
-    if a.size:
-        absa = np.abs(a)
-        adv = {
-            "mean": num(a.mean()), "std": num(a.std()), "mean_abs": num(absa.mean()),
-            "mean_sq": num((a * a).mean()), "max_abs": num(absa.max()),
-            "p99_abs": num(np.quantile(absa, 0.99)),
-            "positive_rate": rate((sa[sc] > 0).sum(), a.size), "negative_rate": rate((sa[sc] < 0).sum(), a.size),
-            "zero_rate": rate((sa[sc] == 0).sum(), a.size),
-        }
-    else:
-        adv = dict.fromkeys(["mean", "std", "mean_abs", "mean_sq", "max_abs", "p99_abs", "positive_rate", "negative_rate", "zero_rate"])
+    s = sa[sc]
+    adv = {
+        "summary": AdvantageSummary.of(a),
+        "positive_rate": Ratio((s > 0).sum(), a.size), "negative_rate": Ratio((s < 0).sum(), a.size),
+        "zero_rate": Ratio((s == 0).sum(), a.size),
+    }
 
     # collapse
     nonzero_rows = np.bincount(codes, weights=(live_r & ~zero).astype(np.float64), minlength=live_g.shape[0])
@@ -228,11 +186,11 @@ def estimator_metrics(A: np.ndarray, batch: Batch, view: GroupView, length: np.n
     pairs = advantage_pairs(np.ascontiguousarray(batch.rewards), A, live_r, batch.weighted, batch.order, batch.offsets, view.tolk, tola)
     pl = pairs[live_g]
     collapse = {
-        "zero_variance_group_rate": rate(all_zero.sum(), live_g.sum()),
-        "dead_row_rate": rate((live_r & all_zero[codes]).sum(), live_r.sum()),
-        "masked_signal_group_rate": rate((all_zero & signal).sum(), live_g.sum()),
-        "collapsed_pair_rate": rate(pl[:, 1].sum(), pl[:, 0].sum()),
-        "resolution": rate(pl[:, 2].sum(), view.vectors[live_g].sum()),
+        "zero_variance_group_rate": Ratio(all_zero.sum(), live_g.sum()),
+        "dead_row_rate": Ratio((live_r & all_zero[codes]).sum(), live_r.sum()),
+        "masked_signal_group_rate": Ratio((all_zero & signal).sum(), live_g.sum()),
+        "collapsed_pair_rate": Ratio(pl[:, 1].sum(), pl[:, 0].sum()),
+        "resolution": Ratio(pl[:, 2].sum(), view.vectors[live_g].sum()),
     }
 
     # sign flips and silencing, per objective
@@ -245,16 +203,17 @@ def estimator_metrics(A: np.ndarray, batch: Batch, view: GroupView, length: np.n
         sk = view.sign[:, k]
         has = sc & (sk != 0)
         both = has & (sa != 0)
-        sign_flip[name] = rate((both & (sa != sk)).sum(), both.sum())
-        silenced[name] = rate((has & (sa == 0)).sum(), has.sum())
+        sign_flip[name] = Ratio((both & (sa != sk)).sum(), both.sum())
+        silenced[name] = Ratio((has & (sa == 0)).sum(), has.sum())
         eligible = a_varies & view.varies[:, k]
         col = np.ascontiguousarray(np.where(view.valid_k[:, k], batch.rewards[:, k], 0.0))
         cov = seg_cov(col, A, view.valid_k[:, k], batch.order, batch.offsets)
-        interference[name] = rate((eligible & (cov < -1e-12)).sum(), eligible.sum())
+        interference[name] = Ratio((eligible & (cov < -1e-12)).sum(), eligible.sum())
 
+    live_nonzero = ~all_zero[live_g]
     pareto = {
-        "dominated_winner_rate": rate((pl[:, 5] * (~all_zero[live_g])).sum(), (~all_zero[live_g]).sum()),
-        "order_violation_rate": rate(pl[:, 4].sum(), pl[:, 3].sum()),
+        "dominated_winner_rate": Ratio((pl[:, 5] * live_nonzero).sum(), live_nonzero.sum()),
+        "order_violation_rate": Ratio(pl[:, 4].sum(), pl[:, 3].sum()),
     }
 
     out = {
@@ -264,34 +223,21 @@ def estimator_metrics(A: np.ndarray, batch: Batch, view: GroupView, length: np.n
         "silenced": silenced,
         "interference": interference,
         "pareto": pareto,
-        "influence": influence(A, batch, view),
+        "influence": {"fit": influence(A, batch, view)},
     }
     if length is not None:
         out["length"] = length_coupling(A, sa, length, batch, view)
     return out
 
 
-def influence(A: np.ndarray, batch: Batch, view: GroupView) -> dict[str, Any]:
+def influence(A: np.ndarray, batch: Batch, view: GroupView) -> Influence:
     """Least squares of the within-group advantage on the within-group objective values
     (weighted objectives), minimum-norm; shares that sum to ``r2``."""
     rows = view.live_row
     names = [n for n, w in zip(batch.names, batch.weighted) if w]
-    out: dict[str, Any] = dict.fromkeys(names)
-    out["r2"] = None
-    if not rows.any():
-        return out
     mean, _, _, _ = seg_mean_var(A, batch.scorable, batch.order, batch.offsets, 0)
     a = (A - mean[batch.codes])[rows]
-    D = view.d[rows][:, batch.weighted]
-    ss = float(a @ a)
-    if ss <= 0:
-        return out
-    beta, *_ = np.linalg.lstsq(D, a, rcond=None)
-    shares = beta * (D.T @ a) / ss
-    for name, s in zip(names, shares):
-        out[name] = num(s)
-    out["r2"] = num(shares.sum())
-    return out
+    return Influence.of(names, view.d[rows][:, batch.weighted], a)
 
 
 def length_coupling(A, sa, length, batch: Batch, view: GroupView) -> dict[str, Any]:
@@ -303,10 +249,10 @@ def length_coupling(A, sa, length, batch: Batch, view: GroupView) -> dict[str, A
     pos = sc & (sa > 0)
     neg = sc & (sa < 0)
     return {
-        "corr": pearson(A[sc], L[sc]),
-        "within_corr": pearson((A - ma[batch.codes])[rows], (L - ml[batch.codes])[rows]),
-        "mean_length_positive": num(L[pos].mean()) if pos.any() else None,
-        "mean_length_negative": num(L[neg].mean()) if neg.any() else None,
+        "corr": CoMoments.of(A[sc], L[sc]),
+        "within_corr": CoMoments.of((A - ma[batch.codes])[rows], (L - ml[batch.codes])[rows]),
+        "mean_length_positive": Mean(float(L[pos].sum()), int(pos.sum())),
+        "mean_length_negative": Mean(float(L[neg].sum()), int(neg.sum())),
     }
 
 
@@ -324,9 +270,9 @@ def agreement(A: np.ndarray, B: np.ndarray, batch: Batch, view: GroupView) -> di
     tau = kendall_tau_b(A, B, view.live_row, batch.order, batch.offsets, ta, tb)
     tau = tau[view.live_group & ~np.isnan(tau)]
     return {
-        "sign_agreement": rate((both & ~flipped).sum(), both.sum()),
-        "flipped_rows": int(flipped.sum()),
-        "rank_agreement": num(tau.mean()) if tau.size else None,
+        "sign_agreement": Ratio((both & ~flipped).sum(), both.sum()),
+        "flipped_rows": Count(int(flipped.sum())),
+        "rank_agreement": Mean(float(tau.sum()), int(tau.size)),
     }
 
 

@@ -4,11 +4,15 @@ token-weighted)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+import contextvars
+from dataclasses import dataclass, field
+from typing import Any, Iterator
 
 import numpy as np
 
 from ..kernels import seg_loo_mean_var, seg_mean_var
+from ..tally import Moments, Tally, merge
 
 EPS_MODES = ("add", "floor", "skip_zero")
 SINGLETON = ("zero", "raw")
@@ -82,21 +86,68 @@ def group_z(values, valid, batch, *, eps, eps_mode, ddof, singleton, leave_one_o
     return singleton_rule(z, values, valid, c.count, singleton, eps, eps_mode)
 
 
+# ---------------------------------------------------------------------------------------
+# batch-wide statistics, also over a table streamed in chunks
+# ---------------------------------------------------------------------------------------
+@dataclass
+class BatchStats:
+    """The batch-wide statistics of a table processed in group-complete chunks. In
+    ``collect`` mode every chunk's statistics are recorded and merged; in ``apply`` mode
+    each step gets the merged statistics of the whole table instead of its chunk's, so that
+    every chunk's advantages equal the ones computed on the whole table at once."""
+
+    mode: str = "collect"
+    stats: dict[tuple[str, int], Tally] = field(default_factory=dict)
+
+
+_STATS: contextvars.ContextVar[BatchStats | None] = contextvars.ContextVar("mocli_batch_stats", default=None)
+_SECTION: contextvars.ContextVar[list | None] = contextvars.ContextVar("mocli_batch_section", default=None)
+
+
+@contextlib.contextmanager
+def batch_statistics(stats: BatchStats) -> Iterator[BatchStats]:
+    token = _STATS.set(stats)
+    try:
+        yield stats
+    finally:
+        _STATS.reset(token)
+
+
+@contextlib.contextmanager
+def batch_scope(name: str) -> Iterator[None]:
+    """Name the batch-wide steps run inside (one estimator, or the scheme): the n-th
+    step of a scope is the same step in every chunk."""
+    token = _SECTION.set([name, 0])
+    try:
+        yield
+    finally:
+        _SECTION.reset(token)
+
+
+def batch_tally(local: Any) -> Any:
+    """The statistic of the whole batch: ``local`` itself on a table in memory, the merge
+    over every chunk when streaming."""
+    stats = _STATS.get()
+    if stats is None:
+        return local
+    section = _SECTION.get() or ["", 0]
+    key = (section[0], section[1])
+    section[1] += 1
+    if stats.mode == "collect":
+        stats.stats[key] = merge(stats.stats.get(key), local)
+        return local
+    return stats.stats[key]
+
+
 def batch_mean_std(x, valid, ddof: int):
-    """Mean and standard deviation (``ddof``) of ``x`` over ``valid``, corrected two-pass;
-    std 0 when the values are all equal or too few."""
-    v = x[valid]
-    n = v.shape[0]
-    if n == 0:
+    """Mean and standard deviation (``ddof``) of ``x`` over ``valid`` (the whole batch),
+    corrected two-pass; std 0 when the values are all equal or too few."""
+    m = batch_tally(Moments.of(x[valid]))
+    if m.n == 0:
         return 0.0, 0.0
-    if v.min() == v.max():
-        return float(v[0]), 0.0
-    m = v.sum() / n
-    d = v - m
-    c = d.sum()
-    ss = max(float(d @ d - c * c / n), 0.0)
-    m = m + c / n
-    return float(m), (float(np.sqrt(ss / (n - ddof))) if n > ddof else 0.0)
+    if m.constant:
+        return m.lo, 0.0
+    return m.mean, m.std(ddof)
 
 
 def whiten(x, valid, *, eps, eps_mode, ddof, length=None, var_eps=1e-8):
@@ -107,24 +158,18 @@ def whiten(x, valid, *, eps, eps_mode, ddof, length=None, var_eps=1e-8):
     ``ddof = 1``, and the scale is ``rsqrt(var + var_eps)`` (``eps_mode=floor``:
     ``rsqrt(max(var, var_eps))``), as verl's ``masked_whiten`` and OpenRLHF."""
     out = np.zeros_like(x, dtype=np.float64)
-    if not valid.any():
-        return out
     xv = x[valid]
-    if xv.min() == xv.max():
-        return out
     if length is None:
-        m, sd = batch_mean_std(x, valid, ddof)
-        out[valid] = divide(xv - m, sd, eps, eps_mode)
+        m = batch_tally(Moments.of(xv))
+        if m.constant:
+            return out
+        out[valid] = divide(xv - m.mean, m.std(ddof), eps, eps_mode)
         return out
-    L = length[valid].astype(np.float64)
-    T = L.sum()
-    if T <= 0:
+    m = batch_tally(Moments.of(xv, length[valid].astype(np.float64)))
+    if m.constant:
         return out
-    m = float(L @ xv) / T
-    d = xv - m
-    m += float(L @ d) / T
-    d = xv - m
-    var = float(L @ (d * d)) / T
+    T = m.n
+    var = m.m2 / T
     if ddof == 1:
         var = var * T / (T - 1) if T > 1 else 0.0
     if eps_mode == "floor":
@@ -133,5 +178,6 @@ def whiten(x, valid, *, eps, eps_mode, ddof, length=None, var_eps=1e-8):
         den = 1.0
     else:
         den = np.sqrt(var + var_eps)
+    d = xv - m.mean
     out[valid] = d / den if den > 0 else d
     return out

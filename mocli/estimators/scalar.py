@@ -15,7 +15,8 @@ from ..errors import InputError
 from ..kernels import seg_mean_var, seg_median, seg_normal_scores, seg_top2, seg_weighted_mean
 from ..params import param
 from .base import ESTIMATORS, Estimator, Grouped, GroupScaled, Scaled
-from .normalise import batch_mean_std, centre, divide, group_z, singleton_rule, whiten
+from ..tally import Count
+from .normalise import batch_mean_std, batch_tally, centre, divide, group_z, singleton_rule, whiten
 
 
 @ESTIMATORS.register("grpo")
@@ -204,8 +205,8 @@ class GPG(Grouped):
     def compute(self, batch):
         s, v = batch.scalar, batch.scorable
         c = centre(s, v, batch, 1)
-        total = int(v.sum())
-        dead = int((v & c.const).sum())
+        # the factor counts rows of the whole batch
+        total, dead = (int(x) for x in batch_tally(Count(np.array([v.sum(), (v & c.const).sum()]))).n)
         if total == dead:
             return np.zeros_like(s)
         factor = total / (total - dead)

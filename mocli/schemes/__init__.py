@@ -231,8 +231,13 @@ class Chebyshev(Scheme):
     def __call__(self, rewards, weights, names, raw=None):
         k = rewards.shape[1]
         if self.ideal == "max":
-            with np.errstate(invalid="ignore"):
-                z = np.array([np.nanmax(rewards[:, j]) if np.any(~np.isnan(rewards[:, j])) else 0.0 for j in range(k)])
+            from ..estimators.normalise import batch_tally
+            from ..tally import Largest
+
+            has = ~np.isnan(rewards)
+            local = np.array([np.max(rewards[has[:, j], j]) if has[:, j].any() else -np.inf for j in range(k)])
+            top = batch_tally(Largest(local)).x  # column maxima of the whole batch
+            z = np.where(np.isinf(top), 0.0, top)
         else:
             parts = self.ideal.split(";")
             try:
