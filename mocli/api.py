@@ -16,6 +16,7 @@ import polars as pl
 from . import config as config_mod
 from . import kernels
 from .io import Loaded, load
+from .errors import UsageError
 from .pipeline import compute_advantages, resolve
 
 
@@ -40,6 +41,7 @@ class Settings:
     source: str | None = None
     steps: str | None = None
     device: str = "cpu"
+    memory_limit: str | None = None
 
     @classmethod
     def merge(cls, config: str | None = None, **cli: Any) -> "Settings":
@@ -53,12 +55,14 @@ class Settings:
                 setattr(out, f.name, list(value) if isinstance(value, (list, tuple)) else value)
         return out
 
-    def load(self, inputs: Sequence[str | os.PathLike], all_columns: bool = False, extra: Sequence[str] = ()) -> Loaded:
-        return load(
-            inputs, group=self.group, rewards=self.rewards or None, minimize=self.minimize,
-            length=self.length, baseline=self.baseline, step=self.step, extra=extra,
-            all_columns=all_columns, source=self.source, steps=self.steps,
+    def roles(self) -> dict[str, Any]:
+        return dict(
+            group=self.group, rewards=self.rewards or None, minimize=self.minimize, length=self.length,
+            baseline=self.baseline, step=self.step, source=self.source, steps=self.steps,
         )
+
+    def load(self, inputs: Sequence[str | os.PathLike], all_columns: bool = False, extra: Sequence[str] = ()) -> Loaded:
+        return load(inputs, extra=extra, all_columns=all_columns, **self.roles())
 
 
 def advantages_table(
@@ -91,6 +95,7 @@ def analyze(
     by: str | None = None,
     compare: bool = False,
     figures: bool = False,
+    require_figures: bool = False,
     **options: Any,
 ):
     """Load rollouts (or take a :class:`~mocli.Rollouts`) and build the analyze report
@@ -101,6 +106,10 @@ def analyze(
 
     ``by`` adds one report per value of that column; ``compare`` adds pairwise agreement
     and keeps the advantages so that :func:`flip_rows` can list the rows that flip sign.
+    An input whose columns would not fit in ``memory_limit`` (a size such as ``"2GB"``;
+    default: half the available memory) is analysed in group-complete chunks
+    (:mod:`mocli.stream`): the same report, without the pictures (``figures``) and without
+    the advantages; ``require_figures`` makes that an error instead.
     """
     from .batch import Rollouts
     from .diagnostics import analyze_rollouts
@@ -115,6 +124,10 @@ def analyze(
             )
     if s.estimators:
         resolve(s.estimators, s.profile)  # fail on a bad spec before reading anything
+    if not s.source:
+        streamed = _analyze_streamed(inputs, s, by, compare, require_figures)
+        if streamed is not None:
+            return streamed
     extra: list[str] = []
     if by:
         extra.append(by)
@@ -136,6 +149,36 @@ def analyze(
         )
     report._frame = loaded.frame  # type: ignore[attr-defined]
     report._group = loaded.group  # type: ignore[attr-defined]
+    return report
+
+
+def _analyze_streamed(inputs, s: Settings, by: str | None, compare: bool, require_figures: bool):
+    """The report of an input too large for the memory limit, built chunk by chunk; None
+    when the input fits (the caller then works in memory)."""
+    from .diagnostics import default_estimators_for
+    from .io import plan
+    from .pipeline import make_scheme
+    from .schemes import Condition
+    from .stream import analyze_chunked, chunked_input, chunks_needed, human_size, memory_limit
+
+    limit = memory_limit(s.memory_limit)
+    p = plan(inputs, extra=[by] if by else [], **s.roles())
+    n = chunks_needed(p, limit)
+    if n <= 1:
+        return None
+    if require_figures:
+        raise UsageError(
+            f"the HTML report needs the table in memory, and it would take about {n} times the memory limit "
+            f"({human_size(limit)}); raise --memory-limit, or report on a --steps range"
+        )
+    weights = np.array([o.weight for o in p.objectives])
+    specs = s.estimators or default_estimators_for(weights)
+    resolved = resolve(specs, s.profile)
+    scheme = make_scheme(s.scheme, s.gate)
+    conds = [Condition.parse(c) for c in s.when]
+    with kernels.device(s.device), chunked_input(p, n) as chunked:
+        report = analyze_chunked(chunked, resolved, scheme, conds, compare=compare, by=by)
+    report.notes = [f"streamed in {n} group-complete chunks ({chunked.rows} rows; memory limit {human_size(limit)})"]
     return report
 
 

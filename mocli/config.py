@@ -34,6 +34,7 @@ KEYS: dict[str, tuple[type, ...]] = {
     "from": (str,),
     "steps": (str,),
     "device": (str,),
+    "memory_limit": (str,),
 }
 
 

@@ -12,7 +12,7 @@ import tempfile
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import polars as pl
@@ -247,9 +247,9 @@ def detect_rewards(schema: dict[str, pl.DataType], rewards: Sequence[str] | None
     return [Objective(c) for c in found]
 
 
-def _float_column(df: pl.DataFrame, name: str, what: str, *, allow_nan: bool = True) -> np.ndarray:
+def _float_column(df: pl.DataFrame, name: str, what: str, *, allow_nan: bool = True, whole: bool = True) -> np.ndarray:
     dtype = df.schema[name]
-    if df.height and df.get_column(name).null_count() == df.height:
+    if whole and df.height and df.get_column(name).null_count() == df.height:
         raise InputError(f"{what} column '{name}' has no values (every cell is null/NaN)")
     if not _is_numeric(dtype):
         raise InputError(f"{what} column '{name}' is {dtype}, not numeric; {what} columns must hold numbers (or booleans)")
@@ -312,7 +312,33 @@ def parse_steps(text: str | None) -> tuple[float, float] | None:
     return a, b
 
 
-def load(
+@dataclass
+class Plan:
+    """What loading will read: the files, their columns and the role of each."""
+
+    paths: list[Path]
+    schema: dict[str, pl.DataType]
+    group: str
+    objectives: list[Objective]
+    minimize: Sequence[str]
+    length: str | None
+    baseline: str | None
+    step: str | None
+    needed: list[str]
+    steps: str | None = None
+    dump: Any = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def window(self) -> tuple[float, float] | None:
+        return parse_steps(self.steps)
+
+    def no_rows(self) -> InputError:
+        where = ", ".join(str(p) for p in self.paths) or "the dump"
+        return InputError(f"no rows in {where}" + (f" within --steps {self.steps}" if self.steps else ""))
+
+
+def plan(
     inputs: Sequence[str | os.PathLike],
     *,
     group: str | None = None,
@@ -322,15 +348,13 @@ def load(
     baseline: str | None = None,
     step: str | None = None,
     extra: Sequence[str] = (),
-    all_columns: bool = False,
     source: str | None = None,
     steps: str | None = None,
-) -> Loaded:
-    """Read rollout files into :class:`Rollouts`; ``frame`` holds the columns read (every
-    column with ``all_columns``, else the needed ones plus ``extra``). ``source`` reads a
-    framework's dump (trl, verl, nemo_rl, auto); ``steps`` keeps a step range."""
+) -> Plan:
+    """Resolve the column roles from the files' schemas (nothing but a framework dump is
+    read yet); every naming error is raised here."""
     notes: list[str] = []
-    logged_default = None
+    dump = None
     if source:
         from . import frameworks
 
@@ -339,7 +363,6 @@ def load(
         group = group or dump.group
         rewards = rewards or dump.objectives
         step = step or dump.step
-        logged_default = dump.logged
         notes = [f"read as a {dump.source} dump"] + dump.notes
         paths: list[Path] = []
     else:
@@ -349,6 +372,7 @@ def load(
         step = "step"
     if steps is not None and step is None:
         raise UsageError("--steps needs a step column: pass --step COL")
+    parse_steps(steps)
     gcol = detect_group(schema, group)
     extras = {"length": (length, "--length"), "baseline": (baseline, "--baseline"), "step": (step, "--step")}
     for what, (col, opt) in extras.items():
@@ -363,36 +387,66 @@ def load(
         if col not in schema:
             raise _missing(col, schema, "requested", "--by/--logged")
     needed = [gcol, *names] + [c for c in (length, baseline, step) if c] + list(extra)
-    needed = list(dict.fromkeys(needed))
-    if source:
-        keep = needed + ([dump.logged] if dump.logged and dump.logged not in needed else [])
+    return Plan(paths, schema, gcol, objs, minimize, length, baseline, step, list(dict.fromkeys(needed)), steps, dump, notes)
+
+
+def load(
+    inputs: Sequence[str | os.PathLike],
+    *,
+    extra: Sequence[str] = (),
+    all_columns: bool = False,
+    **roles: Any,
+) -> Loaded:
+    """Read rollout files into :class:`Rollouts`; ``frame`` holds the columns read (every
+    column with ``all_columns``, else the needed ones plus ``extra``). ``roles`` are
+    :func:`plan`'s: group, rewards, minimize, length, baseline, step, ``source`` (a
+    framework's dump: trl, verl, nemo_rl, auto) and ``steps`` (a step range)."""
+    p = plan(inputs, extra=extra, **roles)
+    dump = p.dump
+    if dump is not None:
+        keep = p.needed + ([dump.logged] if dump.logged and dump.logged not in p.needed else [])
         df = dump.frame if all_columns else dump.frame.select(keep)
     else:
-        df = read_columns(paths, None if all_columns else needed)
-    window = parse_steps(steps)
-    if window is not None:
-        st = _float_column(df, step, "step", allow_nan=False)
-        df = df.filter(pl.Series((st >= window[0]) & (st <= window[1])))
+        df = read_columns(p.paths, None if all_columns else p.needed)
+    df = keep_steps(df, p)
     if df.height == 0:
-        where = ", ".join(str(p) for p in paths) or "the dump"
-        raise InputError(f"no rows in {where}" + (f" within --steps {steps}" if steps else ""))
+        raise p.no_rows()
+    ro = to_rollouts(df, p.group, p.objectives, p.minimize, p.length, p.baseline)
+    return Loaded(ro, p.group, p.objectives, p.length, p.baseline, p.step, df, p.paths, dump.logged if dump else None, p.notes)
+
+
+def keep_steps(df: pl.DataFrame, p: Plan) -> pl.DataFrame:
+    """The rows within ``--steps``."""
+    window = p.window
+    if window is None:
+        return df
+    st = _float_column(df, p.step, "step", allow_nan=False)
+    return df.filter(pl.Series((st >= window[0]) & (st <= window[1])))
+
+
+def to_rollouts(
+    df: pl.DataFrame, gcol: str, objs: Sequence[Objective], minimize: Sequence[str] = (),
+    length: str | None = None, baseline: str | None = None, *, whole: bool = True,
+) -> Rollouts:
+    """The arrays of a frame whose columns were checked to exist. ``whole=False`` (one
+    chunk of a streamed table) skips the check that a reward column has some value, which
+    only the whole table can answer."""
     cols = []
     for o in objs:
-        col = _float_column(df, o.name, "reward")
-        if np.isnan(col).all():
+        col = _float_column(df, o.name, "reward", whole=whole)
+        if whole and np.isnan(col).all():
             raise InputError(f"reward column '{o.name}' has no values (every cell is null/NaN)")
         cols.append(col)
     r = np.column_stack(cols) if cols else np.zeros((df.height, 0))
     len_arr = _float_column(df, length, "length", allow_nan=False) if length else None
     if len_arr is not None and (len_arr < 0).any():
         raise InputError(f"length column '{length}' holds negative values; lengths are token counts >= 0")
-    base_arr = _float_column(df, baseline, "baseline") if baseline else None
+    base_arr = _float_column(df, baseline, "baseline", whole=whole) if baseline else None
     codes, n_groups = factorize(df.get_column(gcol))
     order, offsets = csr_from_codes(codes, n_groups)
     weights = np.array([o.weight for o in objs], dtype=np.float64)
     mins = np.array([o.name in set(minimize) for o in objs], dtype=bool)
-    ro = Rollouts(np.ascontiguousarray(r), tuple(names), weights, mins, codes, order, offsets, len_arr, base_arr)
-    return Loaded(ro, gcol, objs, length, baseline, step, df, paths, logged_default, notes)
+    return Rollouts(np.ascontiguousarray(r), tuple(o.name for o in objs), weights, mins, codes, order, offsets, len_arr, base_arr)
 
 
 # ---------------------------------------------------------------------------------------

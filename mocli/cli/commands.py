@@ -177,6 +177,11 @@ def inspect(
 
 
 
+def _notes(report) -> None:
+    for note in getattr(report, "notes", ()):
+        sys.stderr.write(f"note: {note}\n")
+
+
 def _terminal() -> bool:
     return sys.stdout.isatty()
 
@@ -209,6 +214,7 @@ def analyze(
     by: o.By = None,
     fmt: o.Format = None,
     html: Annotated[Optional[str], typer.Option("--html", help="Also write the self-contained HTML report here.")] = None,
+    memory_limit: o.MemoryLimit = None,
     **options,
 ) -> None:
     """Report collapse, sign flips, conflict, interference, Pareto order and influence."""
@@ -216,7 +222,8 @@ def analyze(
     f = _format(s.format)
     if html:
         check_output_text(html)
-    report = analyze_api(inputs, s, by=by, figures=(f == "table" and _terminal()) or bool(html))
+    report = analyze_api(inputs, s, by=by, figures=(f == "table" and _terminal()) or bool(html), require_figures=bool(html))
+    _notes(report)
     if html:
         _write_html(report, html, "mocli analyze")
     _report_output(report, f, "mocli analyze")
@@ -229,6 +236,7 @@ def compare(
     by: o.By = None,
     fmt: o.Format = None,
     top: Annotated[int, typer.Option("--top", help="How many sign-flipping rows to list per pair.")] = 10,
+    memory_limit: o.MemoryLimit = None,
     **options,
 ) -> None:
     """Estimators side by side, their agreement, and the rows that flip sign."""
@@ -237,8 +245,13 @@ def compare(
     if len(s.estimators) < 2:
         raise UsageError("compare needs at least two estimators: -e A -e B")
     report = analyze_api(inputs, s, by=by, compare=True, figures=f == "table" and _terminal())
+    _notes(report)
     labels = report.labels
-    flips = {f"{a}|{b}": flip_rows(report, a, b, limit=top) for i, a in enumerate(labels) for b in labels[i + 1:]}
+    if getattr(report, "_advantages", None) is None:  # streamed: the advantages were not kept
+        sys.stderr.write("note: the rows that flip sign are listed only for a table analysed in memory\n")
+        flips = None
+    else:
+        flips = {f"{a}|{b}": flip_rows(report, a, b, limit=top) for i, a in enumerate(labels) for b in labels[i + 1:]}
     _report_output(report, f, "mocli compare", flips)
 
 
@@ -250,6 +263,7 @@ def check(
     fmt: o.Format = None,
     junit: Annotated[Optional[str], typer.Option("--junit", help="Write a JUnit XML report here.")] = None,
     summary: Annotated[Optional[str], typer.Option("--summary", help="Write a Markdown summary here (e.g. $GITHUB_STEP_SUMMARY).")] = None,
+    memory_limit: o.MemoryLimit = None,
     **options,
 ) -> None:
     """CI gate: exit 1 when a threshold expression holds, 0 when none does."""
@@ -263,6 +277,7 @@ def check(
         if path:
             check_output_text(path)
     report = analyze_api(inputs, s)
+    _notes(report)
     outcomes = check_mod.evaluate(report, exprs)
     if junit:
         _write_text(junit, check_mod.junit(outcomes))
@@ -341,6 +356,7 @@ def report(
     inputs: o.Inputs,
     output: Annotated[str, typer.Option("-o", "--output", help="The HTML file to write.")],
     by: o.By = None,
+    memory_limit: o.MemoryLimit = None,
     **options,
 ) -> None:
     """Write one self-contained HTML report (inline SVG charts, no network)."""
@@ -353,5 +369,5 @@ def report(
 
         if s.step or (not s.source and "step" in schema_of(expand_inputs(inputs))) or s.source:
             by = s.step or "step"
-    rep = analyze_api(inputs, s, by=by, figures=True)
+    rep = analyze_api(inputs, s, by=by, figures=True, require_figures=True)
     _write_html(rep, output, "mocli report")

@@ -35,6 +35,7 @@ class Report:
     by: dict[str, "Report"] = field(default_factory=dict)
     by_column: str | None = None
     figures: Figures | None = field(default=None, repr=False, compare=False)
+    notes: list[str] = field(default_factory=list, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -92,7 +93,11 @@ def lookup(doc: Any, path: str) -> Any:
 
 def default_estimators(rollouts: Rollouts) -> list[str]:
     """``grpo``, plus ``gdpo`` when two or more objectives are weighted."""
-    return ["grpo", "gdpo"] if int(np.count_nonzero(rollouts.weights)) >= 2 else ["grpo"]
+    return default_estimators_for(rollouts.weights)
+
+
+def default_estimators_for(weights: np.ndarray) -> list[str]:
+    return ["grpo", "gdpo"] if int(np.count_nonzero(weights)) >= 2 else ["grpo"]
 
 
 def analyze_rollouts(

@@ -91,13 +91,26 @@ def group_z(values, valid, batch, *, eps, eps_mode, ddof, singleton, leave_one_o
 # ---------------------------------------------------------------------------------------
 @dataclass
 class BatchStats:
-    """The batch-wide statistics of a table processed in group-complete chunks. In
-    ``collect`` mode every chunk's statistics are recorded and merged; in ``apply`` mode
-    each step gets the merged statistics of the whole table instead of its chunk's, so that
+    """The batch-wide statistics of a table processed in group-complete chunks.
+
+    A pass over the chunks records each statistic it does not know yet (merged over the
+    chunks) and uses the known ones in place of the chunk's own. A statistic computed after
+    one that was still unknown in the same estimator (or after an unknown one of the
+    scheme, which every estimator depends on) rests on a chunk-local value, so it is not
+    recorded: ``incomplete`` asks for another pass. Once a pass leaves nothing incomplete,
     every chunk's advantages equal the ones computed on the whole table at once."""
 
-    mode: str = "collect"
-    stats: dict[tuple[str, int], Tally] = field(default_factory=dict)
+    known: dict[tuple[str, int], Tally] = field(default_factory=dict)
+    pending: dict[tuple[str, int], Tally] = field(default_factory=dict)
+    incomplete: bool = False
+    _scheme_unknown: bool = False
+
+    def settle(self) -> bool:
+        """End a pass: what was recorded becomes known. True when another pass is needed."""
+        self.known.update(self.pending)
+        self.pending = {}
+        again, self.incomplete = self.incomplete, False
+        return again
 
 
 _STATS: contextvars.ContextVar[BatchStats | None] = contextvars.ContextVar("mocli_batch_stats", default=None)
@@ -106,6 +119,8 @@ _SECTION: contextvars.ContextVar[list | None] = contextvars.ContextVar("mocli_ba
 
 @contextlib.contextmanager
 def batch_statistics(stats: BatchStats) -> Iterator[BatchStats]:
+    """Use (and record) ``stats`` for one chunk's preparation and estimators."""
+    stats._scheme_unknown = False
     token = _STATS.set(stats)
     try:
         yield stats
@@ -117,7 +132,7 @@ def batch_statistics(stats: BatchStats) -> Iterator[BatchStats]:
 def batch_scope(name: str) -> Iterator[None]:
     """Name the batch-wide steps run inside (one estimator, or the scheme): the n-th
     step of a scope is the same step in every chunk."""
-    token = _SECTION.set([name, 0])
+    token = _SECTION.set([name, 0, False])
     try:
         yield
     finally:
@@ -126,17 +141,23 @@ def batch_scope(name: str) -> Iterator[None]:
 
 def batch_tally(local: Any) -> Any:
     """The statistic of the whole batch: ``local`` itself on a table in memory, the merge
-    over every chunk when streaming."""
+    over every chunk when streaming (see :class:`BatchStats`)."""
     stats = _STATS.get()
     if stats is None:
         return local
-    section = _SECTION.get() or ["", 0]
+    section = _SECTION.get() or ["", 0, False]
     key = (section[0], section[1])
     section[1] += 1
-    if stats.mode == "collect":
-        stats.stats[key] = merge(stats.stats.get(key), local)
-        return local
-    return stats.stats[key]
+    if key in stats.known:
+        return stats.known[key]
+    if section[2] or (stats._scheme_unknown and not key[0].startswith("scheme:")):
+        stats.incomplete = True
+    else:
+        stats.pending[key] = merge(stats.pending.get(key), local)
+    section[2] = True
+    if key[0].startswith("scheme:"):
+        stats._scheme_unknown = True
+    return local
 
 
 def batch_mean_std(x, valid, ddof: int):

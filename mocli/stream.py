@@ -1,0 +1,259 @@
+"""Tables larger than memory: analysed one group-complete chunk at a time.
+
+When the columns a report needs would not fit in the memory limit, the input is read once
+and split by a hash of the group key into chunk files in a temporary folder (every group
+lands whole in one chunk). The report is then built chunk by chunk from mergeable tallies
+(:mod:`mocli.tally`): a first pass collects the batch-wide statistics that some estimators
+and schemes need (GDPO's batch z-score, whitening, GPG's factor, Chebyshev's ideal point),
+a second pass computes every chunk's advantages with those whole-table statistics and
+merges its tallies. Quantiles and distinct counts come from sorted runs spilled to disk.
+The result equals the in-memory report: counts and rates exactly, floating-point
+statistics to rounding.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import polars as pl
+
+from .batch import Rollouts
+from .errors import InputError, UsageError
+from .estimators.normalise import BatchStats, batch_statistics
+from .io import Plan, _first_line, _scan, hive_columns, keep_steps, report_progress, to_rollouts
+
+# analyze holds about this many times the columns it reads at its peak (measured on the
+# benchmark table: 9.5x); the chunk size is chosen so that one chunk stays within the limit
+WORKING_SET = 12
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mb": 1 << 20,
+          "mib": 1 << 20, "g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30, "t": 1 << 40, "tb": 1 << 40, "tib": 1 << 40}
+
+
+def parse_size(text: str) -> int:
+    """``512MB``, ``4G``, ``1.5GiB`` or a number of bytes (units are powers of 1024)."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", str(text))
+    unit = m.group(2).lower() if m else ""
+    if not m or unit not in _UNITS or float(m.group(1)) <= 0:
+        raise UsageError(f"--memory-limit '{text}' is not a size such as 512MB, 4GB or 1.5GiB (or 'auto')")
+    return int(float(m.group(1)) * _UNITS[unit])
+
+
+def available_memory() -> int:
+    """Memory the system can still give (MemAvailable; the cgroup limit if lower)."""
+    avail = None
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                avail = int(line.split()[1]) * 1024
+    if avail is None:
+        with contextlib.suppress(ValueError, OSError, AttributeError):
+            avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    with contextlib.suppress(OSError, ValueError):
+        cg = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if cg != "max":
+            avail = min(avail or int(cg), int(cg))
+    return avail or (8 << 30)
+
+
+def human_size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def memory_limit(setting: str | None) -> int:
+    """The limit in bytes: the setting, or ``auto`` = half of the available memory."""
+    if setting is None or str(setting).strip().lower() == "auto":
+        return available_memory() // 2
+    return parse_size(setting)
+
+
+def count_rows(paths: Sequence[Path]) -> int:
+    total = 0
+    for p in paths:
+        try:
+            total += int(_scan(p).select(pl.len()).collect().item())
+        except InputError:
+            raise
+        except Exception as exc:
+            raise InputError(f"cannot read '{p}': {_first_line(exc)}") from None
+    return total
+
+
+def chunks_needed(plan: Plan, limit: int) -> int:
+    """How many chunks keep one chunk's working set within ``limit`` bytes (1 = in memory)."""
+    if plan.dump is not None or not plan.paths:
+        return 1
+    rows = count_rows(plan.paths)
+    need = rows * 8 * (len(plan.needed) + 3) * WORKING_SET
+    return max(1, math.ceil(need / limit))
+
+
+@dataclass
+class Chunked:
+    """The input split into group-complete chunk files (Arrow IPC) in ``folder``."""
+
+    plan: Plan
+    folder: str
+    parts: list[list[Path]]
+    rows: int
+    schema: dict[str, pl.DataType] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.parts)
+
+    def frames(self, stage: str) -> Iterator[pl.DataFrame]:
+        for i, files in enumerate(self.parts):
+            report_progress(stage, i, len(self.parts))
+            if files:
+                yield pl.concat([pl.read_ipc(f) for f in files], how="vertical")
+        report_progress(stage, len(self.parts), len(self.parts))
+
+    def rollouts(self, stage: str) -> Iterator[tuple[Rollouts, pl.DataFrame]]:
+        p = self.plan
+        for df in self.frames(stage):
+            yield to_rollouts(df, p.group, p.objectives, p.minimize, p.length, p.baseline, whole=False), df
+
+
+def _target_schema(plan: Plan) -> dict[str, pl.DataType]:
+    """The type each needed column has once all the files are put together (the same
+    relaxed supertypes as reading them in memory)."""
+    empties = []
+    for p in plan.paths:
+        lf = _scan(p)
+        have = lf.collect_schema()
+        hive = hive_columns(p)
+        cols = {c: have[c] for c in plan.needed if c in have}
+        for k, v in hive.items():
+            if k in plan.needed and k not in cols:
+                cols[k] = pl.Int64 if isinstance(v, int) else pl.Float64 if isinstance(v, float) else pl.String
+        empties.append(pl.DataFrame(schema=cols))
+    merged = pl.concat(empties, how="diagonal_relaxed") if empties else pl.DataFrame()
+    return {c: merged.schema[c] for c in plan.needed if c in merged.schema}
+
+
+def partition(plan: Plan, n_chunks: int, folder: str, batch_rows: int = 1 << 20) -> Chunked:
+    """Read the needed columns once and write each row to chunk ``hash(group) % n``."""
+    target = _target_schema(plan)
+    parts: list[list[Path]] = [[] for _ in range(n_chunks)]
+    rows = 0
+    seen = dict.fromkeys((o.name for o in plan.objectives), 0)
+    written = 0
+    for n_done, p in enumerate(plan.paths):
+        report_progress("splitting into chunks", n_done, len(plan.paths))
+        lf = _scan(p)
+        try:
+            have = lf.collect_schema().names()
+            hive = hive_columns(p)
+            lf = lf.with_columns([pl.lit(v).alias(k) for k, v in hive.items() if k not in have])
+            have = have + [k for k in hive if k not in have]
+            cols = [pl.col(c).cast(target[c]) if c in have else pl.lit(None, dtype=target[c]).alias(c) for c in plan.needed]
+            lf = lf.select(cols)
+            batches = lf.collect_batches(chunk_size=batch_rows)
+            for df in batches:
+                df = keep_steps(df, plan)
+                if df.height == 0:
+                    continue
+                rows += df.height
+                for name in seen:
+                    seen[name] += df.height - df.get_column(name).null_count() - int(df.get_column(name).is_nan().sum() if df.schema[name].is_float() else 0)
+                ids = (df.get_column(plan.group).hash(seed=0) % n_chunks).cast(pl.Int64).to_numpy()
+                for c in np.unique(ids):
+                    out = Path(folder) / f"chunk{int(c):05d}-{written:06d}.arrow"
+                    df.filter(pl.Series(ids == c)).write_ipc(out)
+                    parts[int(c)].append(out)
+                    written += 1
+        except (InputError, UsageError):
+            raise
+        except Exception as exc:
+            raise InputError(f"cannot read '{p}': {_first_line(exc)}") from None
+    report_progress("splitting into chunks", len(plan.paths), len(plan.paths))
+    if rows == 0:
+        raise plan.no_rows()
+    for name, n in seen.items():
+        if n == 0:
+            raise InputError(f"reward column '{name}' has no values (every cell is null/NaN)")
+    return Chunked(plan, folder, parts, rows, target)
+
+
+@contextlib.contextmanager
+def chunked_input(plan: Plan, n_chunks: int) -> Iterator[Chunked]:
+    """The split input in a temporary folder (``$MOCLI_TMPDIR`` or the system's), removed
+    afterwards."""
+    folder = tempfile.mkdtemp(prefix="mocli-chunks-", dir=os.environ.get("MOCLI_TMPDIR") or None)
+    try:
+        yield partition(plan, n_chunks, folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def slice_keys(frame: pl.DataFrame, by: str | None) -> np.ndarray | None:
+    if by is None:
+        return None
+    return np.array(["null" if v is None else str(v) for v in frame.get_column(by).to_numpy().tolist()], dtype=object)
+
+
+def analyze_chunked(
+    chunked: Chunked,
+    resolved: Sequence[Any],
+    scheme: Any,
+    conds: Sequence[Any],
+    *,
+    compare: bool = False,
+    by: str | None = None,
+):
+    """The analyze report of a chunked table (equal to :func:`analyze_rollouts` on the
+    whole table), with one report per value of ``by`` when given."""
+    from .diagnostics import _slice_order, report_from, tally_rollouts
+    from .pipeline import run_estimators
+    from .tally import merge
+    from .values import spilling
+
+    def scopes(ro: Rollouts, frame: pl.DataFrame) -> Iterator[tuple[str | None, Rollouts]]:
+        yield None, ro
+        keys = slice_keys(frame, by)
+        if keys is not None:
+            for value in dict.fromkeys(keys.tolist()):
+                yield value, ro.subset(keys == value)
+
+    # first passes: the batch-wide statistics of the whole table (and of every slice),
+    # as many passes as they depend on one another (one for most estimators)
+    stats: dict[str | None, BatchStats] = {}
+    needed = True
+    while needed:
+        for i, (ro, frame) in enumerate(chunked.rollouts("batch statistics")):
+            for key, sub in scopes(ro, frame):
+                with batch_statistics(stats.setdefault(key, BatchStats())):
+                    run_estimators(sub, resolved, scheme, conds)
+            if i == 0 and not any(s.pending or s.known or s.incomplete for s in stats.values()):
+                break  # nothing batch-wide: every chunk stands alone
+        needed = any([s.settle() for s in stats.values()])
+    two_pass = any(s.known for s in stats.values())
+
+    # last pass: every chunk's tallies, merged
+    trees: dict[str | None, Any] = {}
+    with spilling(chunked.folder):
+        for ro, frame in chunked.rollouts("analysing chunks"):
+            for key, sub in scopes(ro, frame):
+                ctx = batch_statistics(stats[key]) if two_pass else contextlib.nullcontext()
+                with ctx:
+                    tree, _, _ = tally_rollouts(sub, resolved, scheme, conds, compare)
+                trees[key] = merge(trees.get(key), tree)
+        report = report_from(trees[None])
+        if by is not None:
+            report.by_column = by
+            values = [k for k in trees if k is not None]
+            for value in _slice_order(np.array(values, dtype=object), np.array(values, dtype=object)):
+                report.by[value] = report_from(trees[value])
+    return report
