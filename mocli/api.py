@@ -159,11 +159,10 @@ def _analyze_streamed(inputs, s: Settings, by: str | None, compare: bool, requir
     from .io import plan
     from .pipeline import make_scheme
     from .schemes import Condition
-    from .stream import analyze_chunked, chunked_input, chunks_needed, human_size, memory_limit
+    from .stream import analyze_chunked, chunked_input, chunks_needed, human_size
 
-    limit = memory_limit(s.memory_limit)
     p = plan(inputs, extra=[by] if by else [], **s.roles())
-    n = chunks_needed(p, limit)
+    n, limit = chunks_needed(p, s.memory_limit, keep_in_memory=require_figures or compare)
     if n <= 1:
         return None
     if require_figures:

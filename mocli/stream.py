@@ -34,6 +34,7 @@ from .io import Plan, _first_line, _scan, hive_columns, keep_steps, report_progr
 # analyze holds about this many times the columns it reads at its peak (measured on the
 # benchmark table: 9.5x); the chunk size is chosen so that one chunk stays within the limit
 WORKING_SET = 12
+AUTO_FLOOR = 256 << 20  # below this, the import of the libraries dominates anyway
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mb": 1 << 20,
           "mib": 1 << 20, "g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30, "t": 1 << 40, "tb": 1 << 40, "tib": 1 << 40}
 
@@ -72,11 +73,24 @@ def human_size(n: float) -> str:
     return f"{n:.1f} TiB"
 
 
-def memory_limit(setting: str | None) -> int:
-    """The limit in bytes: the setting, or ``auto`` = half of the available memory."""
-    if setting is None or str(setting).strip().lower() == "auto":
-        return available_memory() // 2
-    return parse_size(setting)
+def chunks_needed(plan: Plan, setting: str | None, keep_in_memory: bool = False) -> tuple[int, int]:
+    """How many chunks keep one chunk's working set within the limit (1 = in memory), and
+    the limit in bytes: the setting, or for ``auto`` half the available memory, lowered to
+    ``max(256 MiB, 1.5 x the columns read)`` unless ``keep_in_memory`` (pictures and the
+    rows that flip sign need the whole table), so that a large table streams with a peak of
+    about three times its columns."""
+    if plan.dump is not None or not plan.paths:
+        return 1, 0
+    rows = count_rows(plan.paths)
+    columns = rows * 8 * len(plan.needed)
+    need = rows * 8 * (len(plan.needed) + 3) * WORKING_SET
+    if setting is not None and str(setting).strip().lower() != "auto":
+        limit = parse_size(setting)
+    else:
+        limit = available_memory() // 2
+        if not keep_in_memory:
+            limit = min(limit, max(AUTO_FLOOR, int(1.5 * columns)))
+    return max(1, math.ceil(need / limit)), limit
 
 
 def count_rows(paths: Sequence[Path]) -> int:
@@ -89,15 +103,6 @@ def count_rows(paths: Sequence[Path]) -> int:
         except Exception as exc:
             raise InputError(f"cannot read '{p}': {_first_line(exc)}") from None
     return total
-
-
-def chunks_needed(plan: Plan, limit: int) -> int:
-    """How many chunks keep one chunk's working set within ``limit`` bytes (1 = in memory)."""
-    if plan.dump is not None or not plan.paths:
-        return 1
-    rows = count_rows(plan.paths)
-    need = rows * 8 * (len(plan.needed) + 3) * WORKING_SET
-    return max(1, math.ceil(need / limit))
 
 
 @dataclass
