@@ -9,7 +9,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from ..batch import Batch, Rollouts, apply_nan_policy
+from ..batch import Rollouts, apply_nan_policy
 from ..errors import UsageError
 from ..estimators import Estimator
 from ..params import describe

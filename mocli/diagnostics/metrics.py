@@ -6,7 +6,7 @@ document. A rate with an empty denominator is ``None`` (JSON null), never 0 or N
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
