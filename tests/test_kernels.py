@@ -120,3 +120,28 @@ def test_the_dispatcher_exports_every_primitive():
     for name in cpu.PRIMITIVES:
         assert callable(getattr(kernels, name)) and callable(getattr(cpu, name))
     assert kernels.current() == "cpu"
+
+
+@pytest.mark.parametrize("eps_mode", ["add", "floor", "skip_zero"])
+@pytest.mark.parametrize("singleton", ["zero", "raw"])
+def test_fused_group_z_equals_the_composed_rule_bit_for_bit(eps_mode, singleton, monkeypatch):
+    """grpo's rule runs as one fused CPU kernel; the composed path (what the CUDA backend
+    runs) must give the very same bits, for every eps mode, ddof and singleton policy."""
+    from mocli import kernels as K
+    from mocli.batch import Rollouts, prepare
+    from mocli.estimators.normalise import group_z
+    from mocli.pipeline import make_scheme
+
+    rng = np.random.default_rng(11)
+    n = 5000
+    r = np.where(rng.random((n, 2)) < 0.1, np.nan, np.round(rng.normal(size=(n, 2)), 1))
+    b = prepare(Rollouts.from_arrays(r, rng.integers(0, n // 4, n)), make_scheme())
+    for ddof in (0, 1):
+        for eps in (0.0, 1e-6, 3.0):
+            kw = dict(eps=eps, eps_mode=eps_mode, ddof=ddof, singleton=singleton)
+            fused = group_z(b.scalar, b.scorable, b, **kw)
+            with monkeypatch.context() as m:
+                m.setattr(K, "current", lambda: "composed")
+                composed = group_z(b.scalar, b.scorable, b, **kw)
+            assert np.array_equal(fused, composed)
+            assert np.all(fused[~b.scorable] == 0.0)

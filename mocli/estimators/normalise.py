@@ -11,6 +11,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from .. import kernels
 from ..kernels import seg_loo_mean_var, seg_mean_var
 from ..tally import Moments, Tally, merge
 
@@ -80,6 +81,10 @@ def singleton_rule(out, values, valid, cnt, singleton: str, eps: float | None = 
 def group_z(values, valid, batch, *, eps, eps_mode, ddof, singleton, leave_one_out=False):
     """``(x - mu_g) / (sigma_g [+] eps)`` per group (the grpo rule); 0 on invalid rows and
     in constant groups; the singleton policy for groups of one."""
+    if not leave_one_out and kernels.current() == "cpu":  # the same rule, fused into one kernel
+        return kernels.cpu.seg_group_z(
+            values, valid, batch.order, batch.offsets, ddof, eps, EPS_MODES.index(eps_mode), singleton == "raw"
+        )
     c = centre(values, valid, batch, ddof, leave_one_out)
     z = divide(c.centred, c.sigma, eps, eps_mode)
     z = np.where(valid & ~c.const & (c.count > 1), z, 0.0)

@@ -98,6 +98,66 @@ def seg_mean_var(x, valid, order, offsets, ddof=1):
 
 
 @njit(parallel=True, **_JIT)
+def _seg_group_z(x, valid, order, offsets, ddof, eps, mode, raw_single, out):
+    g = offsets.shape[0] - 1
+    for j in prange(g):
+        a = offsets[j]
+        b = offsets[j + 1]
+        n = 0
+        s = 0.0
+        lo = np.inf
+        hi = -np.inf
+        for p in range(a, b):
+            i = order[p]
+            if valid[i]:
+                v = x[i]
+                n += 1
+                s += v
+                if v < lo:
+                    lo = v
+                if v > hi:
+                    hi = v
+        if n == 1 and raw_single:
+            den = _denominator(1.0, eps, mode)
+            for p in range(a, b):
+                i = order[p]
+                out[i] = x[i] / den if valid[i] else 0.0
+            continue
+        if n <= 1 or lo == hi:
+            for p in range(a, b):
+                out[order[p]] = 0.0
+            continue
+        m, ss = _two_pass(x, valid, order, a, b, n, s)
+        var = ss / (n - ddof) if n > ddof else 0.0
+        den = _denominator(math.sqrt(var), eps, mode)
+        for p in range(a, b):
+            i = order[p]
+            out[i] = (x[i] - m) / den if valid[i] else 0.0
+
+
+@njit(**_JIT)
+def _denominator(sigma, eps, mode):
+    """``sigma + eps`` (mode 0), ``max(sigma, eps)`` (1), ``sigma + eps`` where ``sigma > 0``
+    else 1 (2); a zero denominator becomes 1."""
+    if mode == 0:
+        den = sigma + eps
+    elif mode == 1:
+        den = sigma if sigma > eps else eps
+    else:
+        den = sigma + eps if sigma > 0.0 else 1.0
+    return den if den != 0.0 else 1.0
+
+
+def seg_group_z(x, valid, order, offsets, ddof, eps, mode, raw_single):
+    """The grpo rule in one pass per group: ``(x - mean_g) / den(sigma_g)`` on valid rows of
+    groups with two or more valid, not all equal values; 0 elsewhere, except a group with one
+    valid row under ``raw_single`` (``x / den(1)``). ``mode``: 0 add, 1 floor, 2 skip_zero."""
+    out = np.empty(x.shape[0])
+    _seg_group_z(x, valid, order, offsets, int(ddof), float(eps), int(mode), bool(raw_single), out)
+    return out
+
+
+@njit(parallel=True, **_JIT)
 def _seg_weighted_mean(x, w, valid, order, offsets, out):
     g = offsets.shape[0] - 1
     for j in prange(g):
