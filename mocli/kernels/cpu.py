@@ -43,26 +43,33 @@ def _two_pass(x, valid, order, a, b, n, s):
     return m + c / n, (ss if ss > 0.0 else 0.0)
 
 
+@njit(**_JIT)
+def _count_sum_range(x, valid, order, a, b):
+    """Count, sum, minimum and maximum of the valid rows of ``order[a:b]``."""
+    n = 0
+    s = 0.0
+    lo = np.inf
+    hi = -np.inf
+    for p in range(a, b):
+        i = order[p]
+        if valid[i]:
+            v = x[i]
+            n += 1
+            s += v
+            if v < lo:
+                lo = v
+            if v > hi:
+                hi = v
+    return n, s, lo, hi
+
+
 @njit(parallel=True, **_JIT)
 def _seg_mean_var(x, valid, order, offsets, ddof, mean, var, count, const):
     g = offsets.shape[0] - 1
     for j in prange(g):
         a = offsets[j]
         b = offsets[j + 1]
-        n = 0
-        s = 0.0
-        lo = np.inf
-        hi = -np.inf
-        for p in range(a, b):
-            i = order[p]
-            if valid[i]:
-                v = x[i]
-                n += 1
-                s += v
-                if v < lo:
-                    lo = v
-                if v > hi:
-                    hi = v
+        n, s, lo, hi = _count_sum_range(x, valid, order, a, b)
         count[j] = n
         if n == 0:
             mean[j] = np.nan
@@ -103,20 +110,7 @@ def _seg_group_z(x, valid, order, offsets, ddof, eps, mode, raw_single, out):
     for j in prange(g):
         a = offsets[j]
         b = offsets[j + 1]
-        n = 0
-        s = 0.0
-        lo = np.inf
-        hi = -np.inf
-        for p in range(a, b):
-            i = order[p]
-            if valid[i]:
-                v = x[i]
-                n += 1
-                s += v
-                if v < lo:
-                    lo = v
-                if v > hi:
-                    hi = v
+        n, s, lo, hi = _count_sum_range(x, valid, order, a, b)
         if n == 1 and raw_single:
             den = _denominator(1.0, eps, mode)
             for p in range(a, b):
