@@ -10,13 +10,14 @@ ragged groups), ``adv (n,)``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 import numpy as np
 
 from .errors import InputError, UsageError
 from .kernels import csr_from_codes
+from .kernels.cpu import in_group_order, take
 from .schemes import Condition, Scheme, apply_conditions
 
 NAN_POLICIES = ("omit", "zero", "raise")
@@ -114,6 +115,40 @@ class Batch:
     @property
     def weighted(self) -> np.ndarray:
         return self.weights != 0
+
+    def grouped(self, with_rewards: bool = True) -> "Batch":
+        """The same batch with its rows in group order: row ``p`` of the result is row
+        ``order[p]`` here, so group ``j`` owns rows ``offsets[j]:offsets[j+1]`` (file order
+        within the group) and every segment pass reads memory front to back instead of
+        jumping through ``order``. The batch itself when its rows already lie that way.
+
+        Built once and kept until :meth:`release`, so that every estimator run on the
+        batch shares it. Without ``with_rewards`` the reward matrix is left out (an
+        ``(n, 0)`` array); estimators that only read the score ``s`` never pay for it."""
+        cached = self._cache.get("grouped")
+        if cached is None:
+            if in_group_order(self.order):
+                cached = self
+            else:
+                o = self.order
+                g = self.offsets.shape[0] - 1
+                cached = Batch(
+                    np.empty((self.n, 0)), self.names, self.weights,
+                    take(self.scalar, o), take(self.scorable, o),
+                    np.repeat(np.arange(g, dtype=np.int64), np.diff(self.offsets)),
+                    np.arange(self.n, dtype=np.int64), self.offsets,
+                    None if self.length is None else take(self.length, o),
+                    None if self.baseline is None else take(self.baseline, o),
+                )
+            self._cache["grouped"] = cached
+        if with_rewards and cached.rewards.shape[1] != self.rewards.shape[1]:
+            cached = replace(cached, rewards=take(self.rewards, self.order))
+            self._cache["grouped"] = cached
+        return cached
+
+    def release(self) -> None:
+        """Drop the group-order copy built by :meth:`grouped`."""
+        self._cache.pop("grouped", None)
 
 
 def apply_nan_policy(raw: np.ndarray, names: Sequence[str], weights: np.ndarray, policy: str) -> np.ndarray:

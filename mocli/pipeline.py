@@ -105,6 +105,8 @@ def run_estimators(
         batch = get(r.estimator.nan_policy)
         with batch_scope(r.label):
             out[r.label] = r.estimator(batch)
+    for batch in batches.values():
+        batch.release()  # the group-order copies served the estimators; free them
     return out, batches
 
 

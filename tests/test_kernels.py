@@ -145,3 +145,44 @@ def test_fused_group_z_equals_the_composed_rule_bit_for_bit(eps_mode, singleton,
                 composed = group_z(b.scalar, b.scorable, b, **kw)
             assert np.array_equal(fused, composed)
             assert np.all(fused[~b.scorable] == 0.0)
+
+
+def test_group_order_layout_gathers_and_scatters_exactly():
+    """take / put_finished are x[order] and its inverse (zeroing and clipping fused);
+    a batch's grouped copy holds the same rows with each group contiguous."""
+    from mocli.batch import Rollouts, prepare
+    from mocli.pipeline import make_scheme
+
+    rng = np.random.default_rng(5)
+    n = 3000
+    codes = rng.integers(0, 400, n)
+    order, offsets = cpu.csr_from_codes(np.unique(codes, return_inverse=True)[1], 400)
+    x = rng.normal(size=n)
+    m = rng.normal(size=(n, 3))
+    assert np.array_equal(cpu.take(x, order), x[order])
+    assert np.array_equal(cpu.take(m, order), m[order])
+    assert np.array_equal(cpu.take(x > 0, order), (x > 0)[order])
+    valid = rng.random(n) < 0.8
+    a = rng.normal(size=n) * 3
+    want = np.empty(n)
+    want[order] = np.clip(np.where(valid, a, 0.0), -1.5, 1.5)
+    assert np.array_equal(cpu.put_finished(a, valid, 1.5, order), want)
+    want[order] = np.where(valid, a, 0.0)
+    assert np.array_equal(cpu.put_finished(a, valid, 0.0, order), want)
+    assert cpu.in_group_order(np.arange(7)) and not cpu.in_group_order(np.array([0, 2, 1]))
+
+    r = np.where(rng.random((n, 2)) < 0.1, np.nan, rng.normal(size=(n, 2)))
+    b = prepare(Rollouts.from_arrays(r, codes, length=rng.integers(1, 50, n)), make_scheme())
+    g = b.grouped(with_rewards=False)
+    assert g.rewards.shape == (n, 0) and g is b.grouped(False)
+    g = b.grouped()
+    o = b.order
+    assert np.array_equal(g.rewards, b.rewards[o], equal_nan=True)
+    assert np.array_equal(g.scalar, b.scalar[o], equal_nan=True)
+    assert np.array_equal(g.scorable, b.scorable[o]) and np.array_equal(g.length, b.length[o])
+    assert np.array_equal(g.codes, b.codes[o]) and np.array_equal(g.order, np.arange(n))
+    assert cpu.in_group_order(g.order) and g.grouped() is g
+    b.release()
+    assert "grouped" not in b._cache
+    ordered = prepare(Rollouts.from_arrays(r, np.sort(codes)), make_scheme())
+    assert ordered.grouped() is ordered  # already in group order: no copy

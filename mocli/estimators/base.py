@@ -10,6 +10,7 @@ import numpy as np
 
 from ..batch import NAN_POLICIES, Batch
 from ..errors import UsageError
+from ..kernels.cpu import put_finished
 from ..params import param
 from ..registry import Registry
 from .normalise import EPS_MODES, SINGLETON
@@ -25,6 +26,8 @@ class Estimator:
     name: ClassVar[str] = "?"
     source: ClassVar[str] = ""
     decoupled: ClassVar[bool] = False
+    # reads ``batch.rewards`` (the per-objective matrix), not only the score ``s``
+    reads_rewards: ClassVar[bool] = True
 
     nan_policy: str = param("omit", "NaN cells: omit (skip), zero (NaN -> 0 first), raise", choices=NAN_POLICIES)
     clip: float = param(0.0, "clip advantages to [-clip, clip] at the end; 0 = off")
@@ -33,11 +36,11 @@ class Estimator:
         raise NotImplementedError
 
     def __call__(self, batch: Batch) -> np.ndarray:
-        adv = np.asarray(self.compute(batch), dtype=np.float64)
-        adv = np.where(batch.scorable, adv, 0.0)
-        if self.clip > 0:
-            adv = np.clip(adv, -self.clip, self.clip)
-        return adv
+        # compute on the rows in group order (sequential memory access; built once per
+        # batch), then scatter back to file order with the zeroing and clipping fused in
+        grouped = batch.grouped(self.reads_rewards)
+        adv = self.compute(grouped)
+        return put_finished(adv, grouped.scorable, self.clip, batch.order)
 
     def validate(self) -> None:
         if self.clip < 0:

@@ -38,6 +38,7 @@ class GRPO(GroupScaled):
 
     name = "grpo"
     source = "DeepSeekMath (Shao et al. 2024); TRL GRPOTrainer; verl compute_grpo_outcome_advantage"
+    reads_rewards = False
     scale: str = param("group", "group (sigma_g), batch (std of s over B), none", choices=("group", "batch", "none"))
     leave_one_out: bool = param(False, "baseline and std from the other rows of the group (NeMo-RL)")
 
@@ -68,6 +69,7 @@ class DrGRPO(Grouped):
 
     name = "dr_grpo"
     source = "Dr. GRPO (Liu et al. 2025, 'Understanding R1-Zero-like training')"
+    reads_rewards = False
 
     def compute(self, batch):
         return GRPO(scale="none", singleton=self.singleton).compute(batch)
@@ -87,6 +89,7 @@ class RLOO(GroupScaled):
 
     name = "rloo"
     source = "Ahmadian et al. 2024 (RLOO); TRL RLOOTrainer; verl; OpenRLHF"
+    reads_rewards = False
     normalize: bool = param(False, "z-score the advantages over B afterwards")
 
     def compute(self, batch):
@@ -126,6 +129,7 @@ class ReinforcePP(_Whitened):
 
     name = "reinforce_pp"
     source = "REINFORCE++ (Hu 2025); verl compute_reinforce_plus_plus_outcome_advantage"
+    reads_rewards = False
 
     def compute(self, batch):
         return self._whiten(batch.scalar, batch)
@@ -144,6 +148,7 @@ class ReinforcePPBaseline(_Whitened, Grouped):
 
     name = "reinforce_pp_baseline"
     source = "verl reinforce_plus_plus_baseline; OpenRLHF reinforce_baseline"
+    reads_rewards = False
 
     def compute(self, batch):
         s, v = batch.scalar, batch.scorable
@@ -160,6 +165,7 @@ class ReMax(Estimator):
 
     name = "remax"
     source = "ReMax (Li et al. 2023); verl remax"
+    reads_rewards = False
 
     def compute(self, batch):
         b = self.needs("baseline", batch)
@@ -178,6 +184,7 @@ class OPO(Grouped):
 
     name = "opo"
     source = "OPO (Hao et al. 2025, on-policy RL with optimal reward baseline); verl opo"
+    reads_rewards = False
 
     def compute(self, batch):
         s, v = batch.scalar, batch.scorable
@@ -201,6 +208,7 @@ class GPG(Grouped):
 
     name = "gpg"
     source = "GPG (Chu et al. 2025, official code)"
+    reads_rewards = False
 
     def compute(self, batch):
         s, v = batch.scalar, batch.scorable
@@ -225,6 +233,7 @@ class PassK(Scaled):
 
     name = "passk"
     source = "verl compute_grpo_passk_outcome_advantage (Chen et al. 2025, Pass@k training)"
+    reads_rewards = False
     normalize: bool = param(True, "divide by the group std")
 
     def compute(self, batch):
@@ -260,6 +269,7 @@ class MCGRPO(GroupScaled):
 
     name = "mc_grpo"
     source = "MC-GRPO (median-centred GRPO, official code)"
+    reads_rewards = False
     scale: str = param("group", "group (sigma_g), mad (MAD_g + 1e-3), none", choices=("group", "mad", "none"))
 
     def compute(self, batch):
@@ -292,6 +302,7 @@ class G2RPO(Grouped):
 
     name = "g2rpo"
     source = "G^2RPO (Gaussian GRPO)"
+    reads_rewards = False
 
     def compute(self, batch):
         a = seg_normal_scores(batch.scalar, batch.scorable, batch.order, batch.offsets)
@@ -310,6 +321,7 @@ class NGRPO(GroupScaled):
 
     name = "ngrpo"
     source = "NGRPO (Nan et al. 2025, negative-enhanced GRPO)"
+    reads_rewards = False
     r_max: float = param(1.0, "reward of the virtual row (the best attainable reward)")
 
     def compute(self, batch):

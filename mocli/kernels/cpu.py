@@ -505,6 +505,66 @@ def csr_from_codes(codes, n_groups):
     return order, offsets
 
 
+# ---------------------------------------------------------------------------------------
+# group-order layout: gather rows into group order, scatter results back
+# ---------------------------------------------------------------------------------------
+@njit(parallel=True, **_JIT)
+def _take(x, order, out):
+    for p in prange(order.shape[0]):
+        out[p] = x[order[p]]
+
+
+@njit(parallel=True, **_JIT)
+def _take_rows(x, order, out):
+    k = x.shape[1]
+    for p in prange(order.shape[0]):
+        i = order[p]
+        for c in range(k):
+            out[p, c] = x[i, c]
+
+
+def take(x, order):
+    """``x[order]`` (1-d, or rows of a 2-d array) as a parallel gather."""
+    x = np.ascontiguousarray(x)
+    out = np.empty((order.shape[0],) + x.shape[1:], dtype=x.dtype)
+    (_take_rows if x.ndim == 2 else _take)(x, order, out)
+    return out
+
+
+@njit(parallel=True, **_JIT)
+def _put_finished(a, valid, clip, order, out):
+    for p in prange(order.shape[0]):
+        v = a[p] if valid[p] else 0.0
+        if clip > 0.0:
+            if v > clip:
+                v = clip
+            elif v < -clip:
+                v = -clip
+        out[order[p]] = v
+
+
+def put_finished(a, valid, clip, order):
+    """Advantages computed in group order back in file order: ``out[order[p]] = a[p]``,
+    0 where ``valid`` is false, clipped to ``[-clip, clip]`` when ``clip > 0`` (the
+    estimator contract's last steps, fused into the scatter)."""
+    out = np.empty(order.shape[0])
+    _put_finished(np.ascontiguousarray(a, dtype=np.float64), valid, float(clip), order, out)
+    return out
+
+
+@njit(**_JIT)
+def _in_group_order(order):
+    for p in range(order.shape[0]):
+        if order[p] != p:
+            return False
+    return True
+
+
+def in_group_order(order):
+    """True when the rows already lie in group order (``order`` is the identity)."""
+    return bool(_in_group_order(order))
+
+
 PRIMITIVES = (
     "seg_mean_var",
     "seg_weighted_mean",
