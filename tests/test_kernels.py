@@ -186,3 +186,41 @@ def test_group_order_layout_gathers_and_scatters_exactly():
     assert "grouped" not in b._cache
     ordered = prepare(Rollouts.from_arrays(r, np.sort(codes)), make_scheme())
     assert ordered.grouped() is ordered  # already in group order: no copy
+
+
+FUSED_SPECS = [
+    "grpo", "grpo:scale=batch,singleton=raw", "grpo:scale=none,ddof=0", "dr_grpo:singleton=raw",
+    "rloo", "rloo:singleton=raw,normalize=true", "reinforce_pp", "reinforce_pp_baseline:singleton=raw",
+    "opo", "opo:singleton=raw", "gpg", "gpg:singleton=raw", "mc_grpo", "mc_grpo:singleton=raw,eps_mode=floor",
+    "g2rpo", "ngrpo", "ngrpo:singleton=raw,r_max=2", "gdpo", "gdpo:singleton=raw,eps_mode=skip_zero",
+    "advantage_sum:ddof=0", "dvao", "dvao:singleton=raw", "gd2po", "gd2po:tau=0.3,singleton=raw",
+]
+
+
+@pytest.mark.parametrize("spec", FUSED_SPECS)
+def test_fused_cpu_steps_equal_the_composed_path(spec, monkeypatch):
+    """The one-pass CPU kernels (mocli.kernels.fused) give the numbers of the composed
+    NumPy + primitive path that other devices run: ragged groups, NaN cells, singletons,
+    constant groups, rows out of group order."""
+    from mocli import kernels as K
+    from mocli.batch import Rollouts, prepare
+    from mocli.pipeline import make_estimator, make_scheme
+
+    rng = np.random.default_rng(23)
+    n = 4000
+    r = np.round(rng.normal(size=(n, 3)), 1)
+    r[:, 1] = rng.integers(0, 2, n)
+    r = np.where(rng.random((n, 3)) < 0.08, np.nan, r)
+    codes = rng.integers(0, n // 6, n)
+    codes[:40] = 10**6 + np.arange(40)  # singletons
+    r[np.isin(codes, codes[40:60]), 2] = 0.5  # some constant objectives
+    ro = Rollouts.from_arrays(r, codes, weights=[1.0, 0.5, 2.0], length=rng.integers(1, 90, n))
+    b = prepare(ro, make_scheme())
+    est = make_estimator(spec)
+    fused_out = est(b)
+    b.release()
+    with monkeypatch.context() as m:
+        m.setattr(K, "current", lambda: "composed")
+        composed = est(b)
+    np.testing.assert_allclose(fused_out, composed, rtol=1e-12, atol=1e-12)
+    assert np.all(fused_out[~b.scorable] == 0.0)

@@ -13,25 +13,39 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..kernels import seg_mean_var, seg_min_max
+from .. import kernels
+from ..kernels import fused, seg_mean_var, seg_min_max
 from ..params import param
 from .base import ESTIMATORS, Grouped, GroupScaled
-from .normalise import group_z, whiten
+from .normalise import EPS_MODES, group_z, whiten
 
 
-def objective_z(est, batch) -> np.ndarray:
+def objective_z(est, batch, want_z: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
     """``(n, k)`` per-objective group z-scores (weighted objectives; 0 columns for the
-    others), with the estimator's eps, eps_mode, ddof, singleton and leave_one_out."""
+    others), with the estimator's eps, eps_mode, ddof, singleton and leave_one_out, and
+    their weighted sum ``sum_k w_k z_ik``. Without ``want_z`` the CPU path only forms the
+    sum (the matrix is None)."""
     r = batch.rewards
+    cols = np.flatnonzero(batch.weighted)
+    if kernels.current() == "cpu" and not est.leave_one_out:  # one fused pass over every objective
+        zc, a = fused.seg_objective_z(
+            r, cols, batch.weights[cols], batch.scorable, batch.order, batch.offsets, est.ddof, est.eps,
+            EPS_MODES.index(est.eps_mode), est.singleton == "raw", want_z,
+        )
+        if not want_z:
+            return None, a
+        z = np.zeros_like(r)
+        z[:, cols] = zc
+        return z, a
     z = np.zeros_like(r)
-    for k in np.flatnonzero(batch.weighted):
+    for k in cols:
         col = np.ascontiguousarray(r[:, k])
         valid = batch.scorable & ~np.isnan(col)
         z[:, k] = group_z(
             np.where(valid, col, 0.0), valid, batch, eps=est.eps, eps_mode=est.eps_mode,
             ddof=est.ddof, singleton=est.singleton, leave_one_out=est.leave_one_out,
         )
-    return z
+    return z, z @ batch.weights
 
 
 @dataclass(frozen=True)
@@ -64,7 +78,7 @@ class GDPO(_Decoupled):
             object.__setattr__(self, "eps_batch", self.eps)
 
     def compute(self, batch):
-        a = objective_z(self, batch) @ batch.weights
+        _, a = objective_z(self, batch, want_z=False)
         if not self.batch_norm:
             return a
         eps = self.eps_batch
@@ -85,7 +99,7 @@ class AdvantageSum(_Decoupled):
     source = "advantage combination baseline named by DVAO"
 
     def compute(self, batch):
-        return objective_z(self, batch) @ batch.weights
+        return objective_z(self, batch, want_z=False)[1]
 
 
 @ESTIMATORS.register("dvao")
@@ -104,6 +118,11 @@ class DVAO(Grouped):
 
     def compute(self, batch):
         r = batch.rewards
+        if kernels.current() == "cpu":  # the same sums, one fused pass
+            cols = np.flatnonzero(batch.weighted)
+            return fused.seg_dvao(
+                r, cols, batch.weights[cols], batch.scorable, batch.order, batch.offsets, self.singleton == "raw"
+            )
         n = batch.n
         codes = batch.codes
         num = np.zeros(n)
@@ -148,7 +167,7 @@ class GD2PO(_Decoupled):
     tau: float = param(0.8, "consensus threshold; 1.0 drops every conflicting row")
 
     def compute(self, batch):
-        z = objective_z(self, batch)
+        z, zsum = objective_z(self, batch)
         sel = batch.weighted
         zw = z[:, sel]
         # per-group, per-objective magnitude for the zero test
@@ -169,5 +188,5 @@ class GD2PO(_Decoupled):
         n_scorable = np.bincount(codes, weights=batch.scorable.astype(np.float64), minlength=g)
         n_kept = np.bincount(codes, weights=kept.astype(np.float64), minlength=g)
         rho = np.where(n_scorable > 0, n_kept / np.where(n_scorable > 0, n_scorable, 1.0), 0.0)
-        v = (z @ batch.weights) * rho[codes]
+        v = zsum * rho[codes]
         return whiten(v, kept, eps=self.eps, eps_mode=self.eps_mode, ddof=self.ddof)

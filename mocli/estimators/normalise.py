@@ -12,6 +12,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from .. import kernels
+from ..kernels import fused
 from ..kernels import seg_loo_mean_var, seg_mean_var
 from ..tally import Moments, Tally, merge
 
@@ -23,6 +24,11 @@ def divide(centred, sigma, eps: float, mode: str):
     """``centred / denominator`` with the denominator from ``sigma`` and ``eps``:
     ``add`` = ``sigma + eps``, ``floor`` = ``max(sigma, eps)``, ``skip_zero`` = ``sigma +
     eps`` where ``sigma > 0``, else 1. A zero denominator leaves the centred value as is."""
+    return centred / denominator(sigma, eps, mode)
+
+
+def denominator(sigma, eps: float, mode: str) -> np.ndarray:
+    """The divisor :func:`divide` uses for ``sigma`` (a zero one becomes 1)."""
     sigma = np.asarray(sigma, dtype=np.float64)
     if mode == "add":
         den = sigma + eps
@@ -32,8 +38,60 @@ def divide(centred, sigma, eps: float, mode: str):
         den = np.where(sigma > 0, sigma + eps, 1.0)
     else:  # validated by the parameter's choices
         raise ValueError(mode)
-    den = np.where(den == 0, 1.0, den)
-    return centred / den
+    return np.where(den == 0, 1.0, den)
+
+
+@dataclass
+class GroupStats:
+    """Per-group mean, standard deviation (``ddof``), count of valid rows and
+    exact-constant flag, with the two masks every grouped estimator needs."""
+
+    mean: np.ndarray
+    sigma: np.ndarray
+    count: np.ndarray
+    const: np.ndarray
+
+    @classmethod
+    def of(cls, values, valid, batch, ddof: int) -> "GroupStats":
+        mean, var, count, const = seg_mean_var(values, valid, batch.order, batch.offsets, ddof)
+        return cls(mean, np.sqrt(var), count, const)
+
+    @property
+    def live(self) -> np.ndarray:
+        """Groups that carry signal: two or more valid, not all equal values."""
+        return ~self.const & (self.count > 1)
+
+    @property
+    def lone(self) -> np.ndarray:
+        """Groups with exactly one valid value."""
+        return self.count == 1
+
+
+def expand(x, valid, batch, shift, live, mul=1.0, den=1.0) -> np.ndarray:
+    """Per row ``(x - shift_g) * mul_g / den_g`` on valid rows of ``live`` groups, 0
+    elsewhere; ``shift``, ``mul``, ``den`` per group (or one number for all). One fused
+    pass on the CPU; the same operations in NumPy on other devices."""
+    g = batch.offsets.shape[0] - 1
+    per_group = lambda v: np.ascontiguousarray(np.broadcast_to(np.asarray(v, dtype=np.float64), (g,)))
+    shift, mul, den = per_group(shift), per_group(mul), per_group(den)
+    live = np.ascontiguousarray(live, dtype=np.bool_)
+    if kernels.current() == "cpu":
+        return fused.seg_expand(x, valid, batch.order, batch.offsets, shift, mul, den, live)
+    c = batch.codes
+    return np.where(valid & live[c], (x - shift[c]) * mul[c] / den[c], 0.0)
+
+
+def lone_rule(stats: GroupStats, shift, live, singleton: str, den=None, lone_den=1.0):
+    """Fold the ``singleton`` policy into an :func:`expand` map: under ``raw`` a group of
+    one valid row is live with shift 0 (the row keeps ``s``, divided by ``lone_den`` when
+    the estimator scales); under ``zero`` it stays dead. Returns ``(shift, live, den)``."""
+    if singleton != "raw":
+        return shift, live, den
+    lone = stats.lone
+    shift = np.where(lone, 0.0, shift)
+    if den is not None:
+        den = np.where(lone, lone_den, den)
+    return shift, live | lone, den
 
 
 @dataclass
@@ -165,10 +223,17 @@ def batch_tally(local: Any) -> Any:
     return local
 
 
+def valid_moments(x, valid) -> Moments:
+    """:meth:`Moments.of` ``x[valid]``, without copying the rows out on the CPU."""
+    if kernels.current() == "cpu":
+        return Moments(*fused.masked_moments(np.ascontiguousarray(x, dtype=np.float64), valid))
+    return Moments.of(x[valid])
+
+
 def batch_mean_std(x, valid, ddof: int):
     """Mean and standard deviation (``ddof``) of ``x`` over ``valid`` (the whole batch),
     corrected two-pass; std 0 when the values are all equal or too few."""
-    m = batch_tally(Moments.of(x[valid]))
+    m = batch_tally(valid_moments(x, valid))
     if m.n == 0:
         return 0.0, 0.0
     if m.constant:
@@ -183,14 +248,16 @@ def whiten(x, valid, *, eps, eps_mode, ddof, length=None, var_eps=1e-8):
     row counts ``length`` times, the variance is Bessel-corrected over the token count when
     ``ddof = 1``, and the scale is ``rsqrt(var + var_eps)`` (``eps_mode=floor``:
     ``rsqrt(max(var, var_eps))``), as verl's ``masked_whiten`` and OpenRLHF."""
+    if length is None:
+        m = batch_tally(valid_moments(x, valid))
+        if m.constant:
+            return np.zeros_like(x, dtype=np.float64)
+        den = float(denominator(m.std(ddof), eps, eps_mode))
+        if kernels.current() == "cpu":
+            return fused.masked_affine(x, valid, m.mean, den)
+        return np.where(valid, (x - m.mean) / den, 0.0)
     out = np.zeros_like(x, dtype=np.float64)
     xv = x[valid]
-    if length is None:
-        m = batch_tally(Moments.of(xv))
-        if m.constant:
-            return out
-        out[valid] = divide(xv - m.mean, m.std(ddof), eps, eps_mode)
-        return out
     m = batch_tally(Moments.of(xv, length[valid].astype(np.float64)))
     if m.constant:
         return out

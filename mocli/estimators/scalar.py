@@ -16,7 +16,12 @@ from ..kernels import seg_mean_var, seg_median, seg_normal_scores, seg_top2, seg
 from ..params import param
 from .base import ESTIMATORS, Estimator, Grouped, GroupScaled, Scaled
 from ..tally import Count
-from .normalise import batch_mean_std, batch_tally, centre, divide, group_z, singleton_rule, whiten
+from .. import kernels
+from ..kernels import fused
+from .normalise import (
+    GroupStats, batch_mean_std, batch_tally, centre, denominator, divide, expand, group_z, lone_rule,
+    singleton_rule, whiten,
+)
 
 
 @ESTIMATORS.register("grpo")
@@ -49,14 +54,22 @@ class GRPO(GroupScaled):
                 s, v, batch, eps=self.eps, eps_mode=self.eps_mode, ddof=self.ddof,
                 singleton=self.singleton, leave_one_out=self.leave_one_out,
             )
-        c = centre(s, v, batch, self.ddof, self.leave_one_out)
-        a, raw = c.centred, s
+        if self.leave_one_out:
+            c = centre(s, v, batch, self.ddof, True)
+            a, raw = c.centred, s
+            if self.scale == "batch":
+                _, sd = batch_mean_std(s, v, self.ddof)
+                a = divide(a, sd, self.eps, self.eps_mode)
+                raw = divide(s, sd, self.eps, self.eps_mode)
+            lone = v & (c.count == 1)
+            return np.where(lone, raw if self.singleton == "raw" else 0.0, a)
+        st = GroupStats.of(s, v, batch, self.ddof)
+        den = 1.0
         if self.scale == "batch":
             _, sd = batch_mean_std(s, v, self.ddof)
-            a = divide(a, sd, self.eps, self.eps_mode)
-            raw = divide(s, sd, self.eps, self.eps_mode)
-        lone = v & (c.count == 1)
-        return np.where(lone, raw if self.singleton == "raw" else 0.0, a)
+            den = float(denominator(sd, self.eps, self.eps_mode))
+        shift, live, _ = lone_rule(st, st.mean, st.live, self.singleton)
+        return expand(s, v, batch, shift, live, den=den)
 
 
 @ESTIMATORS.register("dr_grpo")
@@ -94,10 +107,10 @@ class RLOO(GroupScaled):
 
     def compute(self, batch):
         s, v = batch.scalar, batch.scorable
-        c = centre(s, v, batch, self.ddof)
-        n = c.count.astype(np.float64)
-        a = np.where(n > 1, c.centred * n / np.maximum(n - 1, 1), 0.0)
-        a = singleton_rule(a, s, v, c.count, self.singleton)
+        st = GroupStats.of(s, v, batch, self.ddof)
+        n = st.count.astype(np.float64)
+        shift, live, den = lone_rule(st, st.mean, st.live, self.singleton, np.maximum(n - 1, 1))
+        a = expand(s, v, batch, shift, live, mul=np.where(st.lone, 1.0, n), den=den)
         if self.normalize:
             a = whiten(a, v, eps=self.eps, eps_mode=self.eps_mode, ddof=self.ddof)
         return a
@@ -152,9 +165,9 @@ class ReinforcePPBaseline(_Whitened, Grouped):
 
     def compute(self, batch):
         s, v = batch.scalar, batch.scorable
-        c = centre(s, v, batch, 1)
-        x = singleton_rule(c.centred, s, v, c.count, self.singleton)
-        return self._whiten(x, batch)
+        st = GroupStats.of(s, v, batch, 1)
+        shift, live, _ = lone_rule(st, st.mean, st.live, self.singleton)
+        return self._whiten(expand(s, v, batch, shift, live), batch)
 
 
 @ESTIMATORS.register("remax")
@@ -189,10 +202,10 @@ class OPO(Grouped):
     def compute(self, batch):
         s, v = batch.scalar, batch.scorable
         L = self.needs("length", batch)
-        c = centre(s, v, batch, 1)
-        wm = seg_weighted_mean(s, L, v, batch.order, batch.offsets)[batch.codes]
-        a = np.where(v & ~c.const & (c.count > 1) & ~np.isnan(wm), s - wm, 0.0)
-        return singleton_rule(a, s, v, c.count, self.singleton)
+        st = GroupStats.of(s, v, batch, 1)
+        wm = seg_weighted_mean(s, L, v, batch.order, batch.offsets)
+        shift, live, _ = lone_rule(st, wm, st.live & ~np.isnan(wm), self.singleton)
+        return expand(s, v, batch, shift, live)
 
 
 @ESTIMATORS.register("gpg")
@@ -212,14 +225,14 @@ class GPG(Grouped):
 
     def compute(self, batch):
         s, v = batch.scalar, batch.scorable
-        c = centre(s, v, batch, 1)
+        st = GroupStats.of(s, v, batch, 1)
         # the factor counts rows of the whole batch
-        total, dead = (int(x) for x in batch_tally(Count(np.array([v.sum(), (v & c.const).sum()]))).n)
+        total, dead = (int(x) for x in batch_tally(Count(np.array([st.count.sum(), st.count[st.const].sum()]))).n)
         if total == dead:
             return np.zeros_like(s)
         factor = total / (total - dead)
-        a = singleton_rule(c.centred, s, v, c.count, self.singleton)
-        return a * factor
+        shift, live, _ = lone_rule(st, st.mean, st.live, self.singleton)
+        return expand(s, v, batch, shift, live, mul=factor)
 
 
 @ESTIMATORS.register("passk")
@@ -275,12 +288,18 @@ class MCGRPO(GroupScaled):
     def compute(self, batch):
         s, v = batch.scalar, batch.scorable
         o, off, codes = batch.order, batch.offsets, batch.codes
-        mean, var, count, const = seg_mean_var(s, v, o, off, self.ddof)
-        med = seg_median(s, v, o, off)[codes]
-        c = s - med
+        st = GroupStats.of(s, v, batch, self.ddof)
+        med = seg_median(s, v, o, off)
         if self.scale == "group":
-            a = divide(c, np.sqrt(var)[codes], self.eps, self.eps_mode)
-        elif self.scale == "mad":
+            shift, live, den = lone_rule(
+                st, med, st.live, self.singleton, denominator(st.sigma, self.eps, self.eps_mode),
+                denominator(1.0, self.eps, self.eps_mode),
+            )
+            return expand(s, v, batch, shift, live, den=den)
+        mean, var, count, const = seg_mean_var(s, v, o, off, self.ddof)
+        med = med[codes]
+        c = s - med
+        if self.scale == "mad":
             mad = seg_median(np.abs(c), v, o, off)[codes]
             a = c / (mad + 1e-3)
         else:
@@ -305,7 +324,11 @@ class G2RPO(Grouped):
     reads_rewards = False
 
     def compute(self, batch):
-        a = seg_normal_scores(batch.scalar, batch.scorable, batch.order, batch.offsets)
+        s, v = batch.scalar, batch.scorable
+        if kernels.current() == "cpu":
+            count = GroupStats.of(s, v, batch, 0).count
+            return fused.seg_normal_scores(s, v, batch.order, batch.offsets, count)
+        a = seg_normal_scores(s, v, batch.order, batch.offsets)
         return np.where(np.isnan(a), 0.0, a)
 
 
@@ -326,7 +349,6 @@ class NGRPO(GroupScaled):
 
     def compute(self, batch):
         s, v = batch.scalar, batch.scorable
-        codes = batch.codes
         mean, var0, count, const = seg_mean_var(s, v, batch.order, batch.offsets, 0)
         n = count.astype(np.float64)
         m2 = var0 * n
@@ -334,6 +356,9 @@ class NGRPO(GroupScaled):
         ss = m2 + n * (mean - mu) ** 2 + (self.r_max - mu) ** 2
         dof = n + 1 - self.ddof
         sigma = np.sqrt(np.where(dof > 0, ss / np.where(dof > 0, dof, 1), 0.0))
-        a = divide(s - mu[codes], sigma[codes], self.eps, self.eps_mode)
-        a = np.where(v & (count[codes] > 1) & ~(const[codes] & (mean[codes] == self.r_max)), a, 0.0)
-        return singleton_rule(a, s, v, count[codes], self.singleton, self.eps, self.eps_mode)
+        st = GroupStats(mean, sigma, count, const)
+        shift, live, den = lone_rule(
+            st, mu, (count > 1) & ~(const & (mean == self.r_max)), self.singleton,
+            denominator(sigma, self.eps, self.eps_mode), denominator(1.0, self.eps, self.eps_mode),
+        )
+        return expand(s, v, batch, shift, live, den=den)

@@ -276,31 +276,68 @@ def seg_loo_mean_var(x, valid, order, offsets, ddof=1):
 # ---------------------------------------------------------------------------------------
 # order statistics
 # ---------------------------------------------------------------------------------------
+# groups up to this size are sorted in place by insertion (stable), larger ones by mergesort
+_INSERTION = 48
+
+
+@njit(**_JIT)
+def _insertion_sort_pairs(vals, rows, a, n):
+    for q in range(a + 1, a + n):
+        v = vals[q]
+        r = rows[q]
+        t = q - 1
+        while t >= a and vals[t] > v:
+            vals[t + 1] = vals[t]
+            rows[t + 1] = rows[t]
+            t -= 1
+        vals[t + 1] = v
+        rows[t + 1] = r
+
+
+@njit(**_JIT)
+def _merge_sort_pairs(vals, rows, a, n):
+    srt = np.argsort(vals[a:a + n], kind="mergesort")
+    v = vals[a:a + n][srt]
+    r = rows[a:a + n][srt]
+    vals[a:a + n] = v
+    rows[a:a + n] = r
+
+
+@njit(**_JIT)
+def _sort_pairs(vals, rows, a, n):
+    """Sort ``vals[a:a+n]`` ascending, stably, moving ``rows[a:a+n]`` along."""
+    if n > _INSERTION:
+        _merge_sort_pairs(vals, rows, a, n)
+    else:
+        _insertion_sort_pairs(vals, rows, a, n)
+
+
 @njit(parallel=True, **_JIT)
-def _seg_median(x, valid, order, offsets, out):
+def _seg_median(x, valid, order, offsets, buf, rows, out):
     g = offsets.shape[0] - 1
     for j in prange(g):
         a = offsets[j]
         b = offsets[j + 1]
-        buf = np.empty(b - a)
         n = 0
         for p in range(a, b):
             i = order[p]
             if valid[i]:
-                buf[n] = x[i]
+                buf[a + n] = x[i]
+                rows[a + n] = i
                 n += 1
         if n == 0:
             out[j] = np.nan
             continue
-        v = np.sort(buf[:n])
-        h = n // 2
-        out[j] = v[h] if n % 2 == 1 else 0.5 * (v[h - 1] + v[h])
+        _sort_pairs(buf, rows, a, n)
+        h = a + n // 2
+        out[j] = buf[h] if n % 2 == 1 else 0.5 * (buf[h - 1] + buf[h])
 
 
 def seg_median(x, valid, order, offsets):
     """Per-group median of the valid rows (NaN for a group with none)."""
     out = np.empty(offsets.shape[0] - 1)
-    _seg_median(x, valid, order, offsets, out)
+    n = x.shape[0]
+    _seg_median(x, valid, order, offsets, np.empty(n), np.empty(n, dtype=np.int64), out)
     return out
 
 
@@ -425,27 +462,25 @@ def ndtri(p):
 
 
 @njit(parallel=True, **_JIT)
-def _seg_ranks(x, valid, order, offsets, normal, out):
+def _seg_ranks(x, valid, order, offsets, normal, vals, rows, out):
     g = offsets.shape[0] - 1
     for j in prange(g):
         a = offsets[j]
         b = offsets[j + 1]
-        rows = np.empty(b - a, dtype=np.int64)
-        vals = np.empty(b - a)
         n = 0
         for p in range(a, b):
             i = order[p]
             if valid[i]:
-                rows[n] = i
-                vals[n] = x[i]
+                rows[a + n] = i
+                vals[a + n] = x[i]
                 n += 1
         if n == 0:
             continue
-        srt = np.argsort(vals[:n], kind="mergesort")
+        _sort_pairs(vals, rows, a, n)
         q = 0
         while q < n:
             r = q
-            while r + 1 < n and vals[srt[r + 1]] == vals[srt[q]]:
+            while r + 1 < n and vals[a + r + 1] == vals[a + q]:
                 r += 1
             # positions q..r (0-based) are tied
             if normal:
@@ -459,14 +494,14 @@ def _seg_ranks(x, valid, order, offsets, normal, out):
             else:
                 val = 0.5 * (q + r) + 1.0
             for t in range(q, r + 1):
-                out[rows[srt[t]]] = val
+                out[rows[a + t]] = val
             q = r + 1
 
 
 def seg_rank(x, valid, order, offsets):
     """Per row: 1-based rank within its group (ties share the mean rank); NaN if invalid."""
     out = np.full(x.shape[0], np.nan)
-    _seg_ranks(x, valid, order, offsets, False, out)
+    _seg_ranks(x, valid, order, offsets, False, np.empty(x.shape[0]), np.empty(x.shape[0], dtype=np.int64), out)
     return out
 
 
@@ -474,7 +509,7 @@ def seg_normal_scores(x, valid, order, offsets):
     """Per row: ``Phi^-1((rank - 0.5) / n_g)``; tied rows share the mean of their positions'
     scores, and an all-tied group gets exactly 0. NaN for invalid rows."""
     out = np.full(x.shape[0], np.nan)
-    _seg_ranks(x, valid, order, offsets, True, out)
+    _seg_ranks(x, valid, order, offsets, True, np.empty(x.shape[0]), np.empty(x.shape[0], dtype=np.int64), out)
     return out
 
 

@@ -1,0 +1,374 @@
+"""One-pass CPU kernels for estimator steps that the composed path writes as several
+primitives and NumPy expressions over whole columns.
+
+On a batch in group order (see :meth:`mocli.batch.Batch.grouped`) each kernel reads its
+rows front to back, once or twice per group while they are still in cache, and writes the
+result once, where the composed path makes a NumPy pass over every row per operation.
+Every kernel here gives the numbers of its composed counterpart (the tests compare them;
+most are the same operations in the same order, so the same bits). The composed path stays
+what runs under ``--device cuda``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from .cpu import _JIT, _denominator, _ndtri, _sort_pairs
+
+# a parallel reduction over rows is split into this many fixed blocks, so that the
+# rounding of its sums never depends on the number of threads
+_BLOCKS = 64
+
+
+# ---------------------------------------------------------------------------------------
+# per-group affine map of the rows
+# ---------------------------------------------------------------------------------------
+@njit(parallel=True, **_JIT)
+def _seg_expand(x, valid, order, offsets, shift, mul, den, live, out):
+    g = offsets.shape[0] - 1
+    for j in prange(g):
+        a = offsets[j]
+        b = offsets[j + 1]
+        if not live[j]:
+            for p in range(a, b):
+                out[order[p]] = 0.0
+            continue
+        sh = shift[j]
+        m = mul[j]
+        d = den[j]
+        for p in range(a, b):
+            i = order[p]
+            out[i] = (x[i] - sh) * m / d if valid[i] else 0.0
+
+
+def seg_expand(x, valid, order, offsets, shift, mul, den, live):
+    """Per row ``(x - shift_g) * mul_g / den_g`` on valid rows of live groups, else 0
+    (``shift``, ``mul``, ``den`` and ``live`` are per group)."""
+    out = np.empty(x.shape[0])
+    _seg_expand(x, valid, order, offsets, shift, mul, den, live, out)
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# batch-wide moments and whitening of the valid rows
+# ---------------------------------------------------------------------------------------
+@njit(parallel=True, **_JIT)
+def _masked_moments(x, valid, parts):
+    n_rows = x.shape[0]
+    step = (n_rows + _BLOCKS - 1) // _BLOCKS
+    for blk in prange(_BLOCKS):
+        a = blk * step
+        b = min(a + step, n_rows)
+        n = 0
+        s = 0.0
+        lo = np.inf
+        hi = -np.inf
+        for i in range(a, b):
+            if valid[i]:
+                v = x[i]
+                n += 1
+                s += v
+                if v < lo:
+                    lo = v
+                if v > hi:
+                    hi = v
+        parts[blk, 0] = n
+        parts[blk, 1] = s
+        parts[blk, 2] = lo
+        parts[blk, 3] = hi
+
+
+@njit(parallel=True, **_JIT)
+def _masked_centred(x, valid, m, parts):
+    n_rows = x.shape[0]
+    step = (n_rows + _BLOCKS - 1) // _BLOCKS
+    for blk in prange(_BLOCKS):
+        a = blk * step
+        b = min(a + step, n_rows)
+        c = 0.0
+        ss = 0.0
+        for i in range(a, b):
+            if valid[i]:
+                d = x[i] - m
+                c += d
+                ss += d * d
+        parts[blk, 0] = c
+        parts[blk, 1] = ss
+
+
+def masked_moments(x, valid):
+    """Count, mean, centred sum of squares, minimum and maximum of ``x[valid]`` (corrected
+    two-pass, as :meth:`mocli.tally.Moments.of`), without copying the valid rows out."""
+    parts = np.empty((_BLOCKS, 4))
+    _masked_moments(x, valid, parts)
+    n = float(parts[:, 0].sum())
+    lo, hi = float(parts[:, 2].min()), float(parts[:, 3].max())
+    if n == 0 or lo == hi:
+        return n, (lo if n else 0.0), 0.0, lo, hi
+    m = float(parts[:, 1].sum()) / n
+    cs = np.empty((_BLOCKS, 2))
+    _masked_centred(x, valid, m, cs)
+    c = float(cs[:, 0].sum())
+    return n, m + c / n, max(float(cs[:, 1].sum()) - c * c / n, 0.0), lo, hi
+
+
+@njit(parallel=True, **_JIT)
+def _masked_affine(x, valid, shift, den, out):
+    for i in prange(x.shape[0]):
+        out[i] = (x[i] - shift) / den if valid[i] else 0.0
+
+
+def masked_affine(x, valid, shift, den):
+    """``(x - shift) / den`` on valid rows, 0 elsewhere."""
+    out = np.empty(x.shape[0])
+    _masked_affine(x, valid, float(shift), float(den), out)
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# per-objective group z-scores (gdpo, advantage_sum, gd2po) and dvao
+# ---------------------------------------------------------------------------------------
+@njit(parallel=True, **_JIT)
+def _seg_objective_z(r, cols, w, scorable, order, offsets, ddof, eps, mode, raw_single, want_z, z, out):
+    g = offsets.shape[0] - 1
+    K = cols.shape[0]
+    n_blocks = min(g, 1024)
+    for blk in prange(n_blocks):
+        # scratch per block of groups: every objective's statistics side by side, so that
+        # one pass over a row serves all of them
+        cnt = np.empty(K, dtype=np.int64)
+        sm = np.empty(K)
+        lo = np.empty(K)
+        hi = np.empty(K)
+        cs = np.empty(K)
+        ss = np.empty(K)
+        shift = np.empty(K)
+        den = np.empty(K)
+        live = np.empty(K, dtype=np.bool_)
+        for j in range(blk * g // n_blocks, (blk + 1) * g // n_blocks):
+            a = offsets[j]
+            b = offsets[j + 1]
+            for c in range(K):
+                cnt[c] = 0
+                sm[c] = 0.0
+                lo[c] = np.inf
+                hi[c] = -np.inf
+                cs[c] = 0.0
+                ss[c] = 0.0
+            for p in range(a, b):
+                i = order[p]
+                if scorable[i]:
+                    for c in range(K):
+                        v = r[i, cols[c]]
+                        if not math.isnan(v):
+                            cnt[c] += 1
+                            sm[c] += v
+                            if v < lo[c]:
+                                lo[c] = v
+                            if v > hi[c]:
+                                hi[c] = v
+            two_pass = False
+            for c in range(K):
+                n = cnt[c]
+                if n == 1 and raw_single:
+                    shift[c] = 0.0
+                    den[c] = _denominator(1.0, eps, mode)
+                    live[c] = True
+                elif n <= 1 or lo[c] == hi[c]:
+                    shift[c] = 0.0
+                    den[c] = 1.0
+                    live[c] = False
+                else:
+                    shift[c] = sm[c] / n
+                    live[c] = True
+                    two_pass = True
+            if two_pass:
+                for p in range(a, b):
+                    i = order[p]
+                    if scorable[i]:
+                        for c in range(K):
+                            v = r[i, cols[c]]
+                            if not math.isnan(v):
+                                d = v - shift[c]
+                                cs[c] += d
+                                ss[c] += d * d
+                for c in range(K):
+                    n = cnt[c]
+                    if live[c] and n > 1:
+                        q = ss[c] - cs[c] * cs[c] / n
+                        if q < 0.0:
+                            q = 0.0
+                        var = q / (n - ddof) if n > ddof else 0.0
+                        shift[c] = shift[c] + cs[c] / n
+                        den[c] = _denominator(math.sqrt(var), eps, mode)
+            for p in range(a, b):
+                i = order[p]
+                acc = 0.0
+                ok = scorable[i]
+                for c in range(K):
+                    v = r[i, cols[c]]
+                    zz = (v - shift[c]) / den[c] if ok and live[c] and not math.isnan(v) else 0.0
+                    if want_z:
+                        z[i, c] = zz
+                    acc += w[c] * zz
+                out[i] = acc
+
+
+def seg_objective_z(r, cols, w, scorable, order, offsets, ddof, eps, mode, raw_single, want_z=False):
+    """Each reward column ``cols[c]``'s group z-score over the scorable rows where it is
+    not NaN (the rule of ``seg_group_z`` per column), and their weighted sum ``sum_c w_c
+    z_c`` per row, in one pass over the rows for all columns. Returns ``(z, sum)``; ``z``
+    (``(n, len(cols))``) only with ``want_z``, else None."""
+    n = r.shape[0]
+    cols = np.asarray(cols, dtype=np.int64)
+    z = np.empty((n, cols.shape[0]) if want_z else (1, cols.shape[0]))
+    out = np.empty(n)
+    _seg_objective_z(np.ascontiguousarray(r), cols, np.asarray(w, dtype=np.float64), scorable, order, offsets,
+                     int(ddof), float(eps), int(mode), bool(raw_single), bool(want_z), z, out)
+    return (z if want_z else None), out
+
+
+@njit(parallel=True, **_JIT)
+def _seg_dvao(r, cols, w, scorable, order, offsets, raw_lone, out):
+    g = offsets.shape[0] - 1
+    K = cols.shape[0]
+    for j in prange(g):
+        a = offsets[j]
+        b = offsets[j + 1]
+        size = 0
+        for p in range(a, b):
+            if scorable[order[p]]:
+                size += 1
+        if size == 1:
+            for p in range(a, b):
+                i = order[p]
+                v = 0.0
+                if raw_lone and scorable[i]:
+                    num = 0.0
+                    sw = 0.0
+                    for c in range(K):
+                        x = r[i, cols[c]]
+                        if not math.isnan(x):
+                            num += w[c] * x
+                            sw += w[c]
+                    v = num / sw if sw != 0.0 else 0.0
+                out[i] = v
+            continue
+        for p in range(a, b):
+            out[order[p]] = 0.0
+        den = 0.0
+        for c in range(K):
+            k = cols[c]
+            n = 0
+            s = 0.0
+            lo = np.inf
+            hi = -np.inf
+            for p in range(a, b):
+                i = order[p]
+                x = r[i, k]
+                if scorable[i] and not math.isnan(x):
+                    n += 1
+                    s += x
+                    if x < lo:
+                        lo = x
+                    if x > hi:
+                        hi = x
+            if n == 0 or lo == hi:
+                continue  # centred values exactly 0, sigma 0
+            m = s / n
+            cc = 0.0
+            ss = 0.0
+            for p in range(a, b):
+                i = order[p]
+                x = r[i, k]
+                if scorable[i] and not math.isnan(x):
+                    d = x - m
+                    cc += d
+                    ss += d * d
+            ss -= cc * cc / n
+            m = m + cc / n
+            den += w[c] * math.sqrt((ss if ss > 0.0 else 0.0) / n)
+            for p in range(a, b):
+                i = order[p]
+                x = r[i, k]
+                if scorable[i] and not math.isnan(x):
+                    out[i] += w[c] * (x - m)
+        for p in range(a, b):
+            i = order[p]
+            out[i] = out[i] / den if den != 0.0 else 0.0
+
+
+def seg_dvao(r, cols, w, scorable, order, offsets, raw_lone):
+    """dvao's ``sum_k w_k (r_k - mu_gk) / sum_k w_k sigma_gk`` per row (see the estimator)."""
+    out = np.empty(r.shape[0])
+    _seg_dvao(np.ascontiguousarray(r), np.asarray(cols, dtype=np.int64), np.asarray(w, dtype=np.float64),
+              scorable, order, offsets, bool(raw_lone), out)
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# Gaussian rank scores from a table of the group sizes present
+# ---------------------------------------------------------------------------------------
+@njit(parallel=True, **_JIT)
+def _fill_scores(sizes, starts, table):
+    for q in prange(sizes.shape[0]):
+        n = sizes[q]
+        for t in range(n):
+            table[starts[q] + t] = _ndtri((t + 0.5) / n)
+
+
+@njit(parallel=True, **_JIT)
+def _seg_normal_scores(x, valid, order, offsets, start_of, table, vals, rows, out):
+    g = offsets.shape[0] - 1
+    for j in prange(g):
+        a = offsets[j]
+        b = offsets[j + 1]
+        n = 0
+        for p in range(a, b):
+            i = order[p]
+            if valid[i]:
+                rows[a + n] = i
+                vals[a + n] = x[i]
+                n += 1
+            else:
+                out[i] = 0.0
+        if n == 0:
+            continue
+        _sort_pairs(vals, rows, a, n)
+        base = start_of[n]
+        q = 0
+        while q < n:
+            e = q
+            while e + 1 < n and vals[a + e + 1] == vals[a + q]:
+                e += 1
+            if q == 0 and e == n - 1:
+                val = 0.0
+            else:
+                acc = 0.0
+                for t in range(q, e + 1):
+                    acc += table[base + t]
+                val = acc / (e - q + 1)
+            for t in range(q, e + 1):
+                out[rows[a + t]] = val
+            q = e + 1
+
+
+def seg_normal_scores(x, valid, order, offsets, count):
+    """g2rpo's scores (``seg_normal_scores``, 0 instead of NaN on invalid rows) with
+    ``Phi^-1((t + 0.5) / n)`` computed once per distinct group size ``n`` (``count`` =
+    valid rows per group) instead of once per row."""
+    sizes = np.unique(count[count > 0]).astype(np.int64)
+    starts = np.zeros(sizes.shape[0], dtype=np.int64)
+    if sizes.shape[0] > 1:
+        starts[1:] = np.cumsum(sizes)[:-1]
+    start_of = np.zeros(int(sizes.max()) + 1 if sizes.shape[0] else 1, dtype=np.int64)
+    start_of[sizes] = starts
+    table = np.empty(int(sizes.sum()))
+    _fill_scores(sizes, starts, table)
+    n = x.shape[0]
+    out = np.empty(n)
+    _seg_normal_scores(x, valid, order, offsets, start_of, table, np.empty(n), np.empty(n, dtype=np.int64), out)
+    return out
