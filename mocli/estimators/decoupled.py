@@ -167,6 +167,13 @@ class GD2PO(_Decoupled):
     tau: float = param(0.8, "consensus threshold; 1.0 drops every conflicting row")
 
     def compute(self, batch):
+        if kernels.current() == "cpu" and not self.leave_one_out:  # the same rule, one fused pass
+            cols = np.flatnonzero(batch.weighted)
+            v, kept = fused.seg_gd2po(
+                batch.rewards, cols, batch.weights[cols], batch.scorable, batch.order, batch.offsets, self.ddof,
+                self.eps, EPS_MODES.index(self.eps_mode), self.singleton == "raw", self.tau,
+            )
+            return whiten(v, kept, eps=self.eps, eps_mode=self.eps_mode, ddof=self.ddof)
         z, zsum = objective_z(self, batch)
         sel = batch.weighted
         zw = z[:, sel]

@@ -131,6 +131,80 @@ def masked_affine(x, valid, shift, den):
 # ---------------------------------------------------------------------------------------
 # per-objective group z-scores (gdpo, advantage_sum, gd2po) and dvao
 # ---------------------------------------------------------------------------------------
+@njit(**_JIT)
+def _objective_group(r, cols, scorable, order, a, b, ddof, eps, mode, raw_single, work, shift, den, live):
+    """Per objective ``cols[c]`` of the group ``order[a:b]``: ``z = (r - shift[c]) /
+    den[c]`` on its valid cells when ``live[c]``, else 0 (the rule of ``_seg_group_z``).
+    ``work`` is (6, K) scratch."""
+    K = cols.shape[0]
+    cnt = work[0]
+    sm = work[1]
+    lo = work[2]
+    hi = work[3]
+    cs = work[4]
+    ss = work[5]
+    for c in range(K):
+        cnt[c] = 0.0
+        sm[c] = 0.0
+        lo[c] = np.inf
+        hi[c] = -np.inf
+        cs[c] = 0.0
+        ss[c] = 0.0
+    for p in range(a, b):
+        i = order[p]
+        if scorable[i]:
+            for c in range(K):
+                v = r[i, cols[c]]
+                if not math.isnan(v):
+                    cnt[c] += 1.0
+                    sm[c] += v
+                    if v < lo[c]:
+                        lo[c] = v
+                    if v > hi[c]:
+                        hi[c] = v
+    spread = False
+    for c in range(K):
+        n = cnt[c]
+        if n == 1.0 and raw_single:
+            shift[c] = 0.0
+            den[c] = _denominator(1.0, eps, mode)
+            live[c] = True
+        elif n <= 1.0 or lo[c] == hi[c]:
+            shift[c] = 0.0
+            den[c] = 1.0
+            live[c] = False
+        else:
+            shift[c] = sm[c] / n
+            live[c] = True
+            spread = True
+    if not spread:
+        return
+    for p in range(a, b):
+        i = order[p]
+        if scorable[i]:
+            for c in range(K):
+                v = r[i, cols[c]]
+                if not math.isnan(v):
+                    d = v - shift[c]
+                    cs[c] += d
+                    ss[c] += d * d
+    for c in range(K):
+        n = cnt[c]
+        if live[c] and n > 1.0:
+            q = ss[c] - cs[c] * cs[c] / n
+            if q < 0.0:
+                q = 0.0
+            var = q / (n - ddof) if n > ddof else 0.0
+            shift[c] = shift[c] + cs[c] / n
+            den[c] = _denominator(math.sqrt(var), eps, mode)
+
+
+@njit(**_JIT)
+def _z(r, i, k, ok, live, shift, den):
+    v = r[i, k]
+    return (v - shift) / den if ok and live and not math.isnan(v) else 0.0
+
+
 @njit(parallel=True, **_JIT)
 def _seg_objective_z(r, cols, w, scorable, order, offsets, ddof, eps, mode, raw_single, want_z, z, out):
     g = offsets.shape[0] - 1
@@ -139,78 +213,20 @@ def _seg_objective_z(r, cols, w, scorable, order, offsets, ddof, eps, mode, raw_
     for blk in prange(n_blocks):
         # scratch per block of groups: every objective's statistics side by side, so that
         # one pass over a row serves all of them
-        cnt = np.empty(K, dtype=np.int64)
-        sm = np.empty(K)
-        lo = np.empty(K)
-        hi = np.empty(K)
-        cs = np.empty(K)
-        ss = np.empty(K)
+        work = np.empty((6, K))
         shift = np.empty(K)
         den = np.empty(K)
         live = np.empty(K, dtype=np.bool_)
         for j in range(blk * g // n_blocks, (blk + 1) * g // n_blocks):
             a = offsets[j]
             b = offsets[j + 1]
-            for c in range(K):
-                cnt[c] = 0
-                sm[c] = 0.0
-                lo[c] = np.inf
-                hi[c] = -np.inf
-                cs[c] = 0.0
-                ss[c] = 0.0
-            for p in range(a, b):
-                i = order[p]
-                if scorable[i]:
-                    for c in range(K):
-                        v = r[i, cols[c]]
-                        if not math.isnan(v):
-                            cnt[c] += 1
-                            sm[c] += v
-                            if v < lo[c]:
-                                lo[c] = v
-                            if v > hi[c]:
-                                hi[c] = v
-            two_pass = False
-            for c in range(K):
-                n = cnt[c]
-                if n == 1 and raw_single:
-                    shift[c] = 0.0
-                    den[c] = _denominator(1.0, eps, mode)
-                    live[c] = True
-                elif n <= 1 or lo[c] == hi[c]:
-                    shift[c] = 0.0
-                    den[c] = 1.0
-                    live[c] = False
-                else:
-                    shift[c] = sm[c] / n
-                    live[c] = True
-                    two_pass = True
-            if two_pass:
-                for p in range(a, b):
-                    i = order[p]
-                    if scorable[i]:
-                        for c in range(K):
-                            v = r[i, cols[c]]
-                            if not math.isnan(v):
-                                d = v - shift[c]
-                                cs[c] += d
-                                ss[c] += d * d
-                for c in range(K):
-                    n = cnt[c]
-                    if live[c] and n > 1:
-                        q = ss[c] - cs[c] * cs[c] / n
-                        if q < 0.0:
-                            q = 0.0
-                        var = q / (n - ddof) if n > ddof else 0.0
-                        shift[c] = shift[c] + cs[c] / n
-                        den[c] = _denominator(math.sqrt(var), eps, mode)
+            _objective_group(r, cols, scorable, order, a, b, ddof, eps, mode, raw_single, work, shift, den, live)
             for p in range(a, b):
                 i = order[p]
                 acc = 0.0
                 ok = scorable[i]
                 for c in range(K):
-                    v = r[i, cols[c]]
-                    zz = (v - shift[c]) / den[c] if ok and live[c] and not math.isnan(v) else 0.0
+                    zz = _z(r, i, cols[c], ok, live[c], shift[c], den[c])
                     if want_z:
                         z[i, c] = zz
                     acc += w[c] * zz
@@ -229,6 +245,75 @@ def seg_objective_z(r, cols, w, scorable, order, offsets, ddof, eps, mode, raw_s
     _seg_objective_z(np.ascontiguousarray(r), cols, np.asarray(w, dtype=np.float64), scorable, order, offsets,
                      int(ddof), float(eps), int(mode), bool(raw_single), bool(want_z), z, out)
     return (z if want_z else None), out
+
+
+@njit(parallel=True, **_JIT)
+def _seg_gd2po(r, cols, w, scorable, order, offsets, ddof, eps, mode, raw_single, tau, v_out, kept):
+    g = offsets.shape[0] - 1
+    K = cols.shape[0]
+    n_blocks = min(g, 1024)
+    for blk in prange(n_blocks):
+        work = np.empty((6, K))
+        shift = np.empty(K)
+        den = np.empty(K)
+        live = np.empty(K, dtype=np.bool_)
+        tol = np.empty(K)
+        for j in range(blk * g // n_blocks, (blk + 1) * g // n_blocks):
+            a = offsets[j]
+            b = offsets[j + 1]
+            _objective_group(r, cols, scorable, order, a, b, ddof, eps, mode, raw_single, work, shift, den, live)
+            # the zero test's scale: each objective's largest |A| in the group
+            for c in range(K):
+                top = 0.0 if b > a else -np.inf
+                for p in range(a, b):
+                    i = order[p]
+                    zz = abs(_z(r, i, cols[c], scorable[i], live[c], shift[c], den[c]))
+                    if zz > top:
+                        top = zz
+                tol[c] = 1e-9 * (top if top > 1.0 else 1.0)
+            n_scorable = 0
+            n_kept = 0
+            for p in range(a, b):
+                i = order[p]
+                ok = scorable[i]
+                pos = False
+                neg = False
+                total = 0.0
+                sm = 0.0
+                acc = 0.0
+                for c in range(K):
+                    zz = _z(r, i, cols[c], ok, live[c], shift[c], den[c])
+                    if zz > tol[c]:
+                        pos = True
+                    if zz < -tol[c]:
+                        neg = True
+                    total += abs(zz)
+                    sm += zz
+                    acc += w[c] * zz
+                share = sm / total if total > 0.0 else 0.0
+                dropped = pos and neg and ok and abs(share) < tau
+                keep = ok and not dropped
+                kept[i] = keep
+                v_out[i] = acc
+                if ok:
+                    n_scorable += 1
+                if keep:
+                    n_kept += 1
+            rho = n_kept / n_scorable if n_scorable > 0 else 0.0
+            for p in range(a, b):
+                i = order[p]
+                v_out[i] = v_out[i] * rho
+
+
+def seg_gd2po(r, cols, w, scorable, order, offsets, ddof, eps, mode, raw_single, tau):
+    """gd2po up to its batch whitening: per row ``v = (sum_k w_k z_k) * rho_g`` and the
+    ``kept`` mask (see the estimator)."""
+    n = r.shape[0]
+    v = np.empty(n)
+    kept = np.empty(n, dtype=np.bool_)
+    _seg_gd2po(np.ascontiguousarray(r), np.asarray(cols, dtype=np.int64), np.asarray(w, dtype=np.float64),
+               scorable, order, offsets, int(ddof), float(eps), int(mode), bool(raw_single), float(tau), v, kept)
+    return v, kept
 
 
 @njit(parallel=True, **_JIT)
