@@ -15,7 +15,7 @@ import polars as pl
 
 from . import config as config_mod
 from . import kernels
-from .io import Loaded, load
+from .io import Loaded, load, scan_all
 from .errors import UsageError
 from .pipeline import compute_advantages, resolve
 
@@ -83,6 +83,52 @@ def advantages_table(
     dtype = np.float32 if float32 else np.float64
     cols = [pl.Series(f"adv:{label}", a.astype(dtype)) for label, a in adv.items()]
     return loaded.frame.with_columns(cols)
+
+
+def write_advantages(
+    inputs: Sequence[str | os.PathLike],
+    output: str | os.PathLike,
+    settings: Settings | None = None,
+    float32: bool = False,
+    **options: Any,
+) -> tuple[int, list[str], list[str]]:
+    """Write :func:`advantages_table` to ``output``; returns the row count, the columns
+    added and notes. An input over the memory limit (``memory_limit``, see
+    :func:`mocli.stream.chunks_needed`) is computed in group-complete chunks and written by
+    streaming the input files through, so that only the advantage columns are held whole."""
+    from .io import plan, write_table
+    from .pipeline import make_scheme
+    from .schemes import Condition
+    from .stream import ROW, advantages_chunked, chunked_input, chunks_needed, human_size
+
+    s = settings or Settings.merge(**options)
+    specs = s.estimators or ["grpo"]
+    resolved = resolve(specs, s.profile)  # fail on a bad spec before reading anything
+    p = plan(inputs, **s.roles())
+    n, limit = chunks_needed(p, s.memory_limit, share=0.25)  # the rest: the advantage columns, the writer
+    if n <= 1:
+        table = advantages_table(inputs, s, float32=float32)
+        write_table(table, output)
+        return table.height, [c for c in table.columns if c.startswith("adv:")], []
+    scheme = make_scheme(s.scheme, s.gate)
+    conds = [Condition.parse(c) for c in s.when]
+    with kernels.device(s.device), chunked_input(p, n, row_index=True) as chunked:
+        adv = advantages_chunked(chunked, resolved, scheme, conds)
+    dtype = np.float32 if float32 else np.float64
+    names = {label: f"adv:{label}" for label in adv}
+    # the input streamed through, each advantage column in place of a same-named input
+    # column (as with_columns would put it) or appended
+    temp = {label: f"{ROW}{i}" for i, label in enumerate(adv)}
+    added = pl.DataFrame({temp[label]: a.astype(dtype, copy=False) for label, a in adv.items()})
+    del adv
+    source = scan_all(p)
+    have = source.collect_schema().names()
+    replaced = {names[label]: temp[label] for label in names}
+    select = [pl.col(replaced[c]).alias(c) if c in replaced else pl.col(c) for c in have]
+    select += [pl.col(temp[label]).alias(col) for label, col in names.items() if col not in have]
+    write_table(pl.concat([source, added.lazy()], how="horizontal").select(select), output)
+    note = f"streamed in {n} group-complete chunks ({chunked.rows} rows; memory limit {human_size(limit)})"
+    return chunked.rows, list(names.values()), [note]
 
 
 TEXT_COLUMNS = ("prompt", "question", "input", "completion", "response", "output", "text")

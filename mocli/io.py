@@ -168,6 +168,23 @@ def schema_of(paths: Sequence[Path]) -> dict[str, pl.DataType]:
     return cols
 
 
+def scan_all(p: "Plan") -> pl.LazyFrame:
+    """Every column of every input, lazily, as :func:`read_columns` with ``None`` would
+    read them and :func:`keep_steps` would filter them (the columns were checked by an
+    earlier read)."""
+    frames = []
+    for path in p.paths:
+        lf = _scan(path)
+        have = lf.collect_schema().names()
+        lf = lf.with_columns([pl.lit(v).alias(k) for k, v in hive_columns(path).items() if k not in have])
+        frames.append(lf)
+    lf = frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
+    window = p.window
+    if window is not None:
+        lf = lf.filter(pl.col(p.step).cast(pl.Float64).is_between(window[0], window[1]))
+    return lf
+
+
 def read_columns(paths: Sequence[Path], columns: Sequence[str] | None) -> pl.DataFrame:
     """Read the named columns (``None`` = all) from every file and concatenate them; a
     column missing from some files is null there."""
@@ -471,9 +488,10 @@ def check_output(path: str | os.PathLike) -> None:
         raise UsageError(f"output '{path}' is a directory; give a file name (-o/--output)")
 
 
-def write_table(df: pl.DataFrame, path: str | os.PathLike) -> None:
+def write_table(df: pl.DataFrame | pl.LazyFrame, path: str | os.PathLike) -> None:
     """Write to a temporary file beside ``path`` and rename: no partial output, and an
-    existing file is left untouched on failure."""
+    existing file is left untouched on failure. A LazyFrame is streamed to the file
+    (collected first only for ``.json``, which has no streaming writer)."""
     check_output(path)
     fmt = output_format(path)
     target = Path(path)
@@ -482,15 +500,18 @@ def write_table(df: pl.DataFrame, path: str | os.PathLike) -> None:
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would otherwise reach the output
+    lazy = isinstance(df, pl.LazyFrame)
     try:
+        if lazy and fmt == ".json":
+            df, lazy = df.collect(), False
         if fmt == ".parquet":
-            df.write_parquet(tmp)
+            df.sink_parquet(tmp) if lazy else df.write_parquet(tmp)
         elif fmt in (".jsonl", ".ndjson"):
-            df.write_ndjson(tmp)
+            df.sink_ndjson(tmp) if lazy else df.write_ndjson(tmp)
         elif fmt == ".json":
             df.write_json(tmp)
         else:
-            df.write_csv(tmp)
+            df.sink_csv(tmp) if lazy else df.write_csv(tmp)
         os.replace(tmp, target)
     except Exception as exc:
         Path(tmp).unlink(missing_ok=True)

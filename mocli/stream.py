@@ -73,12 +73,13 @@ def human_size(n: float) -> str:
     return f"{n:.1f} TiB"
 
 
-def chunks_needed(plan: Plan, setting: str | None, keep_in_memory: bool = False) -> tuple[int, int]:
+def chunks_needed(plan: Plan, setting: str | None, keep_in_memory: bool = False, share: float = 1.0) -> tuple[int, int]:
     """How many chunks keep one chunk's working set within the limit (1 = in memory), and
     the limit in bytes: the setting, or for ``auto`` half the available memory, lowered to
     ``max(256 MiB, 1.5 x the columns read)`` unless ``keep_in_memory`` (pictures and the
     rows that flip sign need the whole table), so that a large table streams with a peak of
-    about three times its columns."""
+    about three times its columns. ``share``: the part of the limit one chunk may use (the
+    rest holds what is kept whole, such as the advantage columns)."""
     if plan.dump is not None or not plan.paths:
         return 1, 0
     rows = count_rows(plan.paths)
@@ -90,7 +91,7 @@ def chunks_needed(plan: Plan, setting: str | None, keep_in_memory: bool = False)
         limit = available_memory() // 2
         if not keep_in_memory:
             limit = min(limit, max(AUTO_FLOOR, int(1.5 * columns)))
-    return max(1, math.ceil(need / limit)), limit
+    return max(1, math.ceil(need / (limit * share))), limit
 
 
 def count_rows(paths: Sequence[Path]) -> int:
@@ -148,8 +149,13 @@ def _target_schema(plan: Plan) -> dict[str, pl.DataType]:
     return {c: merged.schema[c] for c in plan.needed if c in merged.schema}
 
 
-def partition(plan: Plan, n_chunks: int, folder: str, batch_rows: int = 1 << 20) -> Chunked:
-    """Read the needed columns once and write each row to chunk ``hash(group) % n``."""
+# the column a chunk file carries with each row's position in the (step-filtered) input
+ROW = "__mocli_row__"
+
+
+def partition(plan: Plan, n_chunks: int, folder: str, batch_rows: int = 1 << 18, row_index: bool = False) -> Chunked:
+    """Read the needed columns once and write each row to chunk ``hash(group) % n``; with
+    ``row_index`` each row also carries its position in the input (column ``ROW``)."""
     target = _target_schema(plan)
     parts: list[list[Path]] = [[] for _ in range(n_chunks)]
     rows = 0
@@ -170,6 +176,8 @@ def partition(plan: Plan, n_chunks: int, folder: str, batch_rows: int = 1 << 20)
                 df = keep_steps(df, plan)
                 if df.height == 0:
                     continue
+                if row_index:
+                    df = df.with_columns(pl.int_range(rows, rows + df.height, dtype=pl.Int64).alias(ROW))
                 rows += df.height
                 for name in seen:
                     seen[name] += df.height - df.get_column(name).null_count() - int(df.get_column(name).is_nan().sum() if df.schema[name].is_float() else 0)
@@ -193,12 +201,12 @@ def partition(plan: Plan, n_chunks: int, folder: str, batch_rows: int = 1 << 20)
 
 
 @contextlib.contextmanager
-def chunked_input(plan: Plan, n_chunks: int) -> Iterator[Chunked]:
+def chunked_input(plan: Plan, n_chunks: int, row_index: bool = False) -> Iterator[Chunked]:
     """The split input in a temporary folder (``$MOCLI_TMPDIR`` or the system's), removed
     afterwards."""
     folder = tempfile.mkdtemp(prefix="mocli-chunks-", dir=os.environ.get("MOCLI_TMPDIR") or None)
     try:
-        yield partition(plan, n_chunks, folder)
+        yield partition(plan, n_chunks, folder, row_index=row_index)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -207,6 +215,43 @@ def slice_keys(frame: pl.DataFrame, by: str | None) -> np.ndarray | None:
     if by is None:
         return None
     return np.array(["null" if v is None else str(v) for v in frame.get_column(by).to_numpy().tolist()], dtype=object)
+
+
+def settle_statistics(chunked: Chunked, resolved, scheme, conds, scopes=None):
+    """The batch-wide statistics of the whole table (and of every scope ``scopes(ro,
+    frame)`` yields: slices of ``--by``), in as many passes over the chunks as they depend
+    on one another (one for most estimators, none when nothing is batch-wide). Returns the
+    statistics by scope key and whether any were needed."""
+    from .pipeline import run_estimators
+
+    scopes = scopes or (lambda ro, frame: iter([(None, ro)]))
+    stats: dict[str | None, BatchStats] = {}
+    needed = True
+    while needed:
+        for i, (ro, frame) in enumerate(chunked.rollouts("batch statistics")):
+            for key, sub in scopes(ro, frame):
+                with batch_statistics(stats.setdefault(key, BatchStats())):
+                    run_estimators(sub, resolved, scheme, conds)
+            if i == 0 and not any(s.pending or s.known or s.incomplete for s in stats.values()):
+                break  # nothing batch-wide: every chunk stands alone
+        needed = any([s.settle() for s in stats.values()])
+    return stats, any(s.known for s in stats.values())
+
+
+def advantages_chunked(chunked: Chunked, resolved, scheme, conds) -> dict[str, np.ndarray]:
+    """Every estimator's advantages for a table split with ``row_index``, in input order
+    (equal to computing them on the whole table)."""
+    from .pipeline import run_estimators
+
+    stats, two_pass = settle_statistics(chunked, resolved, scheme, conds)
+    out = {r.label: np.empty(chunked.rows) for r in resolved}
+    for ro, frame in chunked.rollouts("computing advantages"):
+        with batch_statistics(stats[None]) if two_pass else contextlib.nullcontext():
+            advs, _ = run_estimators(ro, resolved, scheme, conds)
+        rows = frame.get_column(ROW).to_numpy()
+        for label, a in advs.items():
+            out[label][rows] = a
+    return out
 
 
 def analyze_chunked(
@@ -221,7 +266,6 @@ def analyze_chunked(
     """The analyze report of a chunked table (equal to :func:`analyze_rollouts` on the
     whole table), with one report per value of ``by`` when given."""
     from .diagnostics import _slice_order, report_from, tally_rollouts
-    from .pipeline import run_estimators
     from .tally import merge
     from .values import spilling
 
@@ -232,19 +276,7 @@ def analyze_chunked(
             for value in dict.fromkeys(keys.tolist()):
                 yield value, ro.subset(keys == value)
 
-    # first passes: the batch-wide statistics of the whole table (and of every slice),
-    # as many passes as they depend on one another (one for most estimators)
-    stats: dict[str | None, BatchStats] = {}
-    needed = True
-    while needed:
-        for i, (ro, frame) in enumerate(chunked.rollouts("batch statistics")):
-            for key, sub in scopes(ro, frame):
-                with batch_statistics(stats.setdefault(key, BatchStats())):
-                    run_estimators(sub, resolved, scheme, conds)
-            if i == 0 and not any(s.pending or s.known or s.incomplete for s in stats.values()):
-                break  # nothing batch-wide: every chunk stands alone
-        needed = any([s.settle() for s in stats.values()])
-    two_pass = any(s.known for s in stats.values())
+    stats, two_pass = settle_statistics(chunked, resolved, scheme, conds, scopes)
 
     # last pass: every chunk's tallies, merged
     trees: dict[str | None, Any] = {}

@@ -187,3 +187,33 @@ def test_streaming_bounds_the_peak_memory(tmp_path):
     same(whole, auto)
     same(whole, streamed)
     assert streamed_peak - imports < 0.5 * (whole_peak - imports), (imports, whole_peak, streamed_peak)
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv", ".jsonl", ".json"])
+def test_advantages_over_the_memory_limit_write_the_in_memory_table(run_cli, tmp_path, suffix):
+    """advantages streamed in chunks: the same rows in the same order, every input column,
+    the advantage columns equal (a same-named input column replaced in place), across files
+    whose columns differ, within a --steps range."""
+    folder = tmp_path / "steps"
+    folder.mkdir()
+    table = rollout_table(30000, seed=8).with_columns(pl.lit(1.5).alias("adv:grpo"))
+    for step, part in table.group_by("step", maintain_order=True):
+        if step[0] == 1:
+            part = part.with_columns(pl.lit("note").alias("extra_text"))  # a column only some files have
+        part.write_parquet(folder / f"step_{step[0]}.parquet")
+    args = ["advantages", folder, "-e", "grpo", "-e", "gdpo", "-e", "rloo:normalize=true", "--steps", "1:2"]
+    whole, streamed = tmp_path / f"whole{suffix}", tmp_path / f"streamed{suffix}"
+    code, _, err = run_cli(*args, "-o", whole, "--memory-limit", "100GB")
+    assert code == 0 and "streamed" not in err, err
+    code, _, err = run_cli(*args, "-o", streamed, "--memory-limit", str(table.height * 8))
+    assert code == 0 and "streamed in" in err, err
+    read = {".parquet": pl.read_parquet, ".csv": pl.read_csv, ".jsonl": pl.read_ndjson, ".json": pl.read_json}[suffix]
+    a, b = read(whole), read(streamed)
+    assert a.columns == b.columns and a.columns[-2:] == ["adv:gdpo", "adv:rloo:normalize=true"]
+    assert a.height == b.height == int(table["step"].is_between(1, 2).sum())
+    for col in a.columns:
+        if col.startswith("adv:"):
+            np.testing.assert_allclose(b[col].to_numpy(), a[col].to_numpy(), rtol=1e-9, atol=1e-12)
+        else:
+            assert a[col].equals(b[col]), col
+    assert not (b["adv:grpo"] == 1.5).all()  # the input's adv:grpo was replaced

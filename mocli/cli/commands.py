@@ -13,7 +13,7 @@ from rich.table import Table
 
 from .. import catalog
 from .. import check as check_mod
-from ..api import Settings, advantages_table, analyze as analyze_api, flip_rows, inspect as inspect_api, verify as verify_api
+from ..api import Settings, analyze as analyze_api, write_advantages, flip_rows, inspect as inspect_api, verify as verify_api
 from ..errors import UsageError
 from ..io import check_output, write_table
 from ..samples import SAMPLES, sample
@@ -66,15 +66,16 @@ def advantages(
     inputs: o.Inputs,
     output: Annotated[str, typer.Option("-o", "--output", help="Output file; format by extension (.parquet default, .jsonl, .json, .csv).")],
     float32: Annotated[bool, typer.Option("--float32", help="Write advantages as float32 (computed in float64).")] = False,
+    memory_limit: o.MemoryLimit = None,
     **options,
 ) -> None:
     """Write the input rows plus one adv:<label> column per estimator."""
     s = _settings(locals())
     check_output(output)
-    table = advantages_table(inputs, s, float32=float32)
-    write_table(table, output)
-    labels = [c for c in table.columns if c.startswith("adv:")]
-    sys.stderr.write(f"wrote {table.height} rows with {', '.join(labels)} to {output}\n")
+    rows, labels, notes = write_advantages(inputs, output, s, float32=float32)
+    for note in notes:
+        sys.stderr.write(f"note: {note}\n")
+    sys.stderr.write(f"wrote {rows} rows with {', '.join(labels)} to {output}\n")
 
 
 def _listing(kind: str, fmt: Optional[str]) -> None:

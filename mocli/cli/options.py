@@ -26,7 +26,7 @@ Format = Annotated[Optional[str], typer.Option("--format", help="table, json or 
 By = Annotated[Optional[str], typer.Option("--by", help="Also report per value of this column (e.g. step).")]
 Source = Annotated[Optional[str], typer.Option("--from", help="Read a framework's rollout dump: trl, verl, nemo_rl or auto.")]
 Steps = Annotated[Optional[str], typer.Option("--steps", help="Keep a step range A:B (inclusive; A: or :B open).")]
-MemoryLimit = Annotated[Optional[str], typer.Option("--memory-limit", help="Analyse in group-complete chunks when the columns would not fit in this much memory (e.g. 2GB; default auto = half the available memory).")]
+MemoryLimit = Annotated[Optional[str], typer.Option("--memory-limit", help="Work in group-complete chunks when the columns would not fit in this much memory (e.g. 2GB; default auto = half the available memory).")]
 Device = Annotated[Optional[str], typer.Option("--device", help="cpu (default), cuda, or auto (CUDA only when a GPU is present).")]
 
 
