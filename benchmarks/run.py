@@ -10,12 +10,13 @@ alternating the contenders in every repeat, times:
 * ``numpy-reshape``: NumPy with a reshape to (groups, G) on an equal-sized copy of the
   table (the only case a reshape can handle), Parquet in and out;
 * ``mocli advantages -e grpo -e gdpo`` and ``mocli analyze -e grpo -e gdpo`` end to end,
-  ``analyze`` both in memory and as it runs by default (``--memory-limit auto``, which
-  streams a table this size in group-complete chunks)
+  each both in memory and as it runs by default (``--memory-limit auto``, which streams a
+  table this size in group-complete chunks)
   (separate processes: start-up, reading, factorising, computing, writing);
 * verl's ``compute_grpo_outcome_advantage`` and its vectorised variant on tensors already
   in memory, when verl is installed;
-* mocli's estimator kernels on arrays already in memory (rows per second), and with
+* every mocli estimator on a batch already in memory (rows per second; the batch's
+  group-order copy, built once and shared by all of them, is timed on its own line), and with
   ``--cuda`` the same on the GPU (``--device cuda``; host-to-device copies included).
 
 Prints medians, rows per second, peak resident memory of each process and ratios against
@@ -106,15 +107,30 @@ def run_process(cmd: list[str], stdout=subprocess.DEVNULL) -> tuple[float, float
 
 
 def kernel_rates(path: Path, repeats: int, device: str = "cpu") -> dict[str, float]:
+    """Rows per second of every registered estimator on a prepared batch already in memory
+    (length and baseline columns synthesised for opo / remax), and of building the batch's
+    group-order copy, which every estimator shares and which is built once per batch."""
+    import dataclasses
+
     import mocli
     from mocli import kernels, make_scheme, prepare
+    from mocli.estimators import ESTIMATORS
 
     kernels.use(device)
     loaded = mocli.load([path])
-    specs = ["grpo", "rloo", "dr_grpo", "gdpo", "mc_grpo", "g2rpo", "dvao", "gd2po"]
     batch = prepare(loaded.rollouts, make_scheme())
-    out = {}
-    for spec in specs:
+    rng = np.random.default_rng(0)
+    batch = dataclasses.replace(
+        batch, length=rng.integers(10, 900, batch.n).astype(np.float64), baseline=rng.random(batch.n),
+    )
+    times = []
+    for _ in range(repeats + 1):
+        batch.release()
+        t0 = time.perf_counter()
+        batch.grouped()
+        times.append(time.perf_counter() - t0)
+    out = {"(group-order layout, once per batch)": batch.n / statistics.median(times[1:])}
+    for spec in ESTIMATORS.names():
         est = mocli.make_estimator(spec)
         est(batch)  # compile
         times = []
@@ -179,12 +195,13 @@ def main() -> None:
     contenders = {
         "polars (.over) grpo+gdpo": [py, str(pl_script), str(data), str(tmp / "pl.parquet")],
         "numpy reshape grpo+gdpo*": [py, str(np_script), str(data_eq), str(tmp / "np.parquet"), "16"],
-        "mocli advantages grpo+gdpo": [py, "-m", "mocli", "advantages", str(data), "-e", "grpo", "-e", "gdpo", "-o", str(tmp / "mocli.parquet")],
+        "mocli advantages, in memory": [py, "-m", "mocli", "advantages", str(data), "-e", "grpo", "-e", "gdpo", "-o", str(tmp / "mocli.parquet"), "--memory-limit", "100GB"],
+        "mocli advantages (auto: streamed)": [py, "-m", "mocli", "advantages", str(data), "-e", "grpo", "-e", "gdpo", "-o", str(tmp / "mocli.parquet")],
         "mocli analyze, in memory": [py, "-m", "mocli", "analyze", str(data), "-e", "grpo", "-e", "gdpo", "--format", "json", "--memory-limit", "100GB"],
         "mocli analyze (auto: streamed)": [py, "-m", "mocli", "analyze", str(data), "-e", "grpo", "-e", "gdpo", "--format", "json"],
     }
     if args.cuda:
-        contenders["mocli advantages --device cuda"] = contenders["mocli advantages grpo+gdpo"] + ["--device", "cuda"]
+        contenders["mocli advantages --device cuda"] = contenders["mocli advantages, in memory"] + ["--device", "cuda"]
         contenders["mocli analyze --device cuda"] = contenders["mocli analyze, in memory"] + ["--device", "cuda"]
     # warm the Numba cache and the page cache once, untimed
     for cmd in contenders.values():
