@@ -123,7 +123,7 @@ class Chunked:
         for i, files in enumerate(self.parts):
             report_progress(stage, i, len(self.parts))
             if files:
-                yield pl.concat([pl.read_ipc(f) for f in files], how="vertical")
+                yield pl.scan_ipc(files).collect()
         report_progress(stage, len(self.parts), len(self.parts))
 
     def rollouts(self, stage: str) -> Iterator[tuple[Rollouts, pl.DataFrame]]:
@@ -151,6 +151,7 @@ def _target_schema(plan: Plan) -> dict[str, pl.DataType]:
 
 # the column a chunk file carries with each row's position in the (step-filtered) input
 ROW = "__mocli_row__"
+_CHUNK = "__mocli_chunk__"
 
 
 def partition(plan: Plan, n_chunks: int, folder: str, batch_rows: int = 1 << 18, row_index: bool = False) -> Chunked:
@@ -181,10 +182,11 @@ def partition(plan: Plan, n_chunks: int, folder: str, batch_rows: int = 1 << 18,
                 rows += df.height
                 for name in seen:
                     seen[name] += df.height - df.get_column(name).null_count() - int(df.get_column(name).is_nan().sum() if df.schema[name].is_float() else 0)
-                ids = (df.get_column(plan.group).hash(seed=0) % n_chunks).cast(pl.Int64).to_numpy()
-                for c in np.unique(ids):
+                ids = (df.get_column(plan.group).hash(seed=0) % n_chunks).cast(pl.Int64).alias(_CHUNK)
+                pieces = df.with_columns(ids).partition_by(_CHUNK, maintain_order=True, include_key=False, as_dict=True)
+                for (c,), piece in pieces.items():
                     out = Path(folder) / f"chunk{int(c):05d}-{written:06d}.arrow"
-                    df.filter(pl.Series(ids == c)).write_ipc(out)
+                    piece.write_ipc(out)
                     parts[int(c)].append(out)
                     written += 1
         except (InputError, UsageError):
