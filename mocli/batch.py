@@ -180,9 +180,11 @@ def prepare(
         raise UsageError("every objective has weight 0; give at least one a non-zero weight")
     raw = apply_nan_policy(rollouts.rewards, rollouts.names, rollouts.weights, nan_policy)
     raw = apply_conditions(raw, rollouts.names, conditions)
-    directed = np.where(rollouts.minimize[None, :], -raw, raw)
-    weighted = rollouts.weights != 0
-    scorable = ~np.all(np.isnan(directed[:, weighted]), axis=1)
+    # no copy when nothing is minimised (the matrix is never written to)
+    directed = np.where(rollouts.minimize[None, :], -raw, raw) if rollouts.minimize.any() else raw
+    scorable = np.zeros(directed.shape[0], dtype=bool)
+    for k in np.flatnonzero(rollouts.weights != 0):  # a column at a time: no (n, k) temporaries
+        scorable |= ~np.isnan(directed[:, k])
     s = np.asarray(scheme(directed, rollouts.weights, rollouts.names, raw=raw), dtype=np.float64)
     bad = scorable & ~np.isfinite(s)
     if bad.any():
