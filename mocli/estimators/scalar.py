@@ -16,8 +16,6 @@ from ..kernels import seg_mean_var, seg_median, seg_normal_scores, seg_top2, seg
 from ..params import param
 from .base import ESTIMATORS, Estimator, Grouped, GroupScaled, Scaled
 from ..tally import Count
-from .. import kernels
-from ..kernels import fused
 from .normalise import (
     GroupStats, batch_mean_std, batch_tally, centre, denominator, divide, expand, group_z, lone_rule,
     singleton_rule, whiten,
@@ -324,11 +322,7 @@ class G2RPO(Grouped):
     reads_rewards = False
 
     def compute(self, batch):
-        s, v = batch.scalar, batch.scorable
-        if kernels.current() == "cpu":
-            count = GroupStats.of(s, v, batch, 0).count
-            return fused.seg_normal_scores(s, v, batch.order, batch.offsets, count)
-        a = seg_normal_scores(s, v, batch.order, batch.offsets)
+        a = seg_normal_scores(batch.scalar, batch.scorable, batch.order, batch.offsets)
         return np.where(np.isnan(a), 0.0, a)
 
 

@@ -462,7 +462,7 @@ def ndtri(p):
 
 
 @njit(parallel=True, **_JIT)
-def _seg_ranks(x, valid, order, offsets, normal, vals, rows, out):
+def _seg_ranks(x, valid, order, offsets, normal, start_of, table, vals, rows, out):
     g = offsets.shape[0] - 1
     for j in prange(g):
         a = offsets[j]
@@ -488,8 +488,9 @@ def _seg_ranks(x, valid, order, offsets, normal, vals, rows, out):
                     val = 0.0
                 else:
                     acc = 0.0
+                    base = start_of[n]  # table[base + t] = _ndtri((t + 0.5) / n)
                     for t in range(q, r + 1):
-                        acc += _ndtri((t + 0.5) / n)
+                        acc += table[base + t]
                     val = acc / (r - q + 1)
             else:
                 val = 0.5 * (q + r) + 1.0
@@ -498,19 +499,53 @@ def _seg_ranks(x, valid, order, offsets, normal, vals, rows, out):
             q = r + 1
 
 
+def _ranks(x, valid, order, offsets, normal):
+    n = x.shape[0]
+    out = np.full(n, np.nan)
+    if normal:  # the scores of every position, once per distinct group size
+        count = np.empty(offsets.shape[0] - 1, dtype=np.int64)
+        _valid_counts(valid, order, offsets, count)
+        sizes = np.unique(count[count > 0])
+        starts = np.zeros(sizes.shape[0], dtype=np.int64)
+        starts[1:] = np.cumsum(sizes)[:-1]
+        start_of = np.zeros(int(sizes.max()) + 1 if sizes.shape[0] else 1, dtype=np.int64)
+        start_of[sizes] = starts
+        table = np.empty(int(sizes.sum()))
+        _fill_scores(sizes, starts, table)
+    else:
+        start_of, table = np.zeros(1, dtype=np.int64), np.zeros(1)
+    _seg_ranks(x, valid, order, offsets, normal, start_of, table, np.empty(n), np.empty(n, dtype=np.int64), out)
+    return out
+
+
+@njit(parallel=True, **_JIT)
+def _valid_counts(valid, order, offsets, count):
+    for j in prange(offsets.shape[0] - 1):
+        n = 0
+        for p in range(offsets[j], offsets[j + 1]):
+            if valid[order[p]]:
+                n += 1
+        count[j] = n
+
+
+@njit(parallel=True, **_JIT)
+def _fill_scores(sizes, starts, table):
+    for q in prange(sizes.shape[0]):
+        n = sizes[q]
+        for t in range(n):
+            table[starts[q] + t] = _ndtri((t + 0.5) / n)
+
+
 def seg_rank(x, valid, order, offsets):
     """Per row: 1-based rank within its group (ties share the mean rank); NaN if invalid."""
-    out = np.full(x.shape[0], np.nan)
-    _seg_ranks(x, valid, order, offsets, False, np.empty(x.shape[0]), np.empty(x.shape[0], dtype=np.int64), out)
-    return out
+    return _ranks(x, valid, order, offsets, False)
 
 
 def seg_normal_scores(x, valid, order, offsets):
     """Per row: ``Phi^-1((rank - 0.5) / n_g)``; tied rows share the mean of their positions'
-    scores, and an all-tied group gets exactly 0. NaN for invalid rows."""
-    out = np.full(x.shape[0], np.nan)
-    _seg_ranks(x, valid, order, offsets, True, np.empty(x.shape[0]), np.empty(x.shape[0], dtype=np.int64), out)
-    return out
+    scores, and an all-tied group gets exactly 0. NaN for invalid rows. The scores of the
+    positions are computed once per distinct group size, not once per row."""
+    return _ranks(x, valid, order, offsets, True)
 
 
 # ---------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .cpu import _JIT, _denominator, _ndtri, _sort_pairs
+from .cpu import _JIT, _denominator
 
 # a parallel reduction over rows is split into this many fixed blocks, so that the
 # rounding of its sums never depends on the number of threads
@@ -391,69 +391,4 @@ def seg_dvao(r, cols, w, scorable, order, offsets, raw_lone):
     out = np.empty(r.shape[0])
     _seg_dvao(np.ascontiguousarray(r), np.asarray(cols, dtype=np.int64), np.asarray(w, dtype=np.float64),
               scorable, order, offsets, bool(raw_lone), out)
-    return out
-
-
-# ---------------------------------------------------------------------------------------
-# Gaussian rank scores from a table of the group sizes present
-# ---------------------------------------------------------------------------------------
-@njit(parallel=True, **_JIT)
-def _fill_scores(sizes, starts, table):
-    for q in prange(sizes.shape[0]):
-        n = sizes[q]
-        for t in range(n):
-            table[starts[q] + t] = _ndtri((t + 0.5) / n)
-
-
-@njit(parallel=True, **_JIT)
-def _seg_normal_scores(x, valid, order, offsets, start_of, table, vals, rows, out):
-    g = offsets.shape[0] - 1
-    for j in prange(g):
-        a = offsets[j]
-        b = offsets[j + 1]
-        n = 0
-        for p in range(a, b):
-            i = order[p]
-            if valid[i]:
-                rows[a + n] = i
-                vals[a + n] = x[i]
-                n += 1
-            else:
-                out[i] = 0.0
-        if n == 0:
-            continue
-        _sort_pairs(vals, rows, a, n)
-        base = start_of[n]
-        q = 0
-        while q < n:
-            e = q
-            while e + 1 < n and vals[a + e + 1] == vals[a + q]:
-                e += 1
-            if q == 0 and e == n - 1:
-                val = 0.0
-            else:
-                acc = 0.0
-                for t in range(q, e + 1):
-                    acc += table[base + t]
-                val = acc / (e - q + 1)
-            for t in range(q, e + 1):
-                out[rows[a + t]] = val
-            q = e + 1
-
-
-def seg_normal_scores(x, valid, order, offsets, count):
-    """g2rpo's scores (``seg_normal_scores``, 0 instead of NaN on invalid rows) with
-    ``Phi^-1((t + 0.5) / n)`` computed once per distinct group size ``n`` (``count`` =
-    valid rows per group) instead of once per row."""
-    sizes = np.unique(count[count > 0]).astype(np.int64)
-    starts = np.zeros(sizes.shape[0], dtype=np.int64)
-    if sizes.shape[0] > 1:
-        starts[1:] = np.cumsum(sizes)[:-1]
-    start_of = np.zeros(int(sizes.max()) + 1 if sizes.shape[0] else 1, dtype=np.int64)
-    start_of[sizes] = starts
-    table = np.empty(int(sizes.sum()))
-    _fill_scores(sizes, starts, table)
-    n = x.shape[0]
-    out = np.empty(n)
-    _seg_normal_scores(x, valid, order, offsets, start_of, table, np.empty(n), np.empty(n, dtype=np.int64), out)
     return out
