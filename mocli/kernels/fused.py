@@ -132,17 +132,27 @@ def masked_affine(x, valid, shift, den):
 # per-objective group z-scores (gdpo, advantage_sum, gd2po) and dvao
 # ---------------------------------------------------------------------------------------
 @njit(**_JIT)
-def _objective_group(r, cols, scorable, order, a, b, ddof, eps, mode, raw_single, work, shift, den, live):
+def _scratch(K):
+    """Scratch of the objective kernels, one per block of groups, so that one pass over a
+    row serves every objective: (9, K) floats (six running sums, shift, den, a spare row)
+    and the live flags."""
+    return np.empty((9, K)), np.empty(K, dtype=np.bool_)
+
+
+@njit(**_JIT)
+def _objective_group(r, cols, scorable, order, a, b, ddof, eps, mode, raw_single, scratch, live):
     """Per objective ``cols[c]`` of the group ``order[a:b]``: ``z = (r - shift[c]) /
-    den[c]`` on its valid cells when ``live[c]``, else 0 (the rule of ``_seg_group_z``).
-    ``work`` is (6, K) scratch."""
+    den[c]`` on its valid cells when ``live[c]``, else 0 (the rule of ``_seg_group_z``),
+    with ``shift`` and ``den`` rows 6 and 7 of ``scratch``."""
     K = cols.shape[0]
-    cnt = work[0]
-    sm = work[1]
-    lo = work[2]
-    hi = work[3]
-    cs = work[4]
-    ss = work[5]
+    cnt = scratch[0]
+    sm = scratch[1]
+    lo = scratch[2]
+    hi = scratch[3]
+    cs = scratch[4]
+    ss = scratch[5]
+    shift = scratch[6]
+    den = scratch[7]
     for c in range(K):
         cnt[c] = 0.0
         sm[c] = 0.0
@@ -211,16 +221,12 @@ def _seg_objective_z(r, cols, w, scorable, order, offsets, ddof, eps, mode, raw_
     K = cols.shape[0]
     n_blocks = min(g, 1024)
     for blk in prange(n_blocks):
-        # scratch per block of groups: every objective's statistics side by side, so that
-        # one pass over a row serves all of them
-        work = np.empty((6, K))
-        shift = np.empty(K)
-        den = np.empty(K)
-        live = np.empty(K, dtype=np.bool_)
+        scratch, live = _scratch(K)
+        shift, den = scratch[6], scratch[7]
         for j in range(blk * g // n_blocks, (blk + 1) * g // n_blocks):
             a = offsets[j]
             b = offsets[j + 1]
-            _objective_group(r, cols, scorable, order, a, b, ddof, eps, mode, raw_single, work, shift, den, live)
+            _objective_group(r, cols, scorable, order, a, b, ddof, eps, mode, raw_single, scratch, live)
             for p in range(a, b):
                 i = order[p]
                 acc = 0.0
@@ -253,15 +259,12 @@ def _seg_gd2po(r, cols, w, scorable, order, offsets, ddof, eps, mode, raw_single
     K = cols.shape[0]
     n_blocks = min(g, 1024)
     for blk in prange(n_blocks):
-        work = np.empty((6, K))
-        shift = np.empty(K)
-        den = np.empty(K)
-        live = np.empty(K, dtype=np.bool_)
-        tol = np.empty(K)
+        scratch, live = _scratch(K)
+        shift, den, tol = scratch[6], scratch[7], scratch[8]
         for j in range(blk * g // n_blocks, (blk + 1) * g // n_blocks):
             a = offsets[j]
             b = offsets[j + 1]
-            _objective_group(r, cols, scorable, order, a, b, ddof, eps, mode, raw_single, work, shift, den, live)
+            _objective_group(r, cols, scorable, order, a, b, ddof, eps, mode, raw_single, scratch, live)
             # the zero test's scale: each objective's largest |A| in the group
             for c in range(K):
                 top = 0.0 if b > a else -np.inf
