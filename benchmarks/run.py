@@ -93,17 +93,36 @@ def make_table(rows: int, seed: int, equal: int | None = None) -> pl.DataFrame:
     }), difficulty
 
 
+# Runs a Python contender and reports its own peak resident memory (VmHWM) on stderr at
+# exit. The rusage of a child is no good here: Linux carries the parent's high-water mark
+# across fork and exec into the child's ru_maxrss, and this parent holds the tables.
+PEAK = textwrap.dedent('''
+    import atexit, runpy, sys
+    def report():
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                sys.stderr.write("\\nMOCLI-BENCH-PEAK-KIB " + line.split()[1] + "\\n")
+    atexit.register(report)
+    if sys.argv[1] == "-m":
+        sys.argv = sys.argv[2:]
+        runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
+    else:
+        sys.argv = sys.argv[1:]
+        runpy.run_path(sys.argv[0], run_name="__main__")
+''')
+
+
 def run_process(cmd: list[str], stdout=subprocess.DEVNULL) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of one child process."""
+    """Wall seconds and peak RSS (MiB) of one Python child process (``[python, ...]``)."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc = subprocess.Popen([cmd[0], "-c", PEAK, *cmd[1:]], stdout=stdout, stderr=subprocess.PIPE)
+    _, err_bytes = proc.communicate()
     wall = time.perf_counter() - t0
-    err = proc.stderr.read().decode() if proc.stderr else ""
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
-        raise SystemExit(f"benchmark command failed ({code}): {' '.join(cmd)}\n{err}")
-    return wall, usage.ru_maxrss / 1024.0
+    err = err_bytes.decode()
+    if proc.returncode != 0:
+        raise SystemExit(f"benchmark command failed ({proc.returncode}): {' '.join(cmd)}\n{err}")
+    kib = int(err.rsplit("MOCLI-BENCH-PEAK-KIB", 1)[1].split()[0])
+    return wall, kib / 1024.0
 
 
 def kernel_rates(path: Path, repeats: int, device: str = "cpu") -> dict[str, float]:

@@ -13,7 +13,7 @@ from ..errors import UsageError
 from ..kernels.cpu import put_finished
 from ..params import param
 from ..registry import Registry
-from .normalise import EPS_MODES, SINGLETON
+from .normalise import EPS_MODES, SINGLETON, Placed, placing
 
 ESTIMATORS: Registry[type] = Registry("estimator", entry_point_group="mocli.estimators")
 
@@ -39,7 +39,11 @@ class Estimator:
         # compute on the rows in group order (sequential memory access; built once per
         # batch), then scatter back to file order with the zeroing and clipping fused in
         grouped = batch.grouped(self.reads_rewards)
-        adv = self.compute(grouped)
+        with placing(batch.order):
+            adv = self.compute(grouped)
+        if isinstance(adv, Placed):  # the last step wrote file order itself (zeros included)
+            out = adv.view(np.ndarray)
+            return np.clip(out, -self.clip, self.clip, out=out) if self.clip > 0 else out
         return put_finished(adv, grouped.scorable, self.clip, batch.order)
 
     def validate(self) -> None:

@@ -85,7 +85,7 @@ class GDPO(_Decoupled):
         length = self.needs("length", batch, ":token_weighted=true") if self.token_weighted else None
         return whiten(
             a, batch.scorable, eps=eps, eps_mode=self.eps_mode, ddof=self.ddof,
-            length=length, var_eps=self.var_eps,
+            length=length, var_eps=self.var_eps, final=True,
         )
 
 
@@ -173,7 +173,7 @@ class GD2PO(_Decoupled):
                 batch.rewards, cols, batch.weights[cols], batch.scorable, batch.order, batch.offsets, self.ddof,
                 self.eps, EPS_MODES.index(self.eps_mode), self.singleton == "raw", self.tau,
             )
-            return whiten(v, kept, eps=self.eps, eps_mode=self.eps_mode, ddof=self.ddof)
+            return whiten(v, kept, eps=self.eps, eps_mode=self.eps_mode, ddof=self.ddof, final=True)
         z, zsum = objective_z(self, batch)
         sel = batch.weighted
         zw = z[:, sel]

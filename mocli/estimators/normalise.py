@@ -19,6 +19,35 @@ from ..tally import Moments, Tally, merge
 EPS_MODES = ("add", "floor", "skip_zero")
 SINGLETON = ("zero", "raw")
 
+# where an estimator's last step may write its rows straight away: see ``placing``
+_DEST: contextvars.ContextVar[np.ndarray | None] = contextvars.ContextVar("mocli_dest", default=None)
+
+
+class Placed(np.ndarray):
+    """Advantages an estimator's last step wrote straight into the caller's row order
+    (see :func:`placing`), so that no separate pass has to put them back."""
+
+
+@contextlib.contextmanager
+def placing(dest: np.ndarray) -> Iterator[None]:
+    """While an estimator computes on a group-order copy of a batch, let the step it marks
+    ``final`` write row ``p`` of the copy to ``out[dest[p]]`` (``dest``: the batch's group
+    order, so ``out`` is in the batch's own order) and return it as :class:`Placed`. Only
+    fused CPU steps do; the others leave their result in the copy's order."""
+    token = _DEST.set(dest)
+    try:
+        yield
+    finally:
+        _DEST.reset(token)
+
+
+def _dest(final: bool) -> np.ndarray | None:
+    return _DEST.get() if final and kernels.current() == "cpu" else None
+
+
+def _placed(out: np.ndarray, dest: np.ndarray | None) -> np.ndarray:
+    return out if dest is None else out.view(Placed)
+
 
 def divide(centred, sigma, eps: float, mode: str):
     """``centred / denominator`` with the denominator from ``sigma`` and ``eps``:
@@ -67,16 +96,18 @@ class GroupStats:
         return self.count == 1
 
 
-def expand(x, valid, batch, shift, live, mul=1.0, den=1.0) -> np.ndarray:
+def expand(x, valid, batch, shift, live, mul=1.0, den=1.0, final: bool = False) -> np.ndarray:
     """Per row ``(x - shift_g) * mul_g / den_g`` on valid rows of ``live`` groups, 0
     elsewhere; ``shift``, ``mul``, ``den`` per group (or one number for all). One fused
-    pass on the CPU; the same operations in NumPy on other devices."""
+    pass on the CPU; the same operations in NumPy on other devices. ``final``: the
+    estimator's last step (see :func:`placing`)."""
     g = batch.offsets.shape[0] - 1
     per_group = lambda v: np.ascontiguousarray(np.broadcast_to(np.asarray(v, dtype=np.float64), (g,)))
     shift, mul, den = per_group(shift), per_group(mul), per_group(den)
     live = np.ascontiguousarray(live, dtype=np.bool_)
     if kernels.current() == "cpu":
-        return fused.seg_expand(x, valid, batch.order, batch.offsets, shift, mul, den, live)
+        dest = _dest(final)
+        return _placed(fused.seg_expand(x, valid, batch.order, batch.offsets, shift, mul, den, live, dest), dest)
     c = batch.codes
     return np.where(valid & live[c], (x - shift[c]) * mul[c] / den[c], 0.0)
 
@@ -136,13 +167,15 @@ def singleton_rule(out, values, valid, cnt, singleton: str, eps: float | None = 
     return np.where(lone, 0.0, out)
 
 
-def group_z(values, valid, batch, *, eps, eps_mode, ddof, singleton, leave_one_out=False):
+def group_z(values, valid, batch, *, eps, eps_mode, ddof, singleton, leave_one_out=False, final=False):
     """``(x - mu_g) / (sigma_g [+] eps)`` per group (the grpo rule); 0 on invalid rows and
-    in constant groups; the singleton policy for groups of one."""
+    in constant groups; the singleton policy for groups of one. ``final``: see
+    :func:`placing`."""
     if not leave_one_out and kernels.current() == "cpu":  # the same rule, fused into one kernel
-        return kernels.cpu.seg_group_z(
-            values, valid, batch.order, batch.offsets, ddof, eps, EPS_MODES.index(eps_mode), singleton == "raw"
-        )
+        dest = _dest(final)
+        return _placed(kernels.cpu.seg_group_z(
+            values, valid, batch.order, batch.offsets, ddof, eps, EPS_MODES.index(eps_mode), singleton == "raw", dest,
+        ), dest)
     c = centre(values, valid, batch, ddof, leave_one_out)
     z = divide(c.centred, c.sigma, eps, eps_mode)
     z = np.where(valid & ~c.const & (c.count > 1), z, 0.0)
@@ -241,20 +274,22 @@ def batch_mean_std(x, valid, ddof: int):
     return m.mean, m.std(ddof)
 
 
-def whiten(x, valid, *, eps, eps_mode, ddof, length=None, var_eps=1e-8):
+def whiten(x, valid, *, eps, eps_mode, ddof, length=None, var_eps=1e-8, final=False):
     """Batch whitening over ``valid`` rows; other rows get 0.
 
     Sequence level: ``(x - mean) / (std [+] eps)``. Token-weighted (``length`` given): each
     row counts ``length`` times, the variance is Bessel-corrected over the token count when
     ``ddof = 1``, and the scale is ``rsqrt(var + var_eps)`` (``eps_mode=floor``:
-    ``rsqrt(max(var, var_eps))``), as verl's ``masked_whiten`` and OpenRLHF."""
+    ``rsqrt(max(var, var_eps))``), as verl's ``masked_whiten`` and OpenRLHF. ``final``: see
+    :func:`placing`."""
     if length is None:
         m = batch_tally(valid_moments(x, valid))
         if m.constant:
             return np.zeros_like(x, dtype=np.float64)
         den = float(denominator(m.std(ddof), eps, eps_mode))
         if kernels.current() == "cpu":
-            return fused.masked_affine(x, valid, m.mean, den)
+            dest = _dest(final)
+            return _placed(fused.masked_affine(x, valid, m.mean, den, dest), dest)
         return np.where(valid, (x - m.mean) / den, 0.0)
     out = np.zeros_like(x, dtype=np.float64)
     xv = x[valid]

@@ -50,7 +50,7 @@ class GRPO(GroupScaled):
         if self.scale == "group":
             return group_z(
                 s, v, batch, eps=self.eps, eps_mode=self.eps_mode, ddof=self.ddof,
-                singleton=self.singleton, leave_one_out=self.leave_one_out,
+                singleton=self.singleton, leave_one_out=self.leave_one_out, final=True,
             )
         if self.leave_one_out:
             c = centre(s, v, batch, self.ddof, True)
@@ -67,7 +67,7 @@ class GRPO(GroupScaled):
             _, sd = batch_mean_std(s, v, self.ddof)
             den = float(denominator(sd, self.eps, self.eps_mode))
         shift, live, _ = lone_rule(st, st.mean, st.live, self.singleton)
-        return expand(s, v, batch, shift, live, den=den)
+        return expand(s, v, batch, shift, live, den=den, final=True)
 
 
 @ESTIMATORS.register("dr_grpo")
@@ -108,9 +108,9 @@ class RLOO(GroupScaled):
         st = GroupStats.of(s, v, batch, self.ddof)
         n = st.count.astype(np.float64)
         shift, live, den = lone_rule(st, st.mean, st.live, self.singleton, np.maximum(n - 1, 1))
-        a = expand(s, v, batch, shift, live, mul=np.where(st.lone, 1.0, n), den=den)
+        a = expand(s, v, batch, shift, live, mul=np.where(st.lone, 1.0, n), den=den, final=not self.normalize)
         if self.normalize:
-            a = whiten(a, v, eps=self.eps, eps_mode=self.eps_mode, ddof=self.ddof)
+            a = whiten(a, v, eps=self.eps, eps_mode=self.eps_mode, ddof=self.ddof, final=True)
         return a
 
 
@@ -120,10 +120,11 @@ class _Whitened(Scaled):
     var_eps: float = param(1e-8, "variance stabiliser of token-weighted whitening")
 
     def _whiten(self, x, batch):
+        """The estimator's last step."""
         length = self.needs("length", batch, ":token_weighted=true") if self.token_weighted else None
         return whiten(
             x, batch.scorable, eps=self.eps, eps_mode=self.eps_mode, ddof=self.ddof,
-            length=length, var_eps=self.var_eps,
+            length=length, var_eps=self.var_eps, final=True,
         )
 
 
@@ -203,7 +204,7 @@ class OPO(Grouped):
         st = GroupStats.of(s, v, batch, 1)
         wm = seg_weighted_mean(s, L, v, batch.order, batch.offsets)
         shift, live, _ = lone_rule(st, wm, st.live & ~np.isnan(wm), self.singleton)
-        return expand(s, v, batch, shift, live)
+        return expand(s, v, batch, shift, live, final=True)
 
 
 @ESTIMATORS.register("gpg")
@@ -230,7 +231,7 @@ class GPG(Grouped):
             return np.zeros_like(s)
         factor = total / (total - dead)
         shift, live, _ = lone_rule(st, st.mean, st.live, self.singleton)
-        return expand(s, v, batch, shift, live, mul=factor)
+        return expand(s, v, batch, shift, live, mul=factor, final=True)
 
 
 @ESTIMATORS.register("passk")
@@ -293,7 +294,7 @@ class MCGRPO(GroupScaled):
                 st, med, st.live, self.singleton, denominator(st.sigma, self.eps, self.eps_mode),
                 denominator(1.0, self.eps, self.eps_mode),
             )
-            return expand(s, v, batch, shift, live, den=den)
+            return expand(s, v, batch, shift, live, den=den, final=True)
         mean, var, count, const = seg_mean_var(s, v, o, off, self.ddof)
         med = med[codes]
         c = s - med
@@ -355,4 +356,4 @@ class NGRPO(GroupScaled):
             st, mu, (count > 1) & ~(const & (mean == self.r_max)), self.singleton,
             denominator(sigma, self.eps, self.eps_mode), denominator(1.0, self.eps, self.eps_mode),
         )
-        return expand(s, v, batch, shift, live, den=den)
+        return expand(s, v, batch, shift, live, den=den, final=True)

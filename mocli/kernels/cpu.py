@@ -105,7 +105,7 @@ def seg_mean_var(x, valid, order, offsets, ddof=1):
 
 
 @njit(parallel=True, **_JIT)
-def _seg_group_z(x, valid, order, offsets, ddof, eps, mode, raw_single, out):
+def _seg_group_z(x, valid, order, offsets, ddof, eps, mode, raw_single, dest, out):
     g = offsets.shape[0] - 1
     for j in prange(g):
         a = offsets[j]
@@ -115,18 +115,18 @@ def _seg_group_z(x, valid, order, offsets, ddof, eps, mode, raw_single, out):
             den = _denominator(1.0, eps, mode)
             for p in range(a, b):
                 i = order[p]
-                out[i] = x[i] / den if valid[i] else 0.0
+                out[dest[p]] = x[i] / den if valid[i] else 0.0
             continue
         if n <= 1 or lo == hi:
             for p in range(a, b):
-                out[order[p]] = 0.0
+                out[dest[p]] = 0.0
             continue
         m, ss = _two_pass(x, valid, order, a, b, n, s)
         var = ss / (n - ddof) if n > ddof else 0.0
         den = _denominator(math.sqrt(var), eps, mode)
         for p in range(a, b):
             i = order[p]
-            out[i] = (x[i] - m) / den if valid[i] else 0.0
+            out[dest[p]] = (x[i] - m) / den if valid[i] else 0.0
 
 
 @njit(**_JIT)
@@ -142,12 +142,14 @@ def _denominator(sigma, eps, mode):
     return den if den != 0.0 else 1.0
 
 
-def seg_group_z(x, valid, order, offsets, ddof, eps, mode, raw_single):
+def seg_group_z(x, valid, order, offsets, ddof, eps, mode, raw_single, dest=None):
     """The grpo rule in one pass per group: ``(x - mean_g) / den(sigma_g)`` on valid rows of
     groups with two or more valid, not all equal values; 0 elsewhere, except a group with one
-    valid row under ``raw_single`` (``x / den(1)``). ``mode``: 0 add, 1 floor, 2 skip_zero."""
+    valid row under ``raw_single`` (``x / den(1)``). ``mode``: 0 add, 1 floor, 2 skip_zero.
+    The value of row ``order[p]`` goes to ``out[dest[p]]`` (default ``dest = order``)."""
     out = np.empty(x.shape[0])
-    _seg_group_z(x, valid, order, offsets, int(ddof), float(eps), int(mode), bool(raw_single), out)
+    dest = order if dest is None else dest
+    _seg_group_z(x, valid, order, offsets, int(ddof), float(eps), int(mode), bool(raw_single), dest, out)
     return out
 
 

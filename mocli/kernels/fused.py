@@ -27,28 +27,29 @@ _BLOCKS = 64
 # per-group affine map of the rows
 # ---------------------------------------------------------------------------------------
 @njit(parallel=True, **_JIT)
-def _seg_expand(x, valid, order, offsets, shift, mul, den, live, out):
+def _seg_expand(x, valid, order, offsets, shift, mul, den, live, dest, out):
     g = offsets.shape[0] - 1
     for j in prange(g):
         a = offsets[j]
         b = offsets[j + 1]
         if not live[j]:
             for p in range(a, b):
-                out[order[p]] = 0.0
+                out[dest[p]] = 0.0
             continue
         sh = shift[j]
         m = mul[j]
         d = den[j]
         for p in range(a, b):
             i = order[p]
-            out[i] = (x[i] - sh) * m / d if valid[i] else 0.0
+            out[dest[p]] = (x[i] - sh) * m / d if valid[i] else 0.0
 
 
-def seg_expand(x, valid, order, offsets, shift, mul, den, live):
+def seg_expand(x, valid, order, offsets, shift, mul, den, live, dest=None):
     """Per row ``(x - shift_g) * mul_g / den_g`` on valid rows of live groups, else 0
-    (``shift``, ``mul``, ``den`` and ``live`` are per group)."""
+    (``shift``, ``mul``, ``den`` and ``live`` are per group). The value of row ``order[p]``
+    goes to ``out[dest[p]]`` (default ``dest = order``)."""
     out = np.empty(x.shape[0])
-    _seg_expand(x, valid, order, offsets, shift, mul, den, live, out)
+    _seg_expand(x, valid, order, offsets, shift, mul, den, live, order if dest is None else dest, out)
     return out
 
 
@@ -121,10 +122,20 @@ def _masked_affine(x, valid, shift, den, out):
         out[i] = (x[i] - shift) / den if valid[i] else 0.0
 
 
-def masked_affine(x, valid, shift, den):
-    """``(x - shift) / den`` on valid rows, 0 elsewhere."""
+@njit(parallel=True, **_JIT)
+def _masked_affine_to(x, valid, shift, den, dest, out):
+    for i in prange(x.shape[0]):
+        out[dest[i]] = (x[i] - shift) / den if valid[i] else 0.0
+
+
+def masked_affine(x, valid, shift, den, dest=None):
+    """``(x - shift) / den`` on valid rows, 0 elsewhere; row ``i``'s value goes to
+    ``out[dest[i]]`` when ``dest`` is given."""
     out = np.empty(x.shape[0])
-    _masked_affine(x, valid, float(shift), float(den), out)
+    if dest is None:
+        _masked_affine(x, valid, float(shift), float(den), out)
+    else:
+        _masked_affine_to(x, valid, float(shift), float(den), dest, out)
     return out
 
 
