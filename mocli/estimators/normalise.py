@@ -45,6 +45,12 @@ def _dest(final: bool) -> np.ndarray | None:
     return _DEST.get() if final and kernels.current() == "cpu" else None
 
 
+def final_destination() -> np.ndarray | None:
+    """For an estimator's own last step: where row ``p`` belongs (see :func:`placing`),
+    or None when the result should stay in the batch's order."""
+    return _dest(True)
+
+
 def _placed(out: np.ndarray, dest: np.ndarray | None) -> np.ndarray:
     return out if dest is None else out.view(Placed)
 

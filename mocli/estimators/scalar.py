@@ -17,7 +17,7 @@ from ..params import param
 from .base import ESTIMATORS, Estimator, Grouped, GroupScaled, Scaled
 from ..tally import Count
 from .normalise import (
-    GroupStats, batch_mean_std, batch_tally, centre, denominator, divide, expand, group_z, lone_rule,
+    GroupStats, Placed, final_destination, batch_mean_std, batch_tally, centre, denominator, divide, expand, group_z, lone_rule,
     singleton_rule, whiten,
 )
 
@@ -264,8 +264,10 @@ class PassK(Scaled):
             gap = divide(gap, np.sqrt(var), self.eps, self.eps_mode)
         out = np.zeros_like(s)
         live = (arg >= 0) & (count > 1)
-        out[arg[live]] = np.where(const[live], 0.0, gap[live])
-        return out
+        dest = final_destination()  # the rows are few: place them in file order directly
+        rows = arg[live] if dest is None else dest[arg[live]]
+        out[rows] = np.where(const[live], 0.0, gap[live])
+        return out if dest is None else out.view(Placed)
 
 
 @ESTIMATORS.register("mc_grpo")
