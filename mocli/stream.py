@@ -91,7 +91,7 @@ def chunks_needed(plan: Plan, setting: str | None, keep_in_memory: bool = False,
         limit = available_memory() // 2
         if not keep_in_memory:
             limit = min(limit, max(AUTO_FLOOR, int(1.5 * columns)))
-    return max(1, math.ceil(need / (limit * share))), limit
+    return max(1, min(rows, math.ceil(need / (limit * share)))), limit  # never more chunks than rows
 
 
 def count_rows(paths: Sequence[Path]) -> int:
