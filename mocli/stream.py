@@ -228,14 +228,20 @@ def settle_statistics(chunked: Chunked, resolved, scheme, conds, scopes=None):
 
     scopes = scopes or (lambda ro, frame: iter([(None, ro)]))
     stats: dict[str | None, BatchStats] = {}
-    needed = True
+    needed, first, run = True, True, list(resolved)
     while needed:
         for i, (ro, frame) in enumerate(chunked.rollouts("batch statistics")):
             for key, sub in scopes(ro, frame):
                 with batch_statistics(stats.setdefault(key, BatchStats())):
-                    run_estimators(sub, resolved, scheme, conds)
-            if i == 0 and not any(s.pending or s.known or s.incomplete for s in stats.values()):
-                break  # nothing batch-wide: every chunk stands alone
+                    run_estimators(sub, run, scheme, conds)
+            if i == 0 and first:
+                # what the first chunk shows is what every chunk does: only the estimators
+                # with a batch-wide step (or whose NaN policy's scheme has one) run again
+                used = set().union(*(s.scopes for s in stats.values()))
+                if not used:
+                    break  # nothing batch-wide: every chunk stands alone
+                run = [r for r in run if r.label in used or f"scheme:{r.estimator.nan_policy}" in used]
+        first = False
         needed = any([s.settle() for s in stats.values()])
     return stats, any(s.known for s in stats.values())
 

@@ -221,3 +221,21 @@ def test_advantages_over_the_memory_limit_write_the_in_memory_table(run_cli, tmp
         else:
             assert a[col].equals(b[col]), col
     assert not (b["adv:grpo"] == 1.5).all()  # the input's adv:grpo was replaced
+
+
+def test_the_statistics_pass_keeps_what_a_scheme_step_needs(tmp_path):
+    """After the first chunk only the estimators with a batch-wide step run in the
+    statistics passes; one whose NaN policy prepares its own chebyshev score (a batch-wide
+    ideal point) must stay, or its chunks would use their own ideal point."""
+    from mocli import compute_advantages
+    from mocli.stream import advantages_chunked
+
+    path = tmp_path / "r.parquet"
+    rollout_table(3000, seed=4).write_parquet(path)
+    specs = ["grpo", "grpo:nan_policy=zero"]
+    whole = compute_advantages(mocli.load([path]).rollouts, specs, scheme="chebyshev")
+    p = plan([path])
+    with chunked_input(p, 5, row_index=True) as chunked:
+        streamed = advantages_chunked(chunked, resolve(specs), make_scheme("chebyshev"), [])
+    for label in specs:
+        np.testing.assert_allclose(streamed[label], whole[label], rtol=1e-9, atol=1e-12)

@@ -205,6 +205,8 @@ class BatchStats:
     known: dict[tuple[str, int], Tally] = field(default_factory=dict)
     pending: dict[tuple[str, int], Tally] = field(default_factory=dict)
     incomplete: bool = False
+    # the scopes (estimator labels, "scheme:<policy>") that took any batch-wide step
+    scopes: set[str] = field(default_factory=set)
     _scheme_unknown: bool = False
 
     def settle(self) -> bool:
@@ -250,6 +252,7 @@ def batch_tally(local: Any) -> Any:
     section = _SECTION.get() or ["", 0, False]
     key = (section[0], section[1])
     section[1] += 1
+    stats.scopes.add(key[0])
     if key in stats.known:
         return stats.known[key]
     if section[2] or (stats._scheme_unknown and not key[0].startswith("scheme:")):
