@@ -185,7 +185,11 @@ def test_group_order_layout_gathers_and_scatters_exactly():
     b.release()
     assert "grouped" not in b._cache
     ordered = prepare(Rollouts.from_arrays(r, np.sort(codes)), make_scheme())
-    assert ordered.grouped() is ordered  # already in group order: no copy
+    assert ordered.grouped(False) is ordered  # already in group order: no copy
+    g = ordered.grouped()  # ... but the reward matrix goes column-major, as the kernels read it
+    assert g.rewards.flags.f_contiguous and np.array_equal(g.rewards, ordered.rewards, equal_nan=True)
+    assert g.scalar is ordered.scalar and g.order is ordered.order and g.grouped() is g
+    assert b.grouped().rewards.flags.f_contiguous
 
 
 FUSED_SPECS = [
@@ -224,3 +228,27 @@ def test_fused_cpu_steps_equal_the_composed_path(spec, monkeypatch):
         composed = est(b)
     np.testing.assert_allclose(fused_out, composed, rtol=1e-12, atol=1e-12)
     assert np.all(fused_out[~b.scorable] == 0.0)
+
+
+@pytest.mark.parametrize("spec", ["advantage_sum", "gdpo:batch_norm=false", "dvao", "gd2po:tau=0.3"])
+def test_objective_kernels_outside_the_estimator_call(spec):
+    """The multi-objective kernels read rows in group order. Called on a batch out of
+    group order (``compute`` directly, not through ``__call__``) they still answer in the
+    batch's own order; a table whose rows already lie in group order gives the same numbers."""
+    from mocli.batch import Rollouts, prepare
+    from mocli.pipeline import make_estimator, make_scheme
+
+    rng = np.random.default_rng(5)
+    n = 900
+    r = np.where(rng.random((n, 3)) < 0.1, np.nan, np.round(rng.normal(size=(n, 3)), 1))
+    codes = rng.integers(0, 120, n)
+    est = make_estimator(spec)
+    b = prepare(Rollouts.from_arrays(r, codes), make_scheme())
+    want = est(b)
+    got = est.compute(b)
+    np.testing.assert_allclose(np.where(b.scorable, got, 0.0), want, rtol=1e-12, atol=1e-12)
+    assert not np.allclose(want, want[b.order])  # the order matters, so the test can tell
+    o = np.argsort(codes, kind="stable")
+    s = prepare(Rollouts.from_arrays(r[o], codes[o]), make_scheme())
+    assert s.grouped(False) is s
+    np.testing.assert_allclose(est(s), want[o], rtol=1e-12, atol=1e-12)

@@ -15,28 +15,44 @@ import numpy as np
 
 from .. import kernels
 from ..kernels import fused, seg_mean_var, seg_min_max
+from ..kernels.cpu import in_group_order as in_order
 from ..params import param
 from .base import ESTIMATORS, Grouped, GroupScaled
 from .normalise import EPS_MODES, group_z, whiten
+
+
+def in_group_order(batch) -> tuple:
+    """The fused kernels read rows in group order: ``(rows, back)`` with ``rows`` the batch
+    in that order (itself when an estimator runs through ``__call__``) and ``back`` None,
+    or, for a batch out of group order, its group-order copy and the positions
+    (``batch.order``) its rows go back to (see :func:`back_to`)."""
+    rows = batch.grouped()
+    return rows, (None if rows is batch or in_order(batch.order) else batch.order)
+
+
+def back_to(values: np.ndarray, back: np.ndarray | None) -> np.ndarray:
+    """Per-row values in group order put back in the batch's own order."""
+    if back is None:
+        return values
+    out = np.empty_like(values)
+    out[back] = values
+    return out
 
 
 def objective_z(est, batch, want_z: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
     """``(n, k)`` per-objective group z-scores (weighted objectives; 0 columns for the
     others), with the estimator's eps, eps_mode, ddof, singleton and leave_one_out, and
     their weighted sum ``sum_k w_k z_ik``. Without ``want_z`` the CPU path only forms the
-    sum (the matrix is None)."""
+    sum, in one pass over the groups (the matrix is None)."""
     r = batch.rewards
     cols = np.flatnonzero(batch.weighted)
-    if kernels.current() == "cpu" and not est.leave_one_out:  # one fused pass over every objective
-        zc, a = fused.seg_objective_z(
-            r, cols, batch.weights[cols], batch.scorable, batch.order, batch.offsets, est.ddof, est.eps,
-            EPS_MODES.index(est.eps_mode), est.singleton == "raw", want_z,
+    if kernels.current() == "cpu" and not est.leave_one_out and not want_z:
+        rows, back = in_group_order(batch)
+        a = fused.seg_objective_sum(
+            rows.rewards, cols, batch.weights[cols], rows.scorable, rows.offsets, est.ddof, est.eps,
+            EPS_MODES.index(est.eps_mode), est.singleton == "raw",
         )
-        if not want_z:
-            return None, a
-        z = np.zeros_like(r)
-        z[:, cols] = zc
-        return z, a
+        return None, back_to(a, back)
     z = np.zeros_like(r)
     for k in cols:
         col = np.ascontiguousarray(r[:, k])
@@ -120,9 +136,9 @@ class DVAO(Grouped):
         r = batch.rewards
         if kernels.current() == "cpu":  # the same sums, one fused pass
             cols = np.flatnonzero(batch.weighted)
-            return fused.seg_dvao(
-                r, cols, batch.weights[cols], batch.scorable, batch.order, batch.offsets, self.singleton == "raw"
-            )
+            rows, back = in_group_order(batch)
+            a = fused.seg_dvao(rows.rewards, cols, batch.weights[cols], rows.scorable, rows.offsets, self.singleton == "raw")
+            return back_to(a, back)
         n = batch.n
         codes = batch.codes
         num = np.zeros(n)
@@ -169,10 +185,13 @@ class GD2PO(_Decoupled):
     def compute(self, batch):
         if kernels.current() == "cpu" and not self.leave_one_out:  # the same rule, one fused pass
             cols = np.flatnonzero(batch.weighted)
+            rows, back = in_group_order(batch)
             v, kept = fused.seg_gd2po(
-                batch.rewards, cols, batch.weights[cols], batch.scorable, batch.order, batch.offsets, self.ddof,
+                rows.rewards, cols, batch.weights[cols], rows.scorable, rows.offsets, self.ddof,
                 self.eps, EPS_MODES.index(self.eps_mode), self.singleton == "raw", self.tau,
             )
+            if back is not None:
+                return back_to(whiten(v, kept, eps=self.eps, eps_mode=self.eps_mode, ddof=self.ddof), back)
             return whiten(v, kept, eps=self.eps, eps_mode=self.eps_mode, ddof=self.ddof, final=True)
         z, zsum = objective_z(self, batch)
         sel = batch.weighted

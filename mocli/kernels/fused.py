@@ -140,269 +140,220 @@ def masked_affine(x, valid, shift, den, dest=None):
 
 
 # ---------------------------------------------------------------------------------------
-# per-objective group z-scores (gdpo, advantage_sum, gd2po) and dvao
+# per-objective group statistics (gdpo, advantage_sum, gd2po, dvao)
+#
+# These kernels read the reward matrix column by column: ``rt`` is its transpose, (k, n)
+# and C-contiguous (the group-order copy keeps the matrix column-major, so ``rt`` is a view),
+# and the rows are in group order, so an objective's cells of a group are one contiguous
+# run that stays in cache while the group's passes read it.
 # ---------------------------------------------------------------------------------------
-@njit(**_JIT)
-def _scratch(K):
-    """Scratch of the objective kernels, one per block of groups, so that one pass over a
-    row serves every objective: (9, K) floats (six running sums, shift, den, a spare row)
-    and the live flags."""
-    return np.empty((9, K)), np.empty(K, dtype=np.bool_)
-
-
-@njit(**_JIT)
-def _objective_group(r, cols, scorable, order, a, b, ddof, eps, mode, raw_single, scratch, live):
-    """Per objective ``cols[c]`` of the group ``order[a:b]``: ``z = (r - shift[c]) /
-    den[c]`` on its valid cells when ``live[c]``, else 0 (the rule of ``_seg_group_z``),
-    with ``shift`` and ``den`` rows 6 and 7 of ``scratch``."""
-    K = cols.shape[0]
-    cnt = scratch[0]
-    sm = scratch[1]
-    lo = scratch[2]
-    hi = scratch[3]
-    cs = scratch[4]
-    ss = scratch[5]
-    shift = scratch[6]
-    den = scratch[7]
-    for c in range(K):
-        cnt[c] = 0.0
-        sm[c] = 0.0
-        lo[c] = np.inf
-        hi[c] = -np.inf
-        cs[c] = 0.0
-        ss[c] = 0.0
+@njit(inline="always", **_JIT)
+def _column_moments(x, sc, a, b):
+    """Count, mean, centred sum of squares (corrected two-pass, as ``_two_pass``), least
+    and largest value of the valid cells of ``x[a:b]`` (scorable and not NaN), and whether
+    every cell of the run is valid (then the callers skip the cell tests)."""
+    n = 0
+    s = 0.0
+    lo = np.inf
+    hi = -np.inf
     for p in range(a, b):
-        i = order[p]
-        if scorable[i]:
-            for c in range(K):
-                v = r[i, cols[c]]
-                if not math.isnan(v):
-                    cnt[c] += 1.0
-                    sm[c] += v
-                    if v < lo[c]:
-                        lo[c] = v
-                    if v > hi[c]:
-                        hi[c] = v
-    spread = False
-    for c in range(K):
-        n = cnt[c]
-        if n == 1.0 and raw_single:
-            shift[c] = 0.0
-            den[c] = _denominator(1.0, eps, mode)
-            live[c] = True
-        elif n <= 1.0 or lo[c] == hi[c]:
-            shift[c] = 0.0
-            den[c] = 1.0
-            live[c] = False
-        else:
-            shift[c] = sm[c] / n
-            live[c] = True
-            spread = True
-    if not spread:
-        return
-    for p in range(a, b):
-        i = order[p]
-        if scorable[i]:
-            for c in range(K):
-                v = r[i, cols[c]]
-                if not math.isnan(v):
-                    d = v - shift[c]
-                    cs[c] += d
-                    ss[c] += d * d
-    for c in range(K):
-        n = cnt[c]
-        if live[c] and n > 1.0:
-            q = ss[c] - cs[c] * cs[c] / n
-            if q < 0.0:
-                q = 0.0
-            var = q / (n - ddof) if n > ddof else 0.0
-            shift[c] = shift[c] + cs[c] / n
-            den[c] = _denominator(math.sqrt(var), eps, mode)
+        v = x[p]
+        ok = sc[p] and not math.isnan(v)
+        n += 1 if ok else 0
+        s += v if ok else 0.0
+        lo = min(lo, v if ok else np.inf)
+        hi = max(hi, v if ok else -np.inf)
+    dense = n == b - a
+    if n == 0 or lo == hi:
+        return n, (lo if n else 0.0), 0.0, lo, hi, dense
+    m = s / n
+    c = 0.0
+    ss = 0.0
+    if dense:
+        for p in range(a, b):
+            d = x[p] - m
+            c += d
+            ss += d * d
+    else:
+        for p in range(a, b):
+            v = x[p]
+            d = v - m if sc[p] and not math.isnan(v) else 0.0
+            c += d
+            ss += d * d
+    ss -= c * c / n
+    return n, m + c / n, (ss if ss > 0.0 else 0.0), lo, hi, dense
 
 
-@njit(**_JIT)
-def _z(r, i, k, ok, live, shift, den):
-    v = r[i, k]
-    return (v - shift) / den if ok and live and not math.isnan(v) else 0.0
+@njit(inline="always", **_JIT)
+def _column_z(x, sc, a, b, ddof, eps, mode, raw_single):
+    """The z-score rule of ``_seg_group_z`` for one objective of one group: ``(shift,
+    den, live, dense, top)``; a valid cell's z is ``(x - shift) / den`` when ``live``, and
+    every cell's z is 0 otherwise. ``top`` is the largest ``|z|`` of the group's cells
+    (the same bits as taking it cell by cell: rounding is monotone, so it sits at the
+    least or the largest value)."""
+    n, m, ss, lo, hi, dense = _column_moments(x, sc, a, b)
+    if n == 1 and raw_single:
+        den = _denominator(1.0, eps, mode)
+        return 0.0, den, True, dense, abs(lo / den)
+    if n <= 1 or lo == hi:
+        return 0.0, 1.0, False, dense, 0.0
+    var = ss / (n - ddof) if n > ddof else 0.0
+    den = _denominator(math.sqrt(var), eps, mode)
+    return m, den, True, dense, max(abs((lo - m) / den), abs((hi - m) / den))
 
 
 @njit(parallel=True, **_JIT)
-def _seg_objective_z(r, cols, w, scorable, order, offsets, ddof, eps, mode, raw_single, want_z, z, out):
+def _seg_objective_sum(rt, cols, w, sc, offsets, ddof, eps, mode, raw_single, out):
     g = offsets.shape[0] - 1
-    K = cols.shape[0]
-    n_blocks = min(g, 1024)
-    for blk in prange(n_blocks):
-        scratch, live = _scratch(K)
-        shift, den = scratch[6], scratch[7]
-        for j in range(blk * g // n_blocks, (blk + 1) * g // n_blocks):
-            a = offsets[j]
-            b = offsets[j + 1]
-            _objective_group(r, cols, scorable, order, a, b, ddof, eps, mode, raw_single, scratch, live)
-            for p in range(a, b):
-                i = order[p]
-                acc = 0.0
-                ok = scorable[i]
-                for c in range(K):
-                    zz = _z(r, i, cols[c], ok, live[c], shift[c], den[c])
-                    if want_z:
-                        z[i, c] = zz
-                    acc += w[c] * zz
-                out[i] = acc
-
-
-def seg_objective_z(r, cols, w, scorable, order, offsets, ddof, eps, mode, raw_single, want_z=False):
-    """Each reward column ``cols[c]``'s group z-score over the scorable rows where it is
-    not NaN (the rule of ``seg_group_z`` per column), and their weighted sum ``sum_c w_c
-    z_c`` per row, in one pass over the rows for all columns. Returns ``(z, sum)``; ``z``
-    (``(n, len(cols))``) only with ``want_z``, else None."""
-    n = r.shape[0]
-    cols = np.asarray(cols, dtype=np.int64)
-    z = np.empty((n, cols.shape[0]) if want_z else (1, cols.shape[0]))
-    out = np.empty(n)
-    _seg_objective_z(np.ascontiguousarray(r), cols, np.asarray(w, dtype=np.float64), scorable, order, offsets,
-                     int(ddof), float(eps), int(mode), bool(raw_single), bool(want_z), z, out)
-    return (z if want_z else None), out
-
-
-@njit(parallel=True, **_JIT)
-def _seg_gd2po(r, cols, w, scorable, order, offsets, ddof, eps, mode, raw_single, tau, v_out, kept):
-    g = offsets.shape[0] - 1
-    K = cols.shape[0]
-    n_blocks = min(g, 1024)
-    for blk in prange(n_blocks):
-        scratch, live = _scratch(K)
-        shift, den, tol = scratch[6], scratch[7], scratch[8]
-        for j in range(blk * g // n_blocks, (blk + 1) * g // n_blocks):
-            a = offsets[j]
-            b = offsets[j + 1]
-            _objective_group(r, cols, scorable, order, a, b, ddof, eps, mode, raw_single, scratch, live)
-            # the zero test's scale: each objective's largest |A| in the group
-            for c in range(K):
-                top = 0.0 if b > a else -np.inf
+    for j in prange(g):
+        a = offsets[j]
+        b = offsets[j + 1]
+        for p in range(a, b):
+            out[p] = 0.0
+        for c in range(cols.shape[0]):
+            x = rt[cols[c]]
+            shift, den, live, dense, _ = _column_z(x, sc, a, b, ddof, eps, mode, raw_single)
+            if not live:
+                continue
+            wc = w[c]
+            if dense:
                 for p in range(a, b):
-                    i = order[p]
-                    zz = abs(_z(r, i, cols[c], scorable[i], live[c], shift[c], den[c]))
-                    if zz > top:
-                        top = zz
-                tol[c] = 1e-9 * (top if top > 1.0 else 1.0)
+                    out[p] += wc * ((x[p] - shift) / den)
+            else:
+                for p in range(a, b):
+                    v = x[p]
+                    if sc[p] and not math.isnan(v):
+                        out[p] += wc * ((v - shift) / den)
+
+
+def columns(r):
+    """The ``(k, n)`` C-contiguous transpose the objective kernels read (a view of a
+    column-major matrix, else a copy)."""
+    return np.ascontiguousarray(np.asarray(r, dtype=np.float64).T)
+
+
+def seg_objective_sum(r, cols, w, scorable, offsets, ddof, eps, mode, raw_single):
+    """``sum_c w_c z_c`` per row, ``z_c`` being reward column ``cols[c]``'s group z-score
+    over the scorable rows where it is not NaN (the rule of ``seg_group_z`` per column; 0
+    elsewhere), for rows in group order (``offsets``). (Writing straight to file order
+    from here measured slower than the separate scatter that follows.)"""
+    out = np.empty(r.shape[0])
+    _seg_objective_sum(columns(r), np.asarray(cols, dtype=np.int64), np.asarray(w, dtype=np.float64), scorable,
+                       offsets, int(ddof), float(eps), int(mode), bool(raw_single), out)
+    return out
+
+
+@njit(parallel=True, **_JIT)
+def _seg_gd2po(rt, cols, w, sc, offsets, ddof, eps, mode, raw_single, tau, v_out, kept):
+    g = offsets.shape[0] - 1
+    size = 0
+    for j in range(g):
+        size = max(size, offsets[j + 1] - offsets[j])
+    n_blocks = min(g, 1024)
+    for blk in prange(n_blocks):
+        # per row of the group: sign bits seen (1: some z > 0, 2: some z < 0 beyond the
+        # zero test), sum of |z|, sum of z; the weighted sum gathers in v_out
+        sign = np.empty(size, dtype=np.int64)
+        total = np.empty(size)
+        sm = np.empty(size)
+        for j in range(blk * g // n_blocks, (blk + 1) * g // n_blocks):
+            a = offsets[j]
+            b = offsets[j + 1]
+            for q in range(b - a):
+                sign[q] = 0
+                total[q] = 0.0
+                sm[q] = 0.0
+                v_out[a + q] = 0.0
+            for c in range(cols.shape[0]):
+                x = rt[cols[c]]
+                shift, den, live, dense, top = _column_z(x, sc, a, b, ddof, eps, mode, raw_single)
+                if not live:
+                    continue  # z = 0 on every row: no sign, nothing to add
+                tol = 1e-9 * (top if top > 1.0 else 1.0)  # the zero test's scale
+                wc = w[c]
+                for p in range(a, b):
+                    v = x[p]
+                    zz = (v - shift) / den if dense or (sc[p] and not math.isnan(v)) else 0.0
+                    q = p - a
+                    sign[q] |= (1 if zz > tol else 0) | (2 if zz < -tol else 0)
+                    total[q] += abs(zz)
+                    sm[q] += zz
+                    v_out[p] += wc * zz
             n_scorable = 0
             n_kept = 0
             for p in range(a, b):
-                i = order[p]
-                ok = scorable[i]
-                pos = False
-                neg = False
-                total = 0.0
-                sm = 0.0
-                acc = 0.0
-                for c in range(K):
-                    zz = _z(r, i, cols[c], ok, live[c], shift[c], den[c])
-                    if zz > tol[c]:
-                        pos = True
-                    if zz < -tol[c]:
-                        neg = True
-                    total += abs(zz)
-                    sm += zz
-                    acc += w[c] * zz
-                share = sm / total if total > 0.0 else 0.0
-                dropped = pos and neg and ok and abs(share) < tau
-                keep = ok and not dropped
-                kept[i] = keep
-                v_out[i] = acc
-                if ok:
-                    n_scorable += 1
-                if keep:
-                    n_kept += 1
+                q = p - a
+                share = sm[q] / total[q] if total[q] > 0.0 else 0.0
+                ok = sc[p]
+                keep = ok and not (sign[q] == 3 and abs(share) < tau)
+                kept[p] = keep
+                n_scorable += 1 if ok else 0
+                n_kept += 1 if keep else 0
             rho = n_kept / n_scorable if n_scorable > 0 else 0.0
             for p in range(a, b):
-                i = order[p]
-                v_out[i] = v_out[i] * rho
+                v_out[p] = v_out[p] * rho
 
 
-def seg_gd2po(r, cols, w, scorable, order, offsets, ddof, eps, mode, raw_single, tau):
-    """gd2po up to its batch whitening: per row ``v = (sum_k w_k z_k) * rho_g`` and the
-    ``kept`` mask (see the estimator)."""
+def seg_gd2po(r, cols, w, scorable, offsets, ddof, eps, mode, raw_single, tau):
+    """gd2po up to its batch whitening, rows in group order: per row ``v = (sum_k w_k
+    z_k) * rho_g`` and the ``kept`` mask (see the estimator)."""
     n = r.shape[0]
     v = np.empty(n)
     kept = np.empty(n, dtype=np.bool_)
-    _seg_gd2po(np.ascontiguousarray(r), np.asarray(cols, dtype=np.int64), np.asarray(w, dtype=np.float64),
-               scorable, order, offsets, int(ddof), float(eps), int(mode), bool(raw_single), float(tau), v, kept)
+    _seg_gd2po(columns(r), np.asarray(cols, dtype=np.int64), np.asarray(w, dtype=np.float64), scorable, offsets,
+               int(ddof), float(eps), int(mode), bool(raw_single), float(tau), v, kept)
     return v, kept
 
 
 @njit(parallel=True, **_JIT)
-def _seg_dvao(r, cols, w, scorable, order, offsets, raw_lone, out):
+def _seg_dvao(rt, cols, w, sc, offsets, raw_lone, out):
     g = offsets.shape[0] - 1
     K = cols.shape[0]
     for j in prange(g):
         a = offsets[j]
         b = offsets[j + 1]
-        size = 0
+        lone = 0
         for p in range(a, b):
-            if scorable[order[p]]:
-                size += 1
-        if size == 1:
+            lone += 1 if sc[p] else 0
+        if lone == 1:
             for p in range(a, b):
-                i = order[p]
                 v = 0.0
-                if raw_lone and scorable[i]:
+                if raw_lone and sc[p]:
                     num = 0.0
                     sw = 0.0
                     for c in range(K):
-                        x = r[i, cols[c]]
+                        x = rt[cols[c], p]
                         if not math.isnan(x):
                             num += w[c] * x
                             sw += w[c]
                     v = num / sw if sw != 0.0 else 0.0
-                out[i] = v
+                out[p] = v
             continue
         for p in range(a, b):
-            out[order[p]] = 0.0
+            out[p] = 0.0
         den = 0.0
         for c in range(K):
-            k = cols[c]
-            n = 0
-            s = 0.0
-            lo = np.inf
-            hi = -np.inf
-            for p in range(a, b):
-                i = order[p]
-                x = r[i, k]
-                if scorable[i] and not math.isnan(x):
-                    n += 1
-                    s += x
-                    if x < lo:
-                        lo = x
-                    if x > hi:
-                        hi = x
+            x = rt[cols[c]]
+            n, m, ss, lo, hi, dense = _column_moments(x, sc, a, b)
             if n == 0 or lo == hi:
                 continue  # centred values exactly 0, sigma 0
-            m = s / n
-            cc = 0.0
-            ss = 0.0
-            for p in range(a, b):
-                i = order[p]
-                x = r[i, k]
-                if scorable[i] and not math.isnan(x):
-                    d = x - m
-                    cc += d
-                    ss += d * d
-            ss -= cc * cc / n
-            m = m + cc / n
-            den += w[c] * math.sqrt((ss if ss > 0.0 else 0.0) / n)
-            for p in range(a, b):
-                i = order[p]
-                x = r[i, k]
-                if scorable[i] and not math.isnan(x):
-                    out[i] += w[c] * (x - m)
+            den += w[c] * math.sqrt(ss / n)
+            wc = w[c]
+            if dense:
+                for p in range(a, b):
+                    out[p] += wc * (x[p] - m)
+            else:
+                for p in range(a, b):
+                    v = x[p]
+                    if sc[p] and not math.isnan(v):
+                        out[p] += wc * (v - m)
         for p in range(a, b):
-            i = order[p]
-            out[i] = out[i] / den if den != 0.0 else 0.0
+            out[p] = out[p] / den if den != 0.0 else 0.0
 
 
-def seg_dvao(r, cols, w, scorable, order, offsets, raw_lone):
-    """dvao's ``sum_k w_k (r_k - mu_gk) / sum_k w_k sigma_gk`` per row (see the estimator)."""
+def seg_dvao(r, cols, w, scorable, offsets, raw_lone):
+    """dvao's advantages (see the estimator) for rows in group order."""
     out = np.empty(r.shape[0])
-    _seg_dvao(np.ascontiguousarray(r), np.asarray(cols, dtype=np.int64), np.asarray(w, dtype=np.float64),
-              scorable, order, offsets, bool(raw_lone), out)
+    _seg_dvao(columns(r), np.asarray(cols, dtype=np.int64), np.asarray(w, dtype=np.float64), scorable, offsets,
+              bool(raw_lone), out)
     return out
