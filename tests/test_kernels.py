@@ -85,6 +85,30 @@ def test_order_statistics(seg):
     assert np.all(np.isnan(rank[~valid]))
 
 
+def test_order_statistics_on_groups_either_side_of_the_insertion_limit():
+    """Small groups sort by insertion as rows are read, large ones by mergesort: both give
+    the median, ranks and normal scores of a plain sort (ties and invalid rows included)."""
+    rng = np.random.default_rng(8)
+    sizes = [1, 2, cpu._INSERTION - 1, cpu._INSERTION, cpu._INSERTION + 1, 3 * cpu._INSERTION + 7]
+    codes = rng.permutation(np.repeat(np.arange(len(sizes)), sizes))
+    x = np.round(rng.normal(size=codes.shape[0]), 1)  # rounded: many ties
+    valid = rng.random(codes.shape[0]) < 0.9
+    order, offsets = kernels.csr_from_codes(codes, len(sizes))
+    med = kernels.seg_median(x, valid, order, offsets)
+    rank = kernels.seg_rank(x, valid, order, offsets)
+    normal = kernels.seg_normal_scores(x, valid, order, offsets)
+    for j in range(len(sizes)):
+        rows = members(codes, valid, j)
+        vals = sorted(x[i] for i in rows)
+        assert (med[j] == statistics.median(vals)) if vals else math.isnan(med[j])
+        for i in rows:
+            pos = [t for t, v in enumerate(vals) if v == x[i]]
+            assert rank[i] == sum(pos) / len(pos) + 1
+            want = 0.0 if len(pos) == len(vals) else float(np.mean(scipy_ndtri([(t + 0.5) / len(vals) for t in pos])))
+            assert normal[i] == pytest.approx(want, abs=1e-12)
+    assert np.all(np.isnan(rank[~valid]))
+
+
 def test_ndtri_matches_scipy():
     p = np.concatenate([np.linspace(1e-12, 1 - 1e-12, 2001), [1e-300, 0.02425, 0.97575]])
     np.testing.assert_allclose(kernels.ndtri(p), scipy_ndtri(p), rtol=1e-13, atol=1e-13)

@@ -278,22 +278,9 @@ def seg_loo_mean_var(x, valid, order, offsets, ddof=1):
 # ---------------------------------------------------------------------------------------
 # order statistics
 # ---------------------------------------------------------------------------------------
-# groups up to this size are sorted in place by insertion (stable), larger ones by mergesort
+# groups up to this size are sorted by insertion as their rows are read (stable; fewer
+# moves than a general sort on a handful of values), larger ones by mergesort
 _INSERTION = 48
-
-
-@njit(**_JIT)
-def _insertion_sort_pairs(vals, rows, a, n):
-    for q in range(a + 1, a + n):
-        v = vals[q]
-        r = rows[q]
-        t = q - 1
-        while t >= a and vals[t] > v:
-            vals[t + 1] = vals[t]
-            rows[t + 1] = rows[t]
-            t -= 1
-        vals[t + 1] = v
-        rows[t + 1] = r
 
 
 @njit(**_JIT)
@@ -305,32 +292,33 @@ def _merge_sort_pairs(vals, rows, a, n):
     rows[a:a + n] = r
 
 
-@njit(**_JIT)
-def _sort_pairs(vals, rows, a, n):
-    """Sort ``vals[a:a+n]`` ascending, stably, moving ``rows[a:a+n]`` along."""
-    if n > _INSERTION:
-        _merge_sort_pairs(vals, rows, a, n)
-    else:
-        _insertion_sort_pairs(vals, rows, a, n)
-
-
 @njit(parallel=True, **_JIT)
-def _seg_median(x, valid, order, offsets, buf, rows, out):
+def _seg_median(x, valid, order, offsets, buf, out):
     g = offsets.shape[0] - 1
     for j in prange(g):
         a = offsets[j]
         b = offsets[j + 1]
         n = 0
-        for p in range(a, b):
-            i = order[p]
-            if valid[i]:
+        if b - a <= _INSERTION:  # each valid value goes into place as it is read
+            for p in range(a, b):
+                i = order[p]
+                if valid[i]:
+                    y = x[i]
+                    t = a + n - 1
+                    while t >= a and buf[t] > y:
+                        buf[t + 1] = buf[t]
+                        t -= 1
+                    buf[t + 1] = y
+                    n += 1
+        else:
+            for p in range(a, b):
+                i = order[p]
                 buf[a + n] = x[i]
-                rows[a + n] = i
-                n += 1
+                n += 1 if valid[i] else 0
+            buf[a:a + n] = np.sort(buf[a:a + n])
         if n == 0:
             out[j] = np.nan
             continue
-        _sort_pairs(buf, rows, a, n)
         h = a + n // 2
         out[j] = buf[h] if n % 2 == 1 else 0.5 * (buf[h - 1] + buf[h])
 
@@ -339,7 +327,7 @@ def seg_median(x, valid, order, offsets):
     """Per-group median of the valid rows (NaN for a group with none)."""
     out = np.empty(offsets.shape[0] - 1)
     n = x.shape[0]
-    _seg_median(x, valid, order, offsets, np.empty(n), np.empty(n, dtype=np.int64), out)
+    _seg_median(x, valid, order, offsets, np.empty(n), out)
     return out
 
 
@@ -470,15 +458,28 @@ def _seg_ranks(x, valid, order, offsets, normal, start_of, table, vals, rows, ou
         a = offsets[j]
         b = offsets[j + 1]
         n = 0
-        for p in range(a, b):
-            i = order[p]
-            if valid[i]:
+        if b - a <= _INSERTION:  # each valid row goes into place as it is read (stable)
+            for p in range(a, b):
+                i = order[p]
+                if valid[i]:
+                    y = x[i]
+                    t = a + n - 1
+                    while t >= a and vals[t] > y:
+                        vals[t + 1] = vals[t]
+                        rows[t + 1] = rows[t]
+                        t -= 1
+                    vals[t + 1] = y
+                    rows[t + 1] = i
+                    n += 1
+        else:
+            for p in range(a, b):
+                i = order[p]
                 rows[a + n] = i
                 vals[a + n] = x[i]
-                n += 1
+                n += 1 if valid[i] else 0
+            _merge_sort_pairs(vals, rows, a, n)
         if n == 0:
             continue
-        _sort_pairs(vals, rows, a, n)
         q = 0
         while q < n:
             r = q
