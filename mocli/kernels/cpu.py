@@ -452,7 +452,7 @@ def ndtri(p):
 
 
 @njit(parallel=True, **_JIT)
-def _seg_ranks(x, valid, order, offsets, normal, start_of, table, vals, rows, out):
+def _seg_ranks(x, valid, order, offsets, normal, start_of, table, vals, pos, out):
     g = offsets.shape[0] - 1
     for j in prange(g):
         a = offsets[j]
@@ -466,20 +466,18 @@ def _seg_ranks(x, valid, order, offsets, normal, start_of, table, vals, rows, ou
                     t = a + n - 1
                     while t >= a and vals[t] > y:
                         vals[t + 1] = vals[t]
-                        rows[t + 1] = rows[t]
+                        pos[t + 1] = pos[t]
                         t -= 1
                     vals[t + 1] = y
-                    rows[t + 1] = i
+                    pos[t + 1] = p
                     n += 1
         else:
             for p in range(a, b):
                 i = order[p]
-                rows[a + n] = i
+                pos[a + n] = p
                 vals[a + n] = x[i]
                 n += 1 if valid[i] else 0
-            _merge_sort_pairs(vals, rows, a, n)
-        if n == 0:
-            continue
+            _merge_sort_pairs(vals, pos, a, n)
         q = 0
         while q < n:
             r = q
@@ -498,17 +496,17 @@ def _seg_ranks(x, valid, order, offsets, normal, start_of, table, vals, rows, ou
             else:
                 val = 0.5 * (q + r) + 1.0
             for t in range(q, r + 1):
-                out[rows[a + t]] = val
+                out[order[pos[a + t]]] = val
             q = r + 1
 
 
 def _ranks(x, valid, order, offsets, normal):
     n = x.shape[0]
     out = np.full(n, np.nan)
-    if normal:  # the scores of every position, once per distinct group size
+    if normal:  # the scores of every position, once per group size that occurs
         count = np.empty(offsets.shape[0] - 1, dtype=np.int64)
         _valid_counts(valid, order, offsets, count)
-        sizes = np.unique(count[count > 0])
+        sizes = np.flatnonzero(np.bincount(count)[1:]) + 1
         starts = np.zeros(sizes.shape[0], dtype=np.int64)
         starts[1:] = np.cumsum(sizes)[:-1]
         start_of = np.zeros(int(sizes.max()) + 1 if sizes.shape[0] else 1, dtype=np.int64)
