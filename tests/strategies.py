@@ -6,7 +6,10 @@ import numpy as np
 from hypothesis import strategies as st
 
 NAN = float("nan")
-VALUES = [0.0, 1.0, 0.5, -1.0, 2.5, 1e-3, NAN]
+# dyadic (2**-10 as the small value, not 1e-3): every weighted sum of them is exact, so a
+# group is constant in mocli's sums exactly when it is in the reference's exact ones (with
+# 1e-3, 2*1e-3 + 0.5 + 0.5 and 2*0.5 + 1e-3 + 1e-3 differ in the last bit summed in order)
+VALUES = [0.0, 1.0, 0.5, -1.0, 2.5, 2.0**-10, NAN]
 
 
 @st.composite
