@@ -92,6 +92,11 @@ def dense_codes(keys: np.ndarray) -> tuple[np.ndarray, int]:
     return rank[inverse.reshape(-1)], int(first.shape[0])
 
 
+# marks a batch that is its own group-order copy (a reference to itself in its cache
+# would be a cycle, which keeps every array alive until the garbage collector runs)
+_SELF = object()
+
+
 @dataclass(frozen=True)
 class Batch:
     """What an estimator's ``__call__`` receives."""
@@ -128,7 +133,9 @@ class Batch:
         With it, the copy's matrix is column-major (each objective's cells contiguous),
         the layout the multi-objective kernels read."""
         cached = self._cache.get("grouped")
-        if cached is None:
+        if cached is _SELF:
+            cached = self
+        elif cached is None:
             if in_group_order(self.order):
                 cached = self
             else:
@@ -142,7 +149,7 @@ class Batch:
                     None if self.length is None else take(self.length, o),
                     None if self.baseline is None else take(self.baseline, o),
                 )
-            self._cache["grouped"] = cached
+            self._cache["grouped"] = _SELF if cached is self else cached
         if with_rewards and (cached.rewards.shape[1] != self.rewards.shape[1] or not cached.rewards.flags.f_contiguous):
             if cached.order is self.order:  # already in group order: only the layout changes
                 rewards = np.asfortranarray(self.rewards)

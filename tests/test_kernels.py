@@ -276,3 +276,30 @@ def test_objective_kernels_outside_the_estimator_call(spec):
     s = prepare(Rollouts.from_arrays(r[o], codes[o]), make_scheme())
     assert s.grouped(False) is s
     np.testing.assert_allclose(est(s), want[o], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("sort_rows", [False, True])
+def test_group_order_copy_is_freed_on_release_without_the_garbage_collector(sort_rows):
+    """The group-order copy must not refer to itself (a cycle would keep a streamed chunk's
+    arrays alive until the collector runs, which piled up hundreds of MB over the chunks)."""
+    import gc
+    import weakref
+
+    from mocli.batch import Rollouts, prepare
+    from mocli.pipeline import make_estimator, make_scheme
+
+    rng = np.random.default_rng(2)
+    codes = rng.integers(0, 50, 400)
+    if sort_rows:
+        codes = np.sort(codes)
+    b = prepare(Rollouts.from_arrays(rng.normal(size=(400, 3)), codes), make_scheme())
+    gc.disable()
+    try:
+        for spec in ("gdpo", "dvao", "gd2po", "grpo"):
+            make_estimator(spec)(b)
+        copy = weakref.ref(b.grouped())
+        assert copy() is not b  # a copy (column-major rewards) even for rows already grouped
+        b.release()
+        assert copy() is None
+    finally:
+        gc.enable()
