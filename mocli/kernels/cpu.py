@@ -281,6 +281,9 @@ def seg_loo_mean_var(x, valid, order, offsets, ddof=1):
 # groups up to this size are sorted by insertion as their rows are read (stable; fewer
 # moves than a general sort on a handful of values), larger ones by mergesort
 _INSERTION = 48
+# normal scores: when no group is larger than this, the table covers every size up to the
+# largest (at most ~33,000 scores) instead of counting which sizes occur
+_EVERY_SIZE = 256
 
 
 @njit(**_JIT)
@@ -471,12 +474,17 @@ def _seg_ranks(x, valid, order, offsets, normal, start_of, table, vals, pos, out
                     vals[t + 1] = y
                     pos[t + 1] = p
                     n += 1
+                else:
+                    out[i] = np.nan
         else:
             for p in range(a, b):
                 i = order[p]
                 pos[a + n] = p
                 vals[a + n] = x[i]
-                n += 1 if valid[i] else 0
+                if valid[i]:
+                    n += 1
+                else:
+                    out[i] = np.nan
             _merge_sort_pairs(vals, pos, a, n)
         q = 0
         while q < n:
@@ -502,11 +510,15 @@ def _seg_ranks(x, valid, order, offsets, normal, start_of, table, vals, pos, out
 
 def _ranks(x, valid, order, offsets, normal):
     n = x.shape[0]
-    out = np.full(n, np.nan)
-    if normal:  # the scores of every position, once per group size that occurs
-        count = np.empty(offsets.shape[0] - 1, dtype=np.int64)
-        _valid_counts(valid, order, offsets, count)
-        sizes = np.flatnonzero(np.bincount(count)[1:]) + 1
+    out = np.empty(n)  # every row is written: its value, or NaN when invalid
+    if normal:  # the scores of every position, once per group size
+        largest = int(np.diff(offsets).max()) if offsets.shape[0] > 1 else 0
+        if largest <= _EVERY_SIZE:  # every size up to the largest group: no counting pass
+            sizes = np.arange(1, largest + 1)
+        else:  # the sizes that occur (a group's valid rows may be fewer than its rows)
+            count = np.empty(offsets.shape[0] - 1, dtype=np.int64)
+            _valid_counts(valid, order, offsets, count)
+            sizes = np.flatnonzero(np.bincount(count)[1:]) + 1
         starts = np.zeros(sizes.shape[0], dtype=np.int64)
         starts[1:] = np.cumsum(sizes)[:-1]
         start_of = np.zeros(int(sizes.max()) + 1 if sizes.shape[0] else 1, dtype=np.int64)
