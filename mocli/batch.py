@@ -129,9 +129,7 @@ class Batch:
 
         Built once and kept until :meth:`release`, so that every estimator run on the
         batch shares it. Without ``with_rewards`` the reward matrix is left out (an
-        ``(n, 0)`` array); estimators that only read the score ``s`` never pay for it.
-        With it, the copy's matrix is column-major (each objective's cells contiguous),
-        the layout the multi-objective kernels read."""
+        ``(n, 0)`` array); estimators that only read the score ``s`` never pay for it."""
         cached = self._cache.get("grouped")
         if cached is _SELF:
             cached = self
@@ -150,12 +148,8 @@ class Batch:
                     None if self.baseline is None else take(self.baseline, o),
                 )
             self._cache["grouped"] = _SELF if cached is self else cached
-        if with_rewards and (cached.rewards.shape[1] != self.rewards.shape[1] or not cached.rewards.flags.f_contiguous):
-            if cached.order is self.order:  # already in group order: only the layout changes
-                rewards = np.asfortranarray(self.rewards)
-            else:
-                rewards = take(self.rewards, self.order)
-            cached = replace(cached, rewards=rewards, _cache={})
+        if with_rewards and cached.rewards.shape[1] != self.rewards.shape[1]:
+            cached = replace(cached, rewards=take(self.rewards, self.order), _cache={})
             self._cache["grouped"] = cached
         return cached
 

@@ -598,23 +598,19 @@ def _take(x, order, out):
 
 
 @njit(parallel=True, **_JIT)
-def _take_columns(x, order, out):
+def _take_rows(x, order, out):
     k = x.shape[1]
     for p in prange(order.shape[0]):
         i = order[p]
         for c in range(k):
-            out[c, p] = x[i, c]
+            out[p, c] = x[i, c]
 
 
 def take(x, order):
-    """``x[order]`` as a parallel gather: 1-d, or the rows of a 2-d array, which comes
-    back column-major (each column contiguous, as the segment kernels read it)."""
-    if x.ndim == 2:
-        out = np.empty((x.shape[1], order.shape[0]), dtype=x.dtype)
-        _take_columns(x, order, out)
-        return out.T
-    out = np.empty(order.shape[0], dtype=x.dtype)
-    _take(np.ascontiguousarray(x), order, out)
+    """``x[order]`` (1-d, or rows of a 2-d array) as a parallel gather."""
+    x = np.ascontiguousarray(x)
+    out = np.empty((order.shape[0],) + x.shape[1:], dtype=x.dtype)
+    (_take_rows if x.ndim == 2 else _take)(x, order, out)
     return out
 
 

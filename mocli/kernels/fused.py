@@ -143,9 +143,8 @@ def masked_affine(x, valid, shift, den, dest=None):
 # per-objective group statistics (gdpo, advantage_sum, gd2po, dvao)
 #
 # These kernels read the reward matrix column by column: ``rt`` is its transpose, (k, n)
-# and C-contiguous (the group-order copy keeps the matrix column-major, so ``rt`` is a view),
-# and the rows are in group order, so an objective's cells of a group are one contiguous
-# run that stays in cache while the group's passes read it.
+# (see ``columns``), and the rows are in group order, so an objective's cells of a group
+# lie together and stay in cache while the group's passes read them.
 # ---------------------------------------------------------------------------------------
 @njit(inline="always", **_JIT)
 def _column_moments(x, sc, a, b):
@@ -227,9 +226,10 @@ def _seg_objective_sum(rt, cols, w, sc, offsets, ddof, eps, mode, raw_single, ou
 
 
 def columns(r):
-    """The ``(k, n)`` C-contiguous transpose the objective kernels read (a view of a
-    column-major matrix, else a copy)."""
-    return np.ascontiguousarray(np.asarray(r, dtype=np.float64).T)
+    """The ``(k, n)`` transpose the objective kernels read, a view (strided rows for the
+    usual row-major matrix: a group's run of one objective is still a few cache lines,
+    and it measured as fast as a column-major copy, which costs more to gather)."""
+    return np.asarray(r, dtype=np.float64).T
 
 
 def seg_objective_sum(r, cols, w, scorable, offsets, ddof, eps, mode, raw_single):
