@@ -295,6 +295,24 @@ def _merge_sort_pairs(vals, rows, a, n):
     rows[a:a + n] = r
 
 
+@njit(inline="always", **_JIT)
+def _insert(vals, pos, a, n, y, p, carry):
+    """Put ``y`` into the sorted run ``vals[a:a+n]``, after any equal values (stable);
+    with ``carry`` the run's positions ``pos`` move along and ``p`` goes in with ``y``."""
+    t = a + n - 1
+    while t >= a and vals[t] > y:
+        vals[t + 1] = vals[t]
+        if carry:
+            pos[t + 1] = pos[t]
+        t -= 1
+    vals[t + 1] = y
+    if carry:
+        pos[t + 1] = p
+
+
+_NO_POSITIONS = np.empty(0, dtype=np.int64)
+
+
 @njit(parallel=True, **_JIT)
 def _seg_median(x, valid, order, offsets, buf, out):
     g = offsets.shape[0] - 1
@@ -306,12 +324,7 @@ def _seg_median(x, valid, order, offsets, buf, out):
             for p in range(a, b):
                 i = order[p]
                 if valid[i]:
-                    y = x[i]
-                    t = a + n - 1
-                    while t >= a and buf[t] > y:
-                        buf[t + 1] = buf[t]
-                        t -= 1
-                    buf[t + 1] = y
+                    _insert(buf, _NO_POSITIONS, a, n, x[i], p, False)
                     n += 1
         else:
             for p in range(a, b):
@@ -465,14 +478,7 @@ def _seg_ranks(x, valid, order, offsets, normal, start_of, table, vals, pos, out
             for p in range(a, b):
                 i = order[p]
                 if valid[i]:
-                    y = x[i]
-                    t = a + n - 1
-                    while t >= a and vals[t] > y:
-                        vals[t + 1] = vals[t]
-                        pos[t + 1] = pos[t]
-                        t -= 1
-                    vals[t + 1] = y
-                    pos[t + 1] = p
+                    _insert(vals, pos, a, n, x[i], p, True)
                     n += 1
                 else:
                     out[i] = np.nan
