@@ -363,9 +363,18 @@ class Influence(Tally):
     r: np.ndarray  # (<= k+1, k+1)
 
     @classmethod
-    def of(cls, names, d: np.ndarray, a: np.ndarray) -> "Influence":
-        m = np.column_stack([d, a])
-        return cls(tuple(names), np.linalg.qr(m, mode="r") if m.shape[0] else np.zeros((0, m.shape[1])))
+    def of(cls, names, d: np.ndarray, a: np.ndarray, rows=None, cols=None, block: int = 1 << 16) -> "Influence":
+        """The factor of ``[d | a]``, or of its rows ``rows`` and the columns ``cols`` of
+        ``d`` (index arrays). Factored a block of rows at a time, each stacked under the
+        factor so far (as :meth:`merge` does), so that the whole matrix is never copied:
+        on 4M rows the one-shot factorisation held two copies, 300 MB."""
+        n = d.shape[0] if rows is None else rows.shape[0]
+        r = np.zeros((0, (d.shape[1] if cols is None else len(cols)) + 1))
+        for start in range(0, n, block):
+            sel = slice(start, start + block) if rows is None else rows[start:start + block]
+            part = d[sel] if cols is None else d[sel][:, cols]
+            r = np.linalg.qr(np.vstack([r, np.column_stack([part, a[sel]])]), mode="r")
+        return cls(tuple(names), r)
 
     def merge(self, o):
         both = np.vstack([self.r, o.r])

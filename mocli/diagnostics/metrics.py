@@ -233,11 +233,11 @@ def estimator_metrics(A: np.ndarray, batch: Batch, view: GroupView, length: np.n
 def influence(A: np.ndarray, batch: Batch, view: GroupView) -> Influence:
     """Least squares of the within-group advantage on the within-group objective values
     (weighted objectives), minimum-norm; shares that sum to ``r2``."""
-    rows = view.live_row
     names = [n for n, w in zip(batch.names, batch.weighted) if w]
     mean, _, _, _ = seg_mean_var(A, batch.scorable, batch.order, batch.offsets, 0)
-    a = (A - mean[batch.codes])[rows]
-    return Influence.of(names, view.d[rows][:, batch.weighted], a)
+    return Influence.of(
+        names, view.d, A - mean[batch.codes], rows=np.flatnonzero(view.live_row), cols=np.flatnonzero(batch.weighted),
+    )
 
 
 def length_coupling(A, sa, length, batch: Batch, view: GroupView) -> dict[str, Any]:
