@@ -97,6 +97,14 @@ def test_merged_moments_comoments_and_least_squares_equal_the_whole():
     shares = beta * (d.T @ a) / (a @ a)
     assert math.isclose(inf["x"], shares[0], rel_tol=1e-9) and math.isclose(inf["z"], shares[1], rel_tol=1e-9)
     assert inf["zero"] == 0.0 and math.isclose(inf["r2"], shares.sum(), rel_tol=1e-9)
+    # factored in blocks of rows, and on chosen rows and columns read in place
+    blocked = Influence.of(["x", "z", "zero"], d, a, block=37).value()
+    assert all(math.isclose(blocked[k], inf[k], rel_tol=1e-9, abs_tol=1e-12) for k in inf)
+    rows = np.flatnonzero(rng.random(1000) < 0.6)
+    picked = Influence.of(["x", "zero"], d, a, rows=rows, cols=np.array([0, 2]), block=50).value()
+    whole = Influence.of(["x", "zero"], d[rows][:, [0, 2]], a[rows]).value()
+    assert all(math.isclose(picked[k], whole[k], rel_tol=1e-9, abs_tol=1e-12) for k in whole)
+    assert Influence.of(["x"], d[:0, :1], a[:0]).value() == {"x": None, "r2": None}
     sizes = rng.integers(1, 30, size=101)
     assert merge_all(SizeMedian.of(sizes[a:b]) for a, b in [(0, 50), (50, 51), (51, 101)]).value() == float(np.median(sizes))
     assert merge_all(SizeMedian.of(sizes[a:b]) for a, b in [(0, 50), (50, 100)]).value() == float(np.median(sizes[:100]))
