@@ -15,19 +15,18 @@ import numpy as np
 
 from .. import kernels
 from ..kernels import fused, seg_mean_var, seg_min_max
-from ..kernels.cpu import in_group_order as in_order
 from ..params import param
 from .base import ESTIMATORS, Grouped, GroupScaled
 from .normalise import EPS_MODES, group_z, whiten
 
 
-def in_group_order(batch) -> tuple:
+def group_rows(batch) -> tuple:
     """The fused kernels read rows in group order: ``(rows, back)`` with ``rows`` the batch
     in that order (itself when an estimator runs through ``__call__``) and ``back`` None,
     or, for a batch out of group order, its group-order copy and the positions
     (``batch.order``) its rows go back to (see :func:`back_to`)."""
     rows = batch.grouped()
-    return rows, (None if rows is batch or in_order(batch.order) else batch.order)
+    return rows, (None if rows is batch else batch.order)
 
 
 def back_to(values: np.ndarray, back: np.ndarray | None) -> np.ndarray:
@@ -47,7 +46,7 @@ def objective_z(est, batch, want_z: bool = True) -> tuple[np.ndarray | None, np.
     r = batch.rewards
     cols = np.flatnonzero(batch.weighted)
     if kernels.current() == "cpu" and not est.leave_one_out and not want_z:
-        rows, back = in_group_order(batch)
+        rows, back = group_rows(batch)
         a = fused.seg_objective_sum(
             rows.rewards, cols, batch.weights[cols], rows.scorable, rows.offsets, est.ddof, est.eps,
             EPS_MODES.index(est.eps_mode), est.singleton == "raw",
@@ -136,7 +135,7 @@ class DVAO(Grouped):
         r = batch.rewards
         if kernels.current() == "cpu":  # the same sums, one fused pass
             cols = np.flatnonzero(batch.weighted)
-            rows, back = in_group_order(batch)
+            rows, back = group_rows(batch)
             a = fused.seg_dvao(rows.rewards, cols, batch.weights[cols], rows.scorable, rows.offsets, self.singleton == "raw")
             return back_to(a, back)
         n = batch.n
@@ -185,14 +184,13 @@ class GD2PO(_Decoupled):
     def compute(self, batch):
         if kernels.current() == "cpu" and not self.leave_one_out:  # the same rule, one fused pass
             cols = np.flatnonzero(batch.weighted)
-            rows, back = in_group_order(batch)
+            rows, back = group_rows(batch)
             v, kept = fused.seg_gd2po(
                 rows.rewards, cols, batch.weights[cols], rows.scorable, rows.offsets, self.ddof,
                 self.eps, EPS_MODES.index(self.eps_mode), self.singleton == "raw", self.tau,
             )
-            if back is not None:
-                return back_to(whiten(v, kept, eps=self.eps, eps_mode=self.eps_mode, ddof=self.ddof), back)
-            return whiten(v, kept, eps=self.eps, eps_mode=self.eps_mode, ddof=self.ddof, final=True)
+            a = whiten(v, kept, eps=self.eps, eps_mode=self.eps_mode, ddof=self.ddof, final=back is None)
+            return back_to(a, back)
         z, zsum = objective_z(self, batch)
         sel = batch.weighted
         zw = z[:, sel]
