@@ -111,6 +111,26 @@ def test_order_statistics_on_groups_either_side_of_the_insertion_limit(extra):
     assert np.all(np.isnan(rank[~valid]))
 
 
+@pytest.mark.parametrize("ddof", [0, 1])
+def test_median_with_moments_gives_the_moments_kernel_bits(ddof):
+    """mc_grpo's one pass (median, then the group moments from the same read) equals
+    seg_median and seg_mean_var bit for bit: groups either side of the insertion limit,
+    constant, all-invalid and single-row groups, values offset by 1e8."""
+    rng = np.random.default_rng(9)
+    sizes = [1, 1, 2, 5, 16, cpu._INSERTION, cpu._INSERTION + 1, 130]
+    codes = rng.permutation(np.repeat(np.arange(len(sizes)), sizes))
+    x = 1e8 + np.round(rng.normal(size=codes.shape[0]), 2)
+    valid = rng.random(codes.shape[0]) < 0.85
+    valid[codes == 0] = False
+    x[codes == 3] = 1e8 + 0.1  # constant group
+    order, offsets = kernels.csr_from_codes(codes, len(sizes))
+    med, *moments = cpu.seg_median_mean_var(x, valid, order, offsets, ddof)
+    np.testing.assert_array_equal(med, cpu.seg_median(x, valid, order, offsets))
+    for got, want in zip(moments, cpu.seg_mean_var(x, valid, order, offsets, ddof)):
+        np.testing.assert_array_equal(got, want)
+    assert moments[3][3] and moments[2][0] == 0 and np.isnan(moments[0][0])
+
+
 def test_ndtri_matches_scipy():
     p = np.concatenate([np.linspace(1e-12, 1 - 1e-12, 2001), [1e-300, 0.02425, 0.97575]])
     np.testing.assert_allclose(kernels.ndtri(p), scipy_ndtri(p), rtol=1e-13, atol=1e-13)

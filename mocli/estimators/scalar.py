@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import kernels
 from ..errors import InputError
 from ..kernels import seg_mean_var, seg_median, seg_normal_scores, seg_top2, seg_weighted_mean
 from ..params import param
@@ -289,15 +290,18 @@ class MCGRPO(GroupScaled):
     def compute(self, batch):
         s, v = batch.scalar, batch.scorable
         o, off, codes = batch.order, batch.offsets, batch.codes
-        st = GroupStats.of(s, v, batch, self.ddof)
-        med = seg_median(s, v, o, off)
+        if kernels.current() == "cpu":  # the median and the moments from one pass over each group
+            med, mean, var, count, const = kernels.cpu.seg_median_mean_var(s, v, o, off, self.ddof)
+        else:
+            med = seg_median(s, v, o, off)
+            mean, var, count, const = seg_mean_var(s, v, o, off, self.ddof)
+        st = GroupStats(mean, np.sqrt(var), count, const)
         if self.scale == "group":
             shift, live, den = lone_rule(
                 st, med, st.live, self.singleton, denominator(st.sigma, self.eps, self.eps_mode),
                 denominator(1.0, self.eps, self.eps_mode),
             )
             return expand(s, v, batch, shift, live, den=den, final=True)
-        mean, var, count, const = seg_mean_var(s, v, o, off, self.ddof)
         med = med[codes]
         c = s - med
         if self.scale == "mad":
