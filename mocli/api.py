@@ -17,7 +17,7 @@ from . import config as config_mod
 from . import kernels
 from .io import Loaded, load, scan_all
 from .errors import UsageError
-from .pipeline import compute_advantages, resolve
+from .pipeline import compute_advantages, resolve, run_estimators
 
 
 @dataclass
@@ -93,42 +93,59 @@ def write_advantages(
     **options: Any,
 ) -> tuple[int, list[str], list[str]]:
     """Write :func:`advantages_table` to ``output``; returns the row count, the columns
-    added and notes. An input over the memory limit (``memory_limit``, see
-    :func:`mocli.stream.chunks_needed`) is computed in group-complete chunks and written by
-    streaming the input files through, so that only the advantage columns are held whole."""
+    added and notes. Only the columns the estimators read are loaded; the advantage
+    columns are then written alongside the input files streamed through, so the whole
+    table is never held. An input over the memory limit (``memory_limit``, see
+    :func:`mocli.stream.chunks_needed`) is computed in group-complete chunks, so that only
+    the advantage columns are held whole. A framework's dump is read and written whole."""
     from .io import plan, write_table
     from .pipeline import make_scheme
     from .schemes import Condition
-    from .stream import ROW, advantages_chunked, chunked_input, chunks_needed, human_size
+    from .stream import advantages_chunked, chunked_input, chunks_needed, human_size
 
     s = settings or Settings.merge(**options)
     specs = s.estimators or ["grpo"]
     resolved = resolve(specs, s.profile)  # fail on a bad spec before reading anything
     p = plan(inputs, **s.roles())
     n, limit = chunks_needed(p, s.memory_limit, share=0.25)  # the rest: the advantage columns, the writer
-    if n <= 1:
+    if p.dump is not None:
         table = advantages_table(inputs, s, float32=float32)
         write_table(table, output)
         return table.height, [c for c in table.columns if c.startswith("adv:")], []
     scheme = make_scheme(s.scheme, s.gate)
     conds = [Condition.parse(c) for c in s.when]
-    with kernels.device(s.device), chunked_input(p, n, row_index=True) as chunked:
-        adv = advantages_chunked(chunked, resolved, scheme, conds)
-    dtype = np.float32 if float32 else np.float64
+    notes = []
+    if n <= 1:
+        rollouts = s.load(inputs).rollouts
+        with kernels.device(s.device):
+            adv, _ = run_estimators(rollouts, resolved, scheme, conds)
+        del rollouts
+    else:
+        with kernels.device(s.device), chunked_input(p, n, row_index=True) as chunked:
+            adv = advantages_chunked(chunked, resolved, scheme, conds)
+        notes.append(f"streamed in {n} group-complete chunks ({chunked.rows} rows; memory limit {human_size(limit)})")
+    rows = next(iter(adv.values())).shape[0]
+    return rows, _write_beside_inputs(p, adv, output, np.float32 if float32 else np.float64), notes
+
+
+def _write_beside_inputs(p, adv: dict[str, np.ndarray], output, dtype) -> list[str]:
+    """Write the input files, streamed through, with one ``adv:<label>`` column per entry
+    of ``adv`` (rows in input order) in place of a same-named input column (where
+    ``with_columns`` would put it) or appended; ``adv`` is emptied as its columns are
+    handed over. Returns the names of the columns written."""
+    from .io import write_table
+    from .stream import ROW
+
     names = {label: f"adv:{label}" for label in adv}
-    # the input streamed through, each advantage column in place of a same-named input
-    # column (as with_columns would put it) or appended
     temp = {label: f"{ROW}{i}" for i, label in enumerate(adv)}
-    added = pl.DataFrame({temp[label]: a.astype(dtype, copy=False) for label, a in adv.items()})
-    del adv
+    added = pl.DataFrame({temp[label]: adv.pop(label).astype(dtype, copy=False) for label in list(adv)})
     source = scan_all(p)
     have = source.collect_schema().names()
     replaced = {names[label]: temp[label] for label in names}
     select = [pl.col(replaced[c]).alias(c) if c in replaced else pl.col(c) for c in have]
     select += [pl.col(temp[label]).alias(col) for label, col in names.items() if col not in have]
     write_table(pl.concat([source, added.lazy()], how="horizontal").select(select), output)
-    note = f"streamed in {n} group-complete chunks ({chunked.rows} rows; memory limit {human_size(limit)})"
-    return chunked.rows, list(names.values()), [note]
+    return list(names.values())
 
 
 TEXT_COLUMNS = ("prompt", "question", "input", "completion", "response", "output", "text")

@@ -229,6 +229,11 @@ def test_advantages_over_the_memory_limit_write_the_in_memory_table(run_cli, tmp
         else:
             assert a[col].equals(b[col]), col
     assert not (b["adv:grpo"] == 1.5).all()  # the input's adv:grpo was replaced
+    if suffix == ".parquet":  # in memory, too, the input streams through the writer: the whole frame's table
+        import mocli
+
+        ref = mocli.advantages_table([folder], estimators=["grpo", "gdpo", "rloo:normalize=true"], steps="1:2")
+        assert a.equals(ref)
 
 
 def test_the_statistics_pass_keeps_what_a_scheme_step_needs(tmp_path):
