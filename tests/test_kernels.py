@@ -321,3 +321,19 @@ def test_group_order_copy_is_freed_on_release_without_the_garbage_collector(sort
         assert copy() is (b if sort_rows else None)
     finally:
         gc.enable()
+
+
+def test_masked_comoments_read_in_place_equal_the_copied_rows():
+    """The conflict correlations read two strided columns in place over the rows where both
+    are valid: the co-moments of the copied rows, to rounding; none valid gives zeros."""
+    from mocli.kernels import fused
+    from mocli.tally import CoMoments
+
+    rng = np.random.default_rng(11)
+    m = rng.normal(size=(70001, 3)) * [1.0, 1e-3, 50.0] + [1e6, 0.0, -3.0]
+    vx, vy = rng.random(70001) < 0.9, rng.random(70001) < 0.7
+    both = vx & vy
+    got = fused.masked_comoments(m[:, 0], m[:, 2], vx, vy)
+    want = CoMoments.of(m[both, 0], m[both, 2])
+    np.testing.assert_allclose(got, [want.n, want.mx, want.my, want.sxx, want.syy, want.sxy], rtol=1e-10)
+    assert fused.masked_comoments(m[:, 0], m[:, 1], vx, np.zeros(70001, dtype=bool)) == (0.0,) * 6

@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 
 from ..batch import Batch
-from ..kernels import seg_mean_var, seg_min_max
+from ..estimators.normalise import valid_moments
+from ..kernels import fused, seg_mean_var, seg_min_max
 from ..kernels.pairs import advantage_pairs, kendall_tau_b, objective_pairs, seg_cov
 from ..tally import (
     REL, AdvantageSummary, AtExtreme, CoMoments, ColumnSummary, Const, Count, Extreme, Influence,
@@ -110,26 +111,30 @@ def objective_stats(raw: np.ndarray, batch: Batch, view: GroupView) -> dict[str,
     for k, name in enumerate(batch.names):
         col = raw[:, k]
         valid = ~np.isnan(col)
+        count = int(valid.sum())
         stats: dict[str, Any] = {
-            "count": Count(int(valid.sum())), "missing_rate": Ratio((~valid).sum(), n),
-            "summary": ColumnSummary.of(col[valid]),
+            "count": Count(count), "missing_rate": Ratio(n - count, n),
+            # a column without NaN is summarised in place (its values are kept for the
+            # quantiles until the report is built): no copy
+            "summary": ColumnSummary.of(col if count == n else col[valid]),
         }
         # group rates over groups with >= 2 valid values of k (directed values)
-        dcol = np.ascontiguousarray(batch.rewards[:, k])
-        dvalid = ~np.isnan(dcol)
+        dcol = batch.rewards[:, k]
+        dvalid = valid if batch.rewards is raw else ~np.isnan(dcol)
         x = np.where(dvalid, dcol, 0.0)
-        mean, _, cnt, _ = seg_mean_var(x, dvalid, batch.order, batch.offsets, 0)
+        mean, var0, cnt, _ = seg_mean_var(x, dvalid, batch.order, batch.offsets, 0)
         lo, hi = seg_min_max(x, dvalid, batch.order, batch.offsets)
+        del x
         live = cnt >= 2
         tol = REL * np.maximum(1.0, np.where(cnt > 0, np.maximum(np.abs(lo), np.abs(hi)), 0.0))
         const = live & (hi - lo <= tol)
-        gmax = float(dcol[dvalid].max()) if dvalid.any() else -np.inf
-        gmin = float(dcol[dvalid].min()) if dvalid.any() else np.inf
+        total = valid_moments(dcol, dvalid)  # with the extremes, no copy of the valid values
         stats["zero_variance_group_rate"] = Ratio(const.sum(), live.sum())
-        stats["all_max_group_rate"] = AtExtreme.of(hi[const], gmax, True, live.sum())
-        stats["all_min_group_rate"] = AtExtreme.of(lo[const], gmin, False, live.sum())
-        within = np.where(dvalid, x - mean[codes], 0.0)
-        stats["within_group_variance_share"] = VarianceShare(float(within @ within), Moments.of(dcol[dvalid]))
+        stats["all_max_group_rate"] = AtExtreme.of(hi[const], total.hi, True, live.sum())
+        stats["all_min_group_rate"] = AtExtreme.of(lo[const], total.lo, False, live.sum())
+        # the within-group sum of squares: each group's centred sum (population variance
+        # times count), not a pass over the rows
+        stats["within_group_variance_share"] = VarianceShare(float(var0 @ cnt), total)
         out[name] = stats
     return out
 
@@ -148,8 +153,8 @@ def conflict(batch: Batch, view: GroupView) -> dict[str, Any]:
         for b in range(a + 1, len(names)):
             key = f"{names[a]}|{names[b]}"
             discordance[key] = Ratio(opp[c], ordd[c])
-            both = view.valid_k[:, a] & view.valid_k[:, b]
-            correlation[key] = CoMoments.of(view.d[both, a], view.d[both, b])
+            # the centred columns read in place: no copies of the rows where both are valid
+            correlation[key] = CoMoments(*fused.masked_comoments(view.d[:, a], view.d[:, b], view.valid_k[:, a], view.valid_k[:, b]))
             c += 1
     return {
         "mixed_sign_rate": Ratio(mixed.sum(), view.live_row.sum()),
