@@ -16,7 +16,7 @@ from ..kernels import fused, seg_mean_var, seg_min_max
 from ..kernels.pairs import advantage_pairs, kendall_tau_b, objective_pairs, seg_cov
 from ..tally import (
     REL, AdvantageSummary, AtExtreme, CoMoments, ColumnSummary, Const, Count, Extreme, Influence,
-    Mean, Moments, Ratio, SizeMedian, VarianceShare, num, rate,
+    Mean, Ratio, SizeMedian, VarianceShare, num, rate,
 )
 
 __all__ = ["GroupView", "agreement", "conflict", "estimator_metrics", "flipped_mask", "input_summary", "num", "objective_stats", "rate"]
@@ -107,7 +107,6 @@ def objective_stats(raw: np.ndarray, batch: Batch, view: GroupView) -> dict[str,
     directed values, so 'max' is the best value of a minimised objective too."""
     out: dict[str, dict[str, Any]] = {}
     n = batch.n
-    codes = batch.codes
     for k, name in enumerate(batch.names):
         col = raw[:, k]
         valid = ~np.isnan(col)

@@ -117,28 +117,13 @@ def masked_moments(x, valid):
 
 
 @njit(parallel=True, **_JIT)
-def _pair_sums(x, y, vx, vy, parts):
+def _pair_pass(x, y, vx, vy, mx, my, parts):
+    """Per fixed block of rows where ``vx`` and ``vy`` hold: count, and the sums of ``dx``,
+    ``dy``, ``dx^2``, ``dy^2`` and ``dx dy`` with ``dx = x - mx``, ``dy = y - my``."""
     n_rows = x.shape[0]
     step = (n_rows + _BLOCKS - 1) // _BLOCKS
     for blk in prange(_BLOCKS):
         n = 0
-        sx = 0.0
-        sy = 0.0
-        for i in range(blk * step, min(blk * step + step, n_rows)):
-            if vx[i] and vy[i]:
-                n += 1
-                sx += x[i]
-                sy += y[i]
-        parts[blk, 0] = n
-        parts[blk, 1] = sx
-        parts[blk, 2] = sy
-
-
-@njit(parallel=True, **_JIT)
-def _pair_centred(x, y, vx, vy, mx, my, parts):
-    n_rows = x.shape[0]
-    step = (n_rows + _BLOCKS - 1) // _BLOCKS
-    for blk in prange(_BLOCKS):
         cx = 0.0
         cy = 0.0
         sxx = 0.0
@@ -148,32 +133,34 @@ def _pair_centred(x, y, vx, vy, mx, my, parts):
             if vx[i] and vy[i]:
                 dx = x[i] - mx
                 dy = y[i] - my
+                n += 1
                 cx += dx
                 cy += dy
                 sxx += dx * dx
                 syy += dy * dy
                 sxy += dx * dy
-        parts[blk, 0] = cx
-        parts[blk, 1] = cy
-        parts[blk, 2] = sxx
-        parts[blk, 3] = syy
-        parts[blk, 4] = sxy
+        parts[blk, 0] = n
+        parts[blk, 1] = cx
+        parts[blk, 2] = cy
+        parts[blk, 3] = sxx
+        parts[blk, 4] = syy
+        parts[blk, 5] = sxy
 
 
 def masked_comoments(x, y, vx, vy):
     """Count, means and centred sums of squares and cross products (corrected two-pass)
     of ``(x, y)`` over the rows where both ``vx`` and ``vy`` hold, reading the columns in
     place (strided views of a matrix will do): the numbers of
-    :meth:`mocli.tally.CoMoments.of` on the selected rows, to rounding."""
-    parts = np.empty((_BLOCKS, 3))
-    _pair_sums(x, y, vx, vy, parts)
+    :meth:`mocli.tally.CoMoments.of` on the selected rows, to rounding. The same kernel
+    makes both passes, about 0 and then about the means."""
+    parts = np.empty((_BLOCKS, 6))
+    _pair_pass(x, y, vx, vy, 0.0, 0.0, parts)
     n = float(parts[:, 0].sum())
     if n == 0:
         return 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
     mx, my = float(parts[:, 1].sum()) / n, float(parts[:, 2].sum()) / n
-    cs = np.empty((_BLOCKS, 5))
-    _pair_centred(x, y, vx, vy, mx, my, cs)
-    cx, cy, sxx, syy, sxy = (float(v) for v in cs.sum(axis=0))
+    _pair_pass(x, y, vx, vy, mx, my, parts)
+    _, cx, cy, sxx, syy, sxy = (float(v) for v in parts.sum(axis=0))
     return (n, mx + cx / n, my + cy / n, max(sxx - cx * cx / n, 0.0), max(syy - cy * cy / n, 0.0),
             sxy - cx * cy / n)
 
