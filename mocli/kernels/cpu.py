@@ -1,7 +1,7 @@
 """Segment kernels over ragged groups, compiled with Numba for the CPU.
 
 Every kernel takes the same layout: values ``x (n,)`` float64, a boolean ``valid (n,)`` mask
-(rows that enter the statistic), the group ``order (n,)`` (row indices sorted by group,
+(rows that enter the statistic; a valid row's value is a number, never NaN), the group ``order (n,)`` (row indices sorted by group,
 stable, so rows of a group keep their file order) and ``offsets (g+1,)`` (group ``j`` owns
 ``order[offsets[j]:offsets[j+1]]``). The public functions validate and allocate; the jitted
 ``_seg_*`` bodies do the work, one group per parallel iteration. Everything accumulates in
