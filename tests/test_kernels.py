@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 
@@ -172,7 +173,8 @@ def test_the_dispatcher_exports_every_primitive():
 @pytest.mark.parametrize("singleton", ["zero", "raw"])
 def test_fused_group_z_equals_the_composed_rule_bit_for_bit(eps_mode, singleton, monkeypatch):
     """grpo's rule runs as one fused CPU kernel; the composed path (what the CUDA backend
-    runs) must give the very same bits, for every eps mode, ddof and singleton policy."""
+    runs) must give the very same bits, for every eps mode, ddof and singleton policy, and
+    unscaled (the group-centred values of dr_grpo and reinforce_pp_baseline)."""
     from mocli import kernels as K
     from mocli.batch import Rollouts, prepare
     from mocli.estimators.normalise import group_z
@@ -182,15 +184,18 @@ def test_fused_group_z_equals_the_composed_rule_bit_for_bit(eps_mode, singleton,
     n = 5000
     r = np.where(rng.random((n, 2)) < 0.1, np.nan, np.round(rng.normal(size=(n, 2)), 1))
     b = prepare(Rollouts.from_arrays(r, rng.integers(0, n // 4, n)), make_scheme())
-    for ddof in (0, 1):
-        for eps in (0.0, 1e-6, 3.0):
-            kw = dict(eps=eps, eps_mode=eps_mode, ddof=ddof, singleton=singleton)
-            fused = group_z(b.scalar, b.scorable, b, **kw)
-            with monkeypatch.context() as m:
-                m.setattr(K, "current", lambda: "composed")
-                composed = group_z(b.scalar, b.scorable, b, **kw)
-            assert np.array_equal(fused, composed)
-            assert np.all(fused[~b.scorable] == 0.0)
+    for ddof, eps, scaled in itertools.product((0, 1), (0.0, 1e-6, 3.0), (True, False)):
+        kw = dict(eps=eps, eps_mode=eps_mode, ddof=ddof, singleton=singleton, scaled=scaled)
+        fused = group_z(b.scalar, b.scorable, b, **kw)
+        with monkeypatch.context() as m:
+            m.setattr(K, "current", lambda: "composed")
+            composed = group_z(b.scalar, b.scorable, b, **kw)
+        assert np.array_equal(fused, composed)
+        assert np.all(fused[~b.scorable] == 0.0)
+        if not scaled:  # the centred values themselves
+            mean, _, count, const = K.seg_mean_var(b.scalar, b.scorable, b.order, b.offsets, 0)
+            live = b.scorable & ~const[b.codes] & (count[b.codes] > 1)
+            np.testing.assert_array_equal(fused[live], (b.scalar - mean[b.codes])[live])
 
 
 def test_group_order_layout_gathers_and_scatters_exactly():

@@ -173,19 +173,21 @@ def singleton_rule(out, values, valid, cnt, singleton: str, eps: float | None = 
     return np.where(lone, 0.0, out)
 
 
-def group_z(values, valid, batch, *, eps, eps_mode, ddof, singleton, leave_one_out=False, final=False):
+def group_z(values, valid, batch, *, eps, eps_mode, ddof, singleton, leave_one_out=False, final=False, scaled=True):
     """``(x - mu_g) / (sigma_g [+] eps)`` per group (the grpo rule); 0 on invalid rows and
-    in constant groups; the singleton policy for groups of one. ``final``: see
-    :func:`placing`."""
+    in constant groups; the singleton policy for groups of one. Without ``scaled`` the
+    centred values ``x - mu_g`` (no division, so ``eps``, ``eps_mode`` and ``ddof`` play no
+    part). ``final``: see :func:`placing`."""
     if not leave_one_out and kernels.current() == "cpu":  # the same rule, fused into one kernel
         dest = _dest(final)
         return _placed(kernels.cpu.seg_group_z(
             values, valid, batch.order, batch.offsets, ddof, eps, EPS_MODES.index(eps_mode), singleton == "raw", dest,
+            scaled,
         ), dest)
     c = centre(values, valid, batch, ddof, leave_one_out)
-    z = divide(c.centred, c.sigma, eps, eps_mode)
+    z = divide(c.centred, c.sigma, eps, eps_mode) if scaled else c.centred
     z = np.where(valid & ~c.const & (c.count > 1), z, 0.0)
-    return singleton_rule(z, values, valid, c.count, singleton, eps, eps_mode)
+    return singleton_rule(z, values, valid, c.count, singleton, eps if scaled else None, eps_mode)
 
 
 # ---------------------------------------------------------------------------------------

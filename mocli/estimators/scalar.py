@@ -62,13 +62,13 @@ class GRPO(GroupScaled):
                 raw = divide(s, sd, self.eps, self.eps_mode)
             lone = v & (c.count == 1)
             return np.where(lone, raw if self.singleton == "raw" else 0.0, a)
+        if self.scale == "none":
+            return group_z(s, v, batch, eps=self.eps, eps_mode=self.eps_mode, ddof=self.ddof,
+                           singleton=self.singleton, final=True, scaled=False)
         st = GroupStats.of(s, v, batch, self.ddof)
-        den = 1.0
-        if self.scale == "batch":
-            _, sd = batch_mean_std(s, v, self.ddof)
-            den = float(denominator(sd, self.eps, self.eps_mode))
+        _, sd = batch_mean_std(s, v, self.ddof)
         shift, live, _ = lone_rule(st, st.mean, st.live, self.singleton)
-        return expand(s, v, batch, shift, live, den=den, final=True)
+        return expand(s, v, batch, shift, live, den=float(denominator(sd, self.eps, self.eps_mode)), final=True)
 
 
 @ESTIMATORS.register("dr_grpo")
@@ -164,10 +164,10 @@ class ReinforcePPBaseline(_Whitened, Grouped):
     reads_rewards = False
 
     def compute(self, batch):
-        s, v = batch.scalar, batch.scorable
-        st = GroupStats.of(s, v, batch, 1)
-        shift, live, _ = lone_rule(st, st.mean, st.live, self.singleton)
-        return self._whiten(expand(s, v, batch, shift, live), batch)
+        # centred on the group mean in one pass (no scale: eps and ddof play no part)
+        x = group_z(batch.scalar, batch.scorable, batch, eps=self.eps, eps_mode=self.eps_mode, ddof=1,
+                    singleton=self.singleton, scaled=False)
+        return self._whiten(x, batch)
 
 
 @ESTIMATORS.register("remax")

@@ -111,14 +111,14 @@ def seg_mean_var(x, valid, order, offsets, ddof=1):
 
 
 @njit(parallel=True, **_JIT)
-def _seg_group_z(x, valid, order, offsets, ddof, eps, mode, raw_single, dest, out):
+def _seg_group_z(x, valid, order, offsets, ddof, eps, mode, raw_single, scaled, dest, out):
     g = offsets.shape[0] - 1
     for j in prange(g):
         a = offsets[j]
         b = offsets[j + 1]
         n, s, lo, hi = _count_sum_range(x, valid, order, a, b)
         if n == 1 and raw_single:
-            den = _denominator(1.0, eps, mode)
+            den = _denominator(1.0, eps, mode) if scaled else 1.0
             for p in range(a, b):
                 i = order[p]
                 out[dest[p]] = x[i] / den if valid[i] else 0.0
@@ -129,7 +129,7 @@ def _seg_group_z(x, valid, order, offsets, ddof, eps, mode, raw_single, dest, ou
             continue
         m, ss = _two_pass(x, valid, order, a, b, n, s)
         var = ss / (n - ddof) if n > ddof else 0.0
-        den = _denominator(math.sqrt(var), eps, mode)
+        den = _denominator(math.sqrt(var), eps, mode) if scaled else 1.0  # / 1.0 is exact
         for p in range(a, b):
             i = order[p]
             out[dest[p]] = (x[i] - m) / den if valid[i] else 0.0
@@ -148,14 +148,16 @@ def _denominator(sigma, eps, mode):
     return den if den != 0.0 else 1.0
 
 
-def seg_group_z(x, valid, order, offsets, ddof, eps, mode, raw_single, dest=None):
+def seg_group_z(x, valid, order, offsets, ddof, eps, mode, raw_single, dest=None, scaled=True):
     """The grpo rule in one pass per group: ``(x - mean_g) / den(sigma_g)`` on valid rows of
     groups with two or more valid, not all equal values; 0 elsewhere, except a group with one
     valid row under ``raw_single`` (``x / den(1)``). ``mode``: 0 add, 1 floor, 2 skip_zero.
-    The value of row ``order[p]`` goes to ``out[dest[p]]`` (default ``dest = order``)."""
+    Without ``scaled`` every ``den`` is 1: the group-centred values (Dr. GRPO, the baseline
+    of reinforce_pp_baseline). The value of row ``order[p]`` goes to ``out[dest[p]]``
+    (default ``dest = order``)."""
     out = np.empty(x.shape[0])
     dest = order if dest is None else dest
-    _seg_group_z(x, valid, order, offsets, int(ddof), float(eps), int(mode), bool(raw_single), dest, out)
+    _seg_group_z(x, valid, order, offsets, int(ddof), float(eps), int(mode), bool(raw_single), bool(scaled), dest, out)
     return out
 
 
