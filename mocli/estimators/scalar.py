@@ -11,9 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import kernels
 from ..errors import InputError
-from ..kernels import seg_mean_var, seg_median, seg_normal_scores, seg_top2, seg_weighted_mean
+from ..kernels import seg_mean_var, seg_median, seg_median_mean_var, seg_normal_scores, seg_top2, seg_weighted_mean
 from ..params import param
 from .base import ESTIMATORS, Estimator, Grouped, GroupScaled, Scaled
 from ..tally import Count
@@ -290,11 +289,7 @@ class MCGRPO(GroupScaled):
     def compute(self, batch):
         s, v = batch.scalar, batch.scorable
         o, off, codes = batch.order, batch.offsets, batch.codes
-        if kernels.current() == "cpu":  # the median and the moments from one pass over each group
-            med, mean, var, count, const = kernels.cpu.seg_median_mean_var(s, v, o, off, self.ddof)
-        else:
-            med = seg_median(s, v, o, off)
-            mean, var, count, const = seg_mean_var(s, v, o, off, self.ddof)
+        med, mean, var, count, const = seg_median_mean_var(s, v, o, off, self.ddof)
         st = GroupStats(mean, np.sqrt(var), count, const)
         if self.scale == "group":
             shift, live, den = lone_rule(

@@ -83,6 +83,7 @@ seg_mean_var = _dispatch("seg_mean_var")
 seg_weighted_mean = _dispatch("seg_weighted_mean")
 seg_loo_mean_var = _dispatch("seg_loo_mean_var")
 seg_median = _dispatch("seg_median")
+seg_median_mean_var = _dispatch("seg_median_mean_var")
 seg_min_max = _dispatch("seg_min_max")
 seg_top2 = _dispatch("seg_top2")
 seg_rank = _dispatch("seg_rank")
@@ -92,6 +93,6 @@ ndtri = _dispatch("ndtri")
 
 __all__ = [
     "DEVICES", "PRIMITIVES", "cuda_available", "current", "csr_from_codes", "device", "ndtri",
-    "seg_loo_mean_var", "seg_mean_var", "seg_median", "seg_min_max", "seg_normal_scores",
+    "seg_loo_mean_var", "seg_mean_var", "seg_median", "seg_median_mean_var", "seg_min_max", "seg_normal_scores",
     "seg_rank", "seg_top2", "seg_weighted_mean", "use",
 ]

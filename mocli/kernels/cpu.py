@@ -697,6 +697,7 @@ PRIMITIVES = (
     "seg_weighted_mean",
     "seg_loo_mean_var",
     "seg_median",
+    "seg_median_mean_var",
     "seg_min_max",
     "seg_top2",
     "seg_rank",

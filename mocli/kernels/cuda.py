@@ -346,6 +346,11 @@ def seg_median(x, valid, order, offsets):
     return out.copy_to_host()
 
 
+def seg_median_mean_var(x, valid, order, offsets, ddof=1):
+    # two kernels here; the CPU reads each group once for both
+    return (seg_median(x, valid, order, offsets), *seg_mean_var(x, valid, order, offsets, ddof))
+
+
 @cuda.jit
 def _k_ranks(x, valid, order, offsets, normal, buf, rows, out):
     j = cuda.grid(1)
