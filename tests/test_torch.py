@@ -43,6 +43,21 @@ def test_dtype_device_and_keys():
         mt.advantages(r, idx[:3])
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device for torch")
+def test_tensors_on_a_gpu_come_back_there():
+    """Rewards and keys on a GPU: the advantages come back on that GPU, equal to the same
+    call on CPU tensors (and in bfloat16 to the float32 result, rounded)."""
+    df = pl.read_parquet(ROOT / "sample_data" / "math.parquet")
+    host = torch.tensor(df.select("correct_reward", "format_reward", "length_reward").to_numpy(), dtype=torch.float32)
+    keys = torch.tensor(df["prompt_id"].cast(pl.Categorical).to_physical().to_numpy().astype(np.int64))
+    want = mt.advantages(host, keys, estimator="gdpo", profile="trl", weights=[1.0, 0.5, 1.0])
+    got = mt.advantages(host.cuda(), keys.cuda(), estimator="gdpo", profile="trl", weights=[1.0, 0.5, 1.0])
+    assert got.is_cuda and got.dtype == torch.float32
+    np.testing.assert_array_equal(got.cpu().numpy(), want.numpy())
+    half = mt.advantages(host.cuda().bfloat16(), keys.cuda(), estimator="gdpo", profile="trl", weights=[1.0, 0.5, 1.0])
+    assert half.is_cuda and half.dtype == torch.bfloat16
+
+
 def test_importing_mocli_does_not_import_torch():
     import subprocess
     import sys

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import kernels
-from ..kernels import fused, seg_mean_var, seg_min_max
+from ..kernels import seg_mean_var, seg_min_max
 from ..params import param
 from .base import ESTIMATORS, Grouped, GroupScaled
 from .normalise import EPS_MODES, group_z, whiten
@@ -41,13 +41,14 @@ def back_to(values: np.ndarray, back: np.ndarray | None) -> np.ndarray:
 def objective_z(est, batch, want_z: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
     """``(n, k)`` per-objective group z-scores (weighted objectives; 0 columns for the
     others), with the estimator's eps, eps_mode, ddof, singleton and leave_one_out, and
-    their weighted sum ``sum_k w_k z_ik``. Without ``want_z`` the CPU path only forms the
-    sum, in one pass over the groups (the matrix is None)."""
+    their weighted sum ``sum_k w_k z_ik``. Without ``want_z`` only the sum is formed, in
+    one pass of the device's kernel over the groups (the matrix is None)."""
     r = batch.rewards
     cols = np.flatnonzero(batch.weighted)
-    if kernels.current() == "cpu" and not est.leave_one_out and not want_z:
+    st = kernels.steps()
+    if st is not None and not est.leave_one_out and not want_z:
         rows, back = group_rows(batch)
-        a = fused.seg_objective_sum(
+        a = st.seg_objective_sum(
             rows.rewards, cols, batch.weights[cols], rows.scorable, rows.offsets, est.ddof, est.eps,
             EPS_MODES.index(est.eps_mode), est.singleton == "raw",
         )
@@ -133,10 +134,11 @@ class DVAO(Grouped):
 
     def compute(self, batch):
         r = batch.rewards
-        if kernels.current() == "cpu":  # the same sums, one fused pass
+        st = kernels.steps()
+        if st is not None:  # the same sums, one pass
             cols = np.flatnonzero(batch.weighted)
             rows, back = group_rows(batch)
-            a = fused.seg_dvao(rows.rewards, cols, batch.weights[cols], rows.scorable, rows.offsets, self.singleton == "raw")
+            a = st.seg_dvao(rows.rewards, cols, batch.weights[cols], rows.scorable, rows.offsets, self.singleton == "raw")
             return back_to(a, back)
         n = batch.n
         codes = batch.codes
@@ -182,10 +184,11 @@ class GD2PO(_Decoupled):
     tau: float = param(0.8, "consensus threshold; 1.0 drops every conflicting row")
 
     def compute(self, batch):
-        if kernels.current() == "cpu" and not self.leave_one_out:  # the same rule, one fused pass
+        st = kernels.steps()
+        if st is not None and not self.leave_one_out:  # the same rule, one pass
             cols = np.flatnonzero(batch.weighted)
             rows, back = group_rows(batch)
-            v, kept = fused.seg_gd2po(
+            v, kept = st.seg_gd2po(
                 rows.rewards, cols, batch.weights[cols], rows.scorable, rows.offsets, self.ddof,
                 self.eps, EPS_MODES.index(self.eps_mode), self.singleton == "raw", self.tau,
             )

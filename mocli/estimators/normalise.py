@@ -33,7 +33,7 @@ def placing(dest: np.ndarray) -> Iterator[None]:
     """While an estimator computes on a group-order copy of a batch, let the step it marks
     ``final`` write row ``p`` of the copy to ``out[dest[p]]`` (``dest``: the batch's group
     order, so ``out`` is in the batch's own order) and return it as :class:`Placed`. Only
-    fused CPU steps do; the others leave their result in the copy's order."""
+    one-pass steps do (on either device); the others leave their result in the copy's order."""
     token = _DEST.set(dest)
     try:
         yield
@@ -42,7 +42,7 @@ def placing(dest: np.ndarray) -> Iterator[None]:
 
 
 def _dest(final: bool) -> np.ndarray | None:
-    return _DEST.get() if final and kernels.current() == "cpu" else None
+    return _DEST.get() if final and kernels.steps() is not None else None
 
 
 def final_destination() -> np.ndarray | None:
@@ -104,16 +104,17 @@ class GroupStats:
 
 def expand(x, valid, batch, shift, live, mul=1.0, den=1.0, final: bool = False) -> np.ndarray:
     """Per row ``(x - shift_g) * mul_g / den_g`` on valid rows of ``live`` groups, 0
-    elsewhere; ``shift``, ``mul``, ``den`` per group (or one number for all). One fused
-    pass on the CPU; the same operations in NumPy on other devices. ``final``: the
-    estimator's last step (see :func:`placing`)."""
+    elsewhere; ``shift``, ``mul``, ``den`` per group (or one number for all). One pass of
+    the device's kernel (the composed reference: the same operations in NumPy). ``final``:
+    the estimator's last step (see :func:`placing`)."""
     g = batch.offsets.shape[0] - 1
     per_group = lambda v: np.ascontiguousarray(np.broadcast_to(np.asarray(v, dtype=np.float64), (g,)))
     shift, mul, den = per_group(shift), per_group(mul), per_group(den)
     live = np.ascontiguousarray(live, dtype=np.bool_)
-    if kernels.current() == "cpu":
+    st = kernels.steps()
+    if st is not None:
         dest = _dest(final)
-        return _placed(fused.seg_expand(x, valid, batch.order, batch.offsets, shift, mul, den, live, dest), dest)
+        return _placed(st.seg_expand(x, valid, batch.order, batch.offsets, shift, mul, den, live, dest), dest)
     c = batch.codes
     return np.where(valid & live[c], (x - shift[c]) * mul[c] / den[c], 0.0)
 
@@ -178,9 +179,10 @@ def group_z(values, valid, batch, *, eps, eps_mode, ddof, singleton, leave_one_o
     in constant groups; the singleton policy for groups of one. Without ``scaled`` the
     centred values ``x - mu_g`` (no division, so ``eps``, ``eps_mode`` and ``ddof`` play no
     part). ``final``: see :func:`placing`."""
-    if not leave_one_out and kernels.current() == "cpu":  # the same rule, fused into one kernel
+    st = kernels.steps()
+    if not leave_one_out and st is not None:  # the same rule, one kernel
         dest = _dest(final)
-        return _placed(kernels.cpu.seg_group_z(
+        return _placed(st.seg_group_z(
             values, valid, batch.order, batch.offsets, ddof, eps, EPS_MODES.index(eps_mode), singleton == "raw", dest,
             scaled,
         ), dest)
@@ -269,7 +271,7 @@ def batch_tally(local: Any) -> Any:
 
 def valid_moments(x, valid) -> Moments:
     """:meth:`Moments.of` ``x[valid]``, without copying the rows out on the CPU."""
-    if kernels.current() == "cpu":
+    if kernels.steps() is not None:  # host sums on either device
         return Moments(*fused.masked_moments(np.ascontiguousarray(x, dtype=np.float64), valid))
     return Moments.of(x[valid])
 
@@ -298,7 +300,7 @@ def whiten(x, valid, *, eps, eps_mode, ddof, length=None, var_eps=1e-8, final=Fa
         if m.constant:
             return np.zeros_like(x, dtype=np.float64)
         den = float(denominator(m.std(ddof), eps, eps_mode))
-        if kernels.current() == "cpu":
+        if kernels.steps() is not None:  # a host pass on either device
             dest = _dest(final)
             return _placed(fused.masked_affine(x, valid, m.mean, den, dest), dest)
         return np.where(valid, (x - m.mean) / den, 0.0)

@@ -15,7 +15,7 @@ from types import ModuleType
 from typing import Iterator
 
 from ..errors import UsageError
-from . import cpu
+from . import cpu, fused
 from .cpu import PRIMITIVES
 
 DEVICES = ("cpu", "cuda", "auto")
@@ -70,6 +70,14 @@ def current() -> str:
     return "cpu" if _backend is cpu else "cuda"
 
 
+def steps() -> ModuleType | None:
+    """The module with the current device's one-pass estimator steps (``fused.STEPS``):
+    :mod:`mocli.kernels.fused` on the CPU, :mod:`mocli.kernels.cuda` on a GPU. None only
+    when a test routes the estimators through their composed reference path (by making
+    :func:`current` answer something else), which the steps are checked against."""
+    return {"cpu": fused, "cuda": _backend}.get(current())
+
+
 def _dispatch(name: str):
     def primitive(*args, **kwargs):
         return getattr(_backend, name)(*args, **kwargs)
@@ -94,5 +102,5 @@ ndtri = _dispatch("ndtri")
 __all__ = [
     "DEVICES", "PRIMITIVES", "cuda_available", "current", "csr_from_codes", "device", "ndtri",
     "seg_loo_mean_var", "seg_mean_var", "seg_median", "seg_median_mean_var", "seg_min_max", "seg_normal_scores",
-    "seg_rank", "seg_top2", "seg_weighted_mean", "use",
+    "seg_rank", "seg_top2", "seg_weighted_mean", "steps", "use",
 ]

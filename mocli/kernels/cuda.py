@@ -406,3 +406,266 @@ def ndtri(p):
     out = cuda.device_array(max(p.shape[0], 1))
     _k_ndtri[_launch(p.shape[0])](_d(p), out)
     return out.copy_to_host()[: p.shape[0]]
+
+
+# ---------------------------------------------------------------------------------------
+# one-pass estimator steps (the CUDA side of mocli.kernels.fused; see kernels.steps())
+#
+# The same rules and the same operations in the same order as the CPU kernels. Rows are
+# in group order for the per-objective steps: a thread's group is a run of rows.
+# ---------------------------------------------------------------------------------------
+@cuda.jit(device=True)
+def _den(sigma, eps, mode):
+    if mode == 0:
+        den = sigma + eps
+    elif mode == 1:
+        den = sigma if sigma > eps else eps
+    else:
+        den = sigma + eps if sigma > 0.0 else 1.0
+    return den if den != 0.0 else 1.0
+
+
+@cuda.jit
+def _k_group_z(x, valid, order, offsets, ddof, eps, mode, raw_single, scaled, dest, out):
+    j = cuda.grid(1)
+    if j >= offsets.shape[0] - 1:
+        return
+    a = offsets[j]
+    b = offsets[j + 1]
+    n, s, lo, hi = _first_pass(x, valid, order, a, b)
+    if n == 1 and raw_single:
+        den = _den(1.0, eps, mode) if scaled else 1.0
+        for p in range(a, b):
+            i = order[p]
+            out[dest[p]] = x[i] / den if valid[i] else 0.0
+        return
+    if n <= 1 or lo == hi:
+        for p in range(a, b):
+            out[dest[p]] = 0.0
+        return
+    m, ss = _two_pass(x, valid, order, a, b, n, s)
+    var = ss / (n - ddof) if n > ddof else 0.0
+    den = _den(math.sqrt(var), eps, mode) if scaled else 1.0
+    for p in range(a, b):
+        i = order[p]
+        out[dest[p]] = (x[i] - m) / den if valid[i] else 0.0
+
+
+def seg_group_z(x, valid, order, offsets, ddof, eps, mode, raw_single, dest=None, scaled=True):
+    n = x.shape[0]
+    out = cuda.device_array(max(n, 1))
+    d_order = _d(order)
+    _k_group_z[_launch(offsets.shape[0] - 1)](
+        _d(x, np.float64), _d(valid, np.bool_), d_order, _d(offsets), int(ddof), float(eps), int(mode),
+        bool(raw_single), bool(scaled), d_order if dest is None else _d(dest), out)
+    return out.copy_to_host()[:n]
+
+
+@cuda.jit
+def _k_expand(x, valid, order, offsets, shift, mul, den, live, dest, out):
+    j = cuda.grid(1)
+    if j >= offsets.shape[0] - 1:
+        return
+    a = offsets[j]
+    b = offsets[j + 1]
+    if not live[j]:
+        for p in range(a, b):
+            out[dest[p]] = 0.0
+        return
+    sh = shift[j]
+    m = mul[j]
+    d = den[j]
+    for p in range(a, b):
+        i = order[p]
+        out[dest[p]] = (x[i] - sh) * m / d if valid[i] else 0.0
+
+
+def seg_expand(x, valid, order, offsets, shift, mul, den, live, dest=None):
+    n = x.shape[0]
+    out = cuda.device_array(max(n, 1))
+    d_order = _d(order)
+    _k_expand[_launch(offsets.shape[0] - 1)](
+        _d(x, np.float64), _d(valid, np.bool_), d_order, _d(offsets), _d(shift, np.float64), _d(mul, np.float64),
+        _d(den, np.float64), _d(live, np.bool_), d_order if dest is None else _d(dest), out)
+    return out.copy_to_host()[:n]
+
+
+@cuda.jit(device=True)
+def _col_moments(r, k, sc, a, b):
+    """fused._column_moments for column ``k`` of the (n, K) matrix ``r``."""
+    n = 0
+    s = 0.0
+    lo = math.inf
+    hi = -math.inf
+    for p in range(a, b):
+        v = r[p, k]
+        if sc[p] and not math.isnan(v):
+            n += 1
+            s += v
+            lo = min(lo, v)
+            hi = max(hi, v)
+    if n == 0 or lo == hi:
+        return n, (lo if n else 0.0), 0.0, lo, hi
+    m = s / n
+    c = 0.0
+    ss = 0.0
+    for p in range(a, b):
+        v = r[p, k]
+        if sc[p] and not math.isnan(v):
+            d = v - m
+            c += d
+            ss += d * d
+    ss -= c * c / n
+    return n, m + c / n, (ss if ss > 0.0 else 0.0), lo, hi
+
+
+@cuda.jit(device=True)
+def _col_z(r, k, sc, a, b, ddof, eps, mode, raw_single):
+    """fused._column_z: ``(shift, den, live, top)``."""
+    n, m, ss, lo, hi = _col_moments(r, k, sc, a, b)
+    if n == 1 and raw_single:
+        den = _den(1.0, eps, mode)
+        return 0.0, den, True, abs(lo / den)
+    if n <= 1 or lo == hi:
+        return 0.0, 1.0, False, 0.0
+    var = ss / (n - ddof) if n > ddof else 0.0
+    den = _den(math.sqrt(var), eps, mode)
+    return m, den, True, max(abs((lo - m) / den), abs((hi - m) / den))
+
+
+@cuda.jit
+def _k_objective_sum(r, cols, w, sc, offsets, ddof, eps, mode, raw_single, out):
+    j = cuda.grid(1)
+    if j >= offsets.shape[0] - 1:
+        return
+    a = offsets[j]
+    b = offsets[j + 1]
+    for p in range(a, b):
+        out[p] = 0.0
+    for c in range(cols.shape[0]):
+        k = cols[c]
+        shift, den, live, _ = _col_z(r, k, sc, a, b, ddof, eps, mode, raw_single)
+        if not live:
+            continue
+        wc = w[c]
+        for p in range(a, b):
+            v = r[p, k]
+            if sc[p] and not math.isnan(v):
+                out[p] += wc * ((v - shift) / den)
+
+
+def _matrix_args(r, cols, w, scorable):
+    return (_d(r, np.float64), _d(cols, np.int64), _d(w, np.float64), _d(scorable, np.bool_))
+
+
+def seg_objective_sum(r, cols, w, scorable, offsets, ddof, eps, mode, raw_single):
+    n = r.shape[0]
+    out = cuda.device_array(max(n, 1))
+    _k_objective_sum[_launch(offsets.shape[0] - 1)](
+        *_matrix_args(r, cols, w, scorable), _d(offsets), int(ddof), float(eps), int(mode), bool(raw_single), out)
+    return out.copy_to_host()[:n]
+
+
+@cuda.jit
+def _k_gd2po(r, cols, w, sc, offsets, ddof, eps, mode, raw_single, tau, sign, total, sm, v_out, kept):
+    j = cuda.grid(1)
+    if j >= offsets.shape[0] - 1:
+        return
+    a = offsets[j]
+    b = offsets[j + 1]
+    for p in range(a, b):  # the group's rows are its own scratch
+        sign[p] = 0
+        total[p] = 0.0
+        sm[p] = 0.0
+        v_out[p] = 0.0
+    for c in range(cols.shape[0]):
+        k = cols[c]
+        shift, den, live, top = _col_z(r, k, sc, a, b, ddof, eps, mode, raw_single)
+        if not live:
+            continue
+        tol = 1e-9 * (top if top > 1.0 else 1.0)
+        wc = w[c]
+        for p in range(a, b):
+            v = r[p, k]
+            zz = (v - shift) / den if (sc[p] and not math.isnan(v)) else 0.0
+            if zz > tol:
+                sign[p] |= 1
+            if zz < -tol:
+                sign[p] |= 2
+            total[p] += abs(zz)
+            sm[p] += zz
+            v_out[p] += wc * zz
+    n_scorable = 0
+    n_kept = 0
+    for p in range(a, b):
+        share = sm[p] / total[p] if total[p] > 0.0 else 0.0
+        ok = sc[p]
+        keep = ok and not (sign[p] == 3 and abs(share) < tau)
+        kept[p] = keep
+        if ok:
+            n_scorable += 1
+        if keep:
+            n_kept += 1
+    rho = n_kept / n_scorable if n_scorable > 0 else 0.0
+    for p in range(a, b):
+        v_out[p] = v_out[p] * rho
+
+
+def seg_gd2po(r, cols, w, scorable, offsets, ddof, eps, mode, raw_single, tau):
+    n = max(r.shape[0], 1)
+    v, kept = cuda.device_array(n), cuda.device_array(n, dtype=np.bool_)
+    _k_gd2po[_launch(offsets.shape[0] - 1)](
+        *_matrix_args(r, cols, w, scorable), _d(offsets), int(ddof), float(eps), int(mode), bool(raw_single),
+        float(tau), cuda.device_array(n, dtype=np.int64), cuda.device_array(n), cuda.device_array(n), v, kept)
+    return v.copy_to_host()[: r.shape[0]], kept.copy_to_host()[: r.shape[0]]
+
+
+@cuda.jit
+def _k_dvao(r, cols, w, sc, offsets, raw_lone, out):
+    j = cuda.grid(1)
+    if j >= offsets.shape[0] - 1:
+        return
+    a = offsets[j]
+    b = offsets[j + 1]
+    K = cols.shape[0]
+    lone = 0
+    for p in range(a, b):
+        if sc[p]:
+            lone += 1
+    if lone == 1:
+        for p in range(a, b):
+            v = 0.0
+            if raw_lone and sc[p]:
+                num = 0.0
+                sw = 0.0
+                for c in range(K):
+                    x = r[p, cols[c]]
+                    if not math.isnan(x):
+                        num += w[c] * x
+                        sw += w[c]
+                v = num / sw if sw != 0.0 else 0.0
+            out[p] = v
+        return
+    for p in range(a, b):
+        out[p] = 0.0
+    den = 0.0
+    for c in range(K):
+        k = cols[c]
+        n, m, ss, lo, hi = _col_moments(r, k, sc, a, b)
+        if n == 0 or lo == hi:
+            continue
+        den += w[c] * math.sqrt(ss / n)
+        wc = w[c]
+        for p in range(a, b):
+            v = r[p, k]
+            if sc[p] and not math.isnan(v):
+                out[p] += wc * (v - m)
+    for p in range(a, b):
+        out[p] = out[p] / den if den != 0.0 else 0.0
+
+
+def seg_dvao(r, cols, w, scorable, offsets, raw_lone):
+    n = r.shape[0]
+    out = cuda.device_array(max(n, 1))
+    _k_dvao[_launch(offsets.shape[0] - 1)](*_matrix_args(r, cols, w, scorable), _d(offsets), bool(raw_lone), out)
+    return out.copy_to_host()[:n]

@@ -5,8 +5,9 @@ On a batch in group order (see :meth:`mocli.batch.Batch.grouped`) each kernel re
 rows front to back, once or twice per group while they are still in cache, and writes the
 result once, where the composed path makes a NumPy pass over every row per operation.
 Every kernel here gives the numbers of its composed counterpart (the tests compare them;
-most are the same operations in the same order, so the same bits). The composed path stays
-what runs under ``--device cuda``.
+most are the same operations in the same order, so the same bits). The per-group steps
+(``STEPS``) have CUDA twins in :mod:`mocli.kernels.cuda`; :func:`mocli.kernels.steps` picks
+the device's. The batch-wide sums here run on the host on either device.
 """
 
 from __future__ import annotations
@@ -16,7 +17,11 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .cpu import _JIT, _denominator
+from .cpu import _JIT, _denominator, seg_group_z
+
+# the per-group estimator steps a backend provides (this module on the CPU, kernels.cuda
+# on a GPU): the same names, signatures and numbers
+STEPS = ("seg_group_z", "seg_expand", "seg_objective_sum", "seg_gd2po", "seg_dvao")
 
 # a parallel reduction over rows is split into this many fixed blocks, so that the
 # rounding of its sums never depends on the number of threads
