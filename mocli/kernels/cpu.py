@@ -110,29 +110,34 @@ def seg_mean_var(x, valid, order, offsets, ddof=1):
     return mean, var, count, const
 
 
-@njit(parallel=True, **_JIT)
-def _seg_group_z(x, valid, order, offsets, ddof, eps, mode, raw_single, scaled, dest, out):
-    g = offsets.shape[0] - 1
-    for j in prange(g):
-        a = offsets[j]
-        b = offsets[j + 1]
-        n, s, lo, hi = _count_sum_range(x, valid, order, a, b)
-        if n == 1 and raw_single:
-            den = _denominator(1.0, eps, mode) if scaled else 1.0
-            for p in range(a, b):
-                i = order[p]
-                out[dest[p]] = x[i] / den if valid[i] else 0.0
-            continue
-        if n <= 1 or lo == hi:
-            for p in range(a, b):
-                out[dest[p]] = 0.0
-            continue
-        m, ss = _two_pass(x, valid, order, a, b, n, s)
-        var = ss / (n - ddof) if n > ddof else 0.0
-        den = _denominator(math.sqrt(var), eps, mode) if scaled else 1.0  # / 1.0 is exact
+@njit(inline="always", **_JIT)
+def _group_z_of(j, x, valid, order, offsets, ddof, eps, mode, raw_single, scaled, dest, out):
+    """Group ``j``'s rows of :func:`seg_group_z` (the CUDA kernel runs this body too)."""
+    a = offsets[j]
+    b = offsets[j + 1]
+    n, s, lo, hi = _count_sum_range(x, valid, order, a, b)
+    if n == 1 and raw_single:
+        den = _denominator(1.0, eps, mode) if scaled else 1.0
         for p in range(a, b):
             i = order[p]
-            out[dest[p]] = (x[i] - m) / den if valid[i] else 0.0
+            out[dest[p]] = x[i] / den if valid[i] else 0.0
+        return
+    if n <= 1 or lo == hi:
+        for p in range(a, b):
+            out[dest[p]] = 0.0
+        return
+    m, ss = _two_pass(x, valid, order, a, b, n, s)
+    var = ss / (n - ddof) if n > ddof else 0.0
+    den = _denominator(math.sqrt(var), eps, mode) if scaled else 1.0  # / 1.0 is exact
+    for p in range(a, b):
+        i = order[p]
+        out[dest[p]] = (x[i] - m) / den if valid[i] else 0.0
+
+
+@njit(parallel=True, **_JIT)
+def _seg_group_z(x, valid, order, offsets, ddof, eps, mode, raw_single, scaled, dest, out):
+    for j in prange(offsets.shape[0] - 1):
+        _group_z_of(j, x, valid, order, offsets, ddof, eps, mode, raw_single, scaled, dest, out)
 
 
 @njit(**_JIT)

@@ -1,9 +1,12 @@
 """Segment kernels for NVIDIA GPUs with numba-cuda (``pip install mocli[cuda]``).
 
-The same primitive names and signatures as :mod:`mocli.kernels.cpu`, and the same numbers
+The same primitive names and signatures as :mod:`mocli.kernels.cpu`, the same one-pass
+estimator steps as :mod:`mocli.kernels.fused` (``fused.STEPS``), and the same numbers
 (float64, the same corrected two-pass sums, the same tie and constant rules): host arrays
-in, host arrays out. One thread per group; the order statistics sort each group in a
-scratch slice of a global buffer (insertion sort: groups are small). Importing this module
+in, host arrays out. One thread per group. Where the CPU kernel's work for one group is a
+function of its own (the moments, the steps), the GPU compiles that same Python body
+(:func:`_device`); the order statistics sort each group in a scratch slice of a global
+buffer (insertion sort: groups are small). Importing this module
 needs numba-cuda but does not touch a GPU; the first launch does. Tested on CPU-only
 machines with ``NUMBA_ENABLE_CUDASIM=1``.
 """
@@ -12,10 +15,12 @@ from __future__ import annotations
 
 import math
 import os
+import types
 
 import numpy as np
 from numba import cuda
 
+from . import cpu, fused
 from .cpu import PRIMITIVES, csr_from_codes  # noqa: F401  (the layout is built on the host)
 
 BLOCK = int(os.environ.get("MOCLI_CUDA_BLOCK", "128"))
@@ -34,42 +39,19 @@ def _d(a, dtype=None):
 # ---------------------------------------------------------------------------------------
 # device helpers
 # ---------------------------------------------------------------------------------------
-@cuda.jit(device=True)
-def _first_pass(x, valid, order, a, b):
-    n = 0
-    s = 0.0
-    lo = math.inf
-    hi = -math.inf
-    for p in range(a, b):
-        i = order[p]
-        if valid[i]:
-            v = x[i]
-            n += 1
-            s += v
-            if v < lo:
-                lo = v
-            if v > hi:
-                hi = v
-    return n, s, lo, hi
+def _device(fn, **calls):
+    """A CUDA device function compiled from the Python body of the CPU helper ``fn`` (a
+    Numba CPU function), with the helpers that body calls (``calls``, by name) replaced by
+    their device versions: one source and the same arithmetic on both devices."""
+    py = getattr(fn, "py_func", fn)
+    names = dict(py.__globals__)
+    names.update(calls)
+    return cuda.jit(device=True)(types.FunctionType(py.__code__, names, py.__name__, py.__defaults__, py.__closure__))
 
 
-@cuda.jit(device=True)
-def _two_pass(x, valid, order, a, b, n, s):
-    if n == 0:
-        return 0.0, 0.0
-    m = s / n
-    c = 0.0
-    ss = 0.0
-    for p in range(a, b):
-        i = order[p]
-        if valid[i]:
-            d = x[i] - m
-            c += d
-            ss += d * d
-    ss -= c * c / n
-    if ss < 0.0:
-        ss = 0.0
-    return m + c / n, ss
+_first_pass = _device(cpu._count_sum_range)
+_two_pass = _device(cpu._two_pass)
+_put_mean_var = _device(cpu._put_mean_var, _two_pass=_two_pass)
 
 
 @cuda.jit(device=True)
@@ -139,21 +121,7 @@ def _k_mean_var(x, valid, order, offsets, ddof, mean, var, count, const):
     a = offsets[j]
     b = offsets[j + 1]
     n, s, lo, hi = _first_pass(x, valid, order, a, b)
-    count[j] = n
-    if n == 0:
-        mean[j] = math.nan
-        var[j] = 0.0
-        const[j] = True
-        return
-    if lo == hi:
-        mean[j] = lo
-        var[j] = 0.0
-        const[j] = True
-        return
-    m, ss = _two_pass(x, valid, order, a, b, n, s)
-    mean[j] = m
-    var[j] = ss / (n - ddof) if n > ddof else 0.0
-    const[j] = False
+    _put_mean_var(x, valid, order, a, b, j, n, s, lo, hi, ddof, mean, var, count, const)
 
 
 def seg_mean_var(x, valid, order, offsets, ddof=1):
@@ -409,46 +377,24 @@ def ndtri(p):
 
 
 # ---------------------------------------------------------------------------------------
-# one-pass estimator steps (the CUDA side of mocli.kernels.fused; see kernels.steps())
-#
-# The same rules and the same operations in the same order as the CPU kernels. Rows are
-# in group order for the per-objective steps: a thread's group is a run of rows.
+# one-pass estimator steps (fused.STEPS; see kernels.steps()): one thread per group runs
+# the CPU kernel's own per-group body, compiled for the GPU
 # ---------------------------------------------------------------------------------------
-@cuda.jit(device=True)
-def _den(sigma, eps, mode):
-    if mode == 0:
-        den = sigma + eps
-    elif mode == 1:
-        den = sigma if sigma > eps else eps
-    else:
-        den = sigma + eps if sigma > 0.0 else 1.0
-    return den if den != 0.0 else 1.0
+_den = _device(cpu._denominator)
+_group_z_of = _device(cpu._group_z_of, _count_sum_range=_first_pass, _two_pass=_two_pass, _denominator=_den)
+_expand_of = _device(fused._expand_of)
+_column_moments = _device(fused._column_moments)
+_column_z = _device(fused._column_z, _column_moments=_column_moments, _denominator=_den)
+_objective_sum_of = _device(fused._objective_sum_of, _column_z=_column_z)
+_gd2po_of = _device(fused._gd2po_of, _column_z=_column_z)
+_dvao_of = _device(fused._dvao_of, _column_moments=_column_moments)
 
 
 @cuda.jit
 def _k_group_z(x, valid, order, offsets, ddof, eps, mode, raw_single, scaled, dest, out):
     j = cuda.grid(1)
-    if j >= offsets.shape[0] - 1:
-        return
-    a = offsets[j]
-    b = offsets[j + 1]
-    n, s, lo, hi = _first_pass(x, valid, order, a, b)
-    if n == 1 and raw_single:
-        den = _den(1.0, eps, mode) if scaled else 1.0
-        for p in range(a, b):
-            i = order[p]
-            out[dest[p]] = x[i] / den if valid[i] else 0.0
-        return
-    if n <= 1 or lo == hi:
-        for p in range(a, b):
-            out[dest[p]] = 0.0
-        return
-    m, ss = _two_pass(x, valid, order, a, b, n, s)
-    var = ss / (n - ddof) if n > ddof else 0.0
-    den = _den(math.sqrt(var), eps, mode) if scaled else 1.0
-    for p in range(a, b):
-        i = order[p]
-        out[dest[p]] = (x[i] - m) / den if valid[i] else 0.0
+    if j < offsets.shape[0] - 1:
+        _group_z_of(j, x, valid, order, offsets, ddof, eps, mode, raw_single, scaled, dest, out)
 
 
 def seg_group_z(x, valid, order, offsets, ddof, eps, mode, raw_single, dest=None, scaled=True):
@@ -464,20 +410,8 @@ def seg_group_z(x, valid, order, offsets, ddof, eps, mode, raw_single, dest=None
 @cuda.jit
 def _k_expand(x, valid, order, offsets, shift, mul, den, live, dest, out):
     j = cuda.grid(1)
-    if j >= offsets.shape[0] - 1:
-        return
-    a = offsets[j]
-    b = offsets[j + 1]
-    if not live[j]:
-        for p in range(a, b):
-            out[dest[p]] = 0.0
-        return
-    sh = shift[j]
-    m = mul[j]
-    d = den[j]
-    for p in range(a, b):
-        i = order[p]
-        out[dest[p]] = (x[i] - sh) * m / d if valid[i] else 0.0
+    if j < offsets.shape[0] - 1:
+        _expand_of(j, x, valid, order, offsets, shift, mul, den, live, dest, out)
 
 
 def seg_expand(x, valid, order, offsets, shift, mul, den, live, dest=None):
@@ -490,72 +424,21 @@ def seg_expand(x, valid, order, offsets, shift, mul, den, live, dest=None):
     return out.copy_to_host()[:n]
 
 
-@cuda.jit(device=True)
-def _col_moments(r, k, sc, a, b):
-    """fused._column_moments for column ``k`` of the (n, K) matrix ``r``."""
-    n = 0
-    s = 0.0
-    lo = math.inf
-    hi = -math.inf
-    for p in range(a, b):
-        v = r[p, k]
-        if sc[p] and not math.isnan(v):
-            n += 1
-            s += v
-            lo = min(lo, v)
-            hi = max(hi, v)
-    if n == 0 or lo == hi:
-        return n, (lo if n else 0.0), 0.0, lo, hi
-    m = s / n
-    c = 0.0
-    ss = 0.0
-    for p in range(a, b):
-        v = r[p, k]
-        if sc[p] and not math.isnan(v):
-            d = v - m
-            c += d
-            ss += d * d
-    ss -= c * c / n
-    return n, m + c / n, (ss if ss > 0.0 else 0.0), lo, hi
-
-
-@cuda.jit(device=True)
-def _col_z(r, k, sc, a, b, ddof, eps, mode, raw_single):
-    """fused._column_z: ``(shift, den, live, top)``."""
-    n, m, ss, lo, hi = _col_moments(r, k, sc, a, b)
-    if n == 1 and raw_single:
-        den = _den(1.0, eps, mode)
-        return 0.0, den, True, abs(lo / den)
-    if n <= 1 or lo == hi:
-        return 0.0, 1.0, False, 0.0
-    var = ss / (n - ddof) if n > ddof else 0.0
-    den = _den(math.sqrt(var), eps, mode)
-    return m, den, True, max(abs((lo - m) / den), abs((hi - m) / den))
+def _matrix_args(r, cols, w, scorable):
+    """The objective steps' inputs on the GPU: the (k, n) transpose of the reward matrix
+    as the CPU kernels read it (sent as it lies in memory, column-major), the weighted
+    columns, their weights and the scorable mask."""
+    rt = fused.columns(r)
+    if not (rt.flags.c_contiguous or rt.flags.f_contiguous):
+        rt = np.asfortranarray(rt)
+    return (cuda.to_device(rt), _d(cols, np.int64), _d(w, np.float64), _d(scorable, np.bool_))
 
 
 @cuda.jit
-def _k_objective_sum(r, cols, w, sc, offsets, ddof, eps, mode, raw_single, out):
+def _k_objective_sum(rt, cols, w, sc, offsets, ddof, eps, mode, raw_single, out):
     j = cuda.grid(1)
-    if j >= offsets.shape[0] - 1:
-        return
-    a = offsets[j]
-    b = offsets[j + 1]
-    for p in range(a, b):
-        out[p] = 0.0
-    for c in range(cols.shape[0]):
-        k = cols[c]
-        shift, den, live, _ = _col_z(r, k, sc, a, b, ddof, eps, mode, raw_single)
-        if not live:
-            continue
-        wc = w[c]
-        for p in range(a, b):
-            v = r[p, k]
-            if sc[p] and not math.isnan(v):
-                out[p] += wc * ((v - shift) / den)
-
-
-def _matrix_args(r, cols, w, scorable):
-    return (_d(r, np.float64), _d(cols, np.int64), _d(w, np.float64), _d(scorable, np.bool_))
+    if j < offsets.shape[0] - 1:
+        _objective_sum_of(j, rt, cols, w, sc, offsets, ddof, eps, mode, raw_single, out)
 
 
 def seg_objective_sum(r, cols, w, scorable, offsets, ddof, eps, mode, raw_single):
@@ -567,48 +450,10 @@ def seg_objective_sum(r, cols, w, scorable, offsets, ddof, eps, mode, raw_single
 
 
 @cuda.jit
-def _k_gd2po(r, cols, w, sc, offsets, ddof, eps, mode, raw_single, tau, sign, total, sm, v_out, kept):
+def _k_gd2po(rt, cols, w, sc, offsets, ddof, eps, mode, raw_single, tau, sign, total, sm, v_out, kept):
     j = cuda.grid(1)
-    if j >= offsets.shape[0] - 1:
-        return
-    a = offsets[j]
-    b = offsets[j + 1]
-    for p in range(a, b):  # the group's rows are its own scratch
-        sign[p] = 0
-        total[p] = 0.0
-        sm[p] = 0.0
-        v_out[p] = 0.0
-    for c in range(cols.shape[0]):
-        k = cols[c]
-        shift, den, live, top = _col_z(r, k, sc, a, b, ddof, eps, mode, raw_single)
-        if not live:
-            continue
-        tol = 1e-9 * (top if top > 1.0 else 1.0)
-        wc = w[c]
-        for p in range(a, b):
-            v = r[p, k]
-            zz = (v - shift) / den if (sc[p] and not math.isnan(v)) else 0.0
-            if zz > tol:
-                sign[p] |= 1
-            if zz < -tol:
-                sign[p] |= 2
-            total[p] += abs(zz)
-            sm[p] += zz
-            v_out[p] += wc * zz
-    n_scorable = 0
-    n_kept = 0
-    for p in range(a, b):
-        share = sm[p] / total[p] if total[p] > 0.0 else 0.0
-        ok = sc[p]
-        keep = ok and not (sign[p] == 3 and abs(share) < tau)
-        kept[p] = keep
-        if ok:
-            n_scorable += 1
-        if keep:
-            n_kept += 1
-    rho = n_kept / n_scorable if n_scorable > 0 else 0.0
-    for p in range(a, b):
-        v_out[p] = v_out[p] * rho
+    if j < offsets.shape[0] - 1:  # the group's own rows of the row-sized scratch
+        _gd2po_of(j, rt, cols, w, sc, offsets, ddof, eps, mode, raw_single, tau, sign, total, sm, offsets[j], v_out, kept)
 
 
 def seg_gd2po(r, cols, w, scorable, offsets, ddof, eps, mode, raw_single, tau):
@@ -621,47 +466,10 @@ def seg_gd2po(r, cols, w, scorable, offsets, ddof, eps, mode, raw_single, tau):
 
 
 @cuda.jit
-def _k_dvao(r, cols, w, sc, offsets, raw_lone, out):
+def _k_dvao(rt, cols, w, sc, offsets, raw_lone, out):
     j = cuda.grid(1)
-    if j >= offsets.shape[0] - 1:
-        return
-    a = offsets[j]
-    b = offsets[j + 1]
-    K = cols.shape[0]
-    lone = 0
-    for p in range(a, b):
-        if sc[p]:
-            lone += 1
-    if lone == 1:
-        for p in range(a, b):
-            v = 0.0
-            if raw_lone and sc[p]:
-                num = 0.0
-                sw = 0.0
-                for c in range(K):
-                    x = r[p, cols[c]]
-                    if not math.isnan(x):
-                        num += w[c] * x
-                        sw += w[c]
-                v = num / sw if sw != 0.0 else 0.0
-            out[p] = v
-        return
-    for p in range(a, b):
-        out[p] = 0.0
-    den = 0.0
-    for c in range(K):
-        k = cols[c]
-        n, m, ss, lo, hi = _col_moments(r, k, sc, a, b)
-        if n == 0 or lo == hi:
-            continue
-        den += w[c] * math.sqrt(ss / n)
-        wc = w[c]
-        for p in range(a, b):
-            v = r[p, k]
-            if sc[p] and not math.isnan(v):
-                out[p] += wc * (v - m)
-    for p in range(a, b):
-        out[p] = out[p] / den if den != 0.0 else 0.0
+    if j < offsets.shape[0] - 1:
+        _dvao_of(j, rt, cols, w, sc, offsets, raw_lone, out)
 
 
 def seg_dvao(r, cols, w, scorable, offsets, raw_lone):

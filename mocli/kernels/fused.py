@@ -31,22 +31,26 @@ _BLOCKS = 64
 # ---------------------------------------------------------------------------------------
 # per-group affine map of the rows
 # ---------------------------------------------------------------------------------------
+@njit(inline="always", **_JIT)
+def _expand_of(j, x, valid, order, offsets, shift, mul, den, live, dest, out):
+    a = offsets[j]
+    b = offsets[j + 1]
+    if not live[j]:
+        for p in range(a, b):
+            out[dest[p]] = 0.0
+        return
+    sh = shift[j]
+    m = mul[j]
+    d = den[j]
+    for p in range(a, b):
+        i = order[p]
+        out[dest[p]] = (x[i] - sh) * m / d if valid[i] else 0.0
+
+
 @njit(parallel=True, **_JIT)
 def _seg_expand(x, valid, order, offsets, shift, mul, den, live, dest, out):
-    g = offsets.shape[0] - 1
-    for j in prange(g):
-        a = offsets[j]
-        b = offsets[j + 1]
-        if not live[j]:
-            for p in range(a, b):
-                out[dest[p]] = 0.0
-            continue
-        sh = shift[j]
-        m = mul[j]
-        d = den[j]
-        for p in range(a, b):
-            i = order[p]
-            out[dest[p]] = (x[i] - sh) * m / d if valid[i] else 0.0
+    for j in prange(offsets.shape[0] - 1):
+        _expand_of(j, x, valid, order, offsets, shift, mul, den, live, dest, out)
 
 
 def seg_expand(x, valid, order, offsets, shift, mul, den, live, dest=None):
@@ -255,28 +259,32 @@ def _column_z(x, sc, a, b, ddof, eps, mode, raw_single):
     return m, den, True, dense, max(abs((lo - m) / den), abs((hi - m) / den))
 
 
+@njit(inline="always", **_JIT)
+def _objective_sum_of(j, rt, cols, w, sc, offsets, ddof, eps, mode, raw_single, out):
+    a = offsets[j]
+    b = offsets[j + 1]
+    for p in range(a, b):
+        out[p] = 0.0
+    for c in range(cols.shape[0]):
+        x = rt[cols[c]]
+        shift, den, live, dense, _ = _column_z(x, sc, a, b, ddof, eps, mode, raw_single)
+        if not live:
+            continue
+        wc = w[c]
+        if dense:
+            for p in range(a, b):
+                out[p] += wc * ((x[p] - shift) / den)
+        else:
+            for p in range(a, b):
+                v = x[p]
+                if sc[p] and not math.isnan(v):
+                    out[p] += wc * ((v - shift) / den)
+
+
 @njit(parallel=True, **_JIT)
 def _seg_objective_sum(rt, cols, w, sc, offsets, ddof, eps, mode, raw_single, out):
-    g = offsets.shape[0] - 1
-    for j in prange(g):
-        a = offsets[j]
-        b = offsets[j + 1]
-        for p in range(a, b):
-            out[p] = 0.0
-        for c in range(cols.shape[0]):
-            x = rt[cols[c]]
-            shift, den, live, dense, _ = _column_z(x, sc, a, b, ddof, eps, mode, raw_single)
-            if not live:
-                continue
-            wc = w[c]
-            if dense:
-                for p in range(a, b):
-                    out[p] += wc * ((x[p] - shift) / den)
-            else:
-                for p in range(a, b):
-                    v = x[p]
-                    if sc[p] and not math.isnan(v):
-                        out[p] += wc * ((v - shift) / den)
+    for j in prange(offsets.shape[0] - 1):
+        _objective_sum_of(j, rt, cols, w, sc, offsets, ddof, eps, mode, raw_single, out)
 
 
 def columns(r):
@@ -297,6 +305,48 @@ def seg_objective_sum(r, cols, w, scorable, offsets, ddof, eps, mode, raw_single
     return out
 
 
+@njit(inline="always", **_JIT)
+def _gd2po_of(j, rt, cols, w, sc, offsets, ddof, eps, mode, raw_single, tau, sign, total, sm, base, v_out, kept):
+    """Group ``j``'s rows of :func:`seg_gd2po`; its per-row conflict state lives in
+    ``sign``, ``total``, ``sm`` from ``base`` on (a scratch run per worker on the CPU, the
+    group's own rows of row-sized arrays on a GPU)."""
+    a = offsets[j]
+    b = offsets[j + 1]
+    for q in range(b - a):
+        sign[base + q] = 0
+        total[base + q] = 0.0
+        sm[base + q] = 0.0
+        v_out[a + q] = 0.0
+    for c in range(cols.shape[0]):
+        x = rt[cols[c]]
+        shift, den, live, dense, top = _column_z(x, sc, a, b, ddof, eps, mode, raw_single)
+        if not live:
+            continue  # z = 0 on every row: no sign, nothing to add
+        tol = 1e-9 * (top if top > 1.0 else 1.0)  # the zero test's scale
+        wc = w[c]
+        for p in range(a, b):
+            v = x[p]
+            zz = (v - shift) / den if dense or (sc[p] and not math.isnan(v)) else 0.0
+            q = base + p - a
+            sign[q] |= (1 if zz > tol else 0) | (2 if zz < -tol else 0)
+            total[q] += abs(zz)
+            sm[q] += zz
+            v_out[p] += wc * zz
+    n_scorable = 0
+    n_kept = 0
+    for p in range(a, b):
+        q = base + p - a
+        share = sm[q] / total[q] if total[q] > 0.0 else 0.0
+        ok = sc[p]
+        keep = ok and not (sign[q] == 3 and abs(share) < tau)
+        kept[p] = keep
+        n_scorable += 1 if ok else 0
+        n_kept += 1 if keep else 0
+    rho = n_kept / n_scorable if n_scorable > 0 else 0.0
+    for p in range(a, b):
+        v_out[p] = v_out[p] * rho
+
+
 @njit(parallel=True, **_JIT)
 def _seg_gd2po(rt, cols, w, sc, offsets, ddof, eps, mode, raw_single, tau, v_out, kept):
     g = offsets.shape[0] - 1
@@ -311,41 +361,7 @@ def _seg_gd2po(rt, cols, w, sc, offsets, ddof, eps, mode, raw_single, tau, v_out
         total = np.empty(size)
         sm = np.empty(size)
         for j in range(blk * g // n_blocks, (blk + 1) * g // n_blocks):
-            a = offsets[j]
-            b = offsets[j + 1]
-            for q in range(b - a):
-                sign[q] = 0
-                total[q] = 0.0
-                sm[q] = 0.0
-                v_out[a + q] = 0.0
-            for c in range(cols.shape[0]):
-                x = rt[cols[c]]
-                shift, den, live, dense, top = _column_z(x, sc, a, b, ddof, eps, mode, raw_single)
-                if not live:
-                    continue  # z = 0 on every row: no sign, nothing to add
-                tol = 1e-9 * (top if top > 1.0 else 1.0)  # the zero test's scale
-                wc = w[c]
-                for p in range(a, b):
-                    v = x[p]
-                    zz = (v - shift) / den if dense or (sc[p] and not math.isnan(v)) else 0.0
-                    q = p - a
-                    sign[q] |= (1 if zz > tol else 0) | (2 if zz < -tol else 0)
-                    total[q] += abs(zz)
-                    sm[q] += zz
-                    v_out[p] += wc * zz
-            n_scorable = 0
-            n_kept = 0
-            for p in range(a, b):
-                q = p - a
-                share = sm[q] / total[q] if total[q] > 0.0 else 0.0
-                ok = sc[p]
-                keep = ok and not (sign[q] == 3 and abs(share) < tau)
-                kept[p] = keep
-                n_scorable += 1 if ok else 0
-                n_kept += 1 if keep else 0
-            rho = n_kept / n_scorable if n_scorable > 0 else 0.0
-            for p in range(a, b):
-                v_out[p] = v_out[p] * rho
+            _gd2po_of(j, rt, cols, w, sc, offsets, ddof, eps, mode, raw_single, tau, sign, total, sm, 0, v_out, kept)
 
 
 def seg_gd2po(r, cols, w, scorable, offsets, ddof, eps, mode, raw_single, tau):
@@ -359,50 +375,54 @@ def seg_gd2po(r, cols, w, scorable, offsets, ddof, eps, mode, raw_single, tau):
     return v, kept
 
 
+@njit(inline="always", **_JIT)
+def _dvao_of(j, rt, cols, w, sc, offsets, raw_lone, out):
+    a = offsets[j]
+    b = offsets[j + 1]
+    K = cols.shape[0]
+    lone = 0
+    for p in range(a, b):
+        lone += 1 if sc[p] else 0
+    if lone == 1:
+        for p in range(a, b):
+            v = 0.0
+            if raw_lone and sc[p]:
+                num = 0.0
+                sw = 0.0
+                for c in range(K):
+                    x = rt[cols[c], p]
+                    if not math.isnan(x):
+                        num += w[c] * x
+                        sw += w[c]
+                v = num / sw if sw != 0.0 else 0.0
+            out[p] = v
+        return
+    for p in range(a, b):
+        out[p] = 0.0
+    den = 0.0
+    for c in range(K):
+        x = rt[cols[c]]
+        n, m, ss, lo, hi, dense = _column_moments(x, sc, a, b)
+        if n == 0 or lo == hi:
+            continue  # centred values exactly 0, sigma 0
+        den += w[c] * math.sqrt(ss / n)
+        wc = w[c]
+        if dense:
+            for p in range(a, b):
+                out[p] += wc * (x[p] - m)
+        else:
+            for p in range(a, b):
+                v = x[p]
+                if sc[p] and not math.isnan(v):
+                    out[p] += wc * (v - m)
+    for p in range(a, b):
+        out[p] = out[p] / den if den != 0.0 else 0.0
+
+
 @njit(parallel=True, **_JIT)
 def _seg_dvao(rt, cols, w, sc, offsets, raw_lone, out):
-    g = offsets.shape[0] - 1
-    K = cols.shape[0]
-    for j in prange(g):
-        a = offsets[j]
-        b = offsets[j + 1]
-        lone = 0
-        for p in range(a, b):
-            lone += 1 if sc[p] else 0
-        if lone == 1:
-            for p in range(a, b):
-                v = 0.0
-                if raw_lone and sc[p]:
-                    num = 0.0
-                    sw = 0.0
-                    for c in range(K):
-                        x = rt[cols[c], p]
-                        if not math.isnan(x):
-                            num += w[c] * x
-                            sw += w[c]
-                    v = num / sw if sw != 0.0 else 0.0
-                out[p] = v
-            continue
-        for p in range(a, b):
-            out[p] = 0.0
-        den = 0.0
-        for c in range(K):
-            x = rt[cols[c]]
-            n, m, ss, lo, hi, dense = _column_moments(x, sc, a, b)
-            if n == 0 or lo == hi:
-                continue  # centred values exactly 0, sigma 0
-            den += w[c] * math.sqrt(ss / n)
-            wc = w[c]
-            if dense:
-                for p in range(a, b):
-                    out[p] += wc * (x[p] - m)
-            else:
-                for p in range(a, b):
-                    v = x[p]
-                    if sc[p] and not math.isnan(v):
-                        out[p] += wc * (v - m)
-        for p in range(a, b):
-            out[p] = out[p] / den if den != 0.0 else 0.0
+    for j in prange(offsets.shape[0] - 1):
+        _dvao_of(j, rt, cols, w, sc, offsets, raw_lone, out)
 
 
 def seg_dvao(r, cols, w, scorable, offsets, raw_lone):
