@@ -30,3 +30,40 @@ def test_device_choice(run_cli, tmp_path):
     f.write_text("g,r\n1,1\n1,0\n")
     code, _, err = run_cli("advantages", f, "-g", "g", "-r", "r", "--device", "gpu", "-o", tmp_path / "o.parquet")
     assert code == 2 and "--device 'gpu'" in err
+
+
+def test_a_cuda_that_cannot_run_kernels_is_refused_cleanly(run_cli, tmp_path, monkeypatch):
+    """numba-cuda present and a GPU seen, but a kernel fails to compile (as numba-cuda
+    0.30.4 does beside NumPy 2.5): ``auto`` stays on the CPU, ``cuda`` is one error line."""
+    from mocli import kernels
+    from mocli.kernels import cuda as backend
+
+    def broken():
+        raise AttributeError("module 'numpy' has no attribute 'row_stack'")
+
+    monkeypatch.setattr(kernels, "_CUDA_PROBLEM", [])
+    monkeypatch.setattr(backend.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(backend, "probe", broken)
+    try:
+        assert kernels.use("auto") == "cpu"
+        f = tmp_path / "r.csv"
+        f.write_text("g,r\n1,1\n1,0\n")
+        code, out, err = run_cli("advantages", f, "-g", "g", "-r", "r", "--device", "cuda", "-o", tmp_path / "o.parquet")
+        assert code == 2 and out == "" and not (tmp_path / "o.parquet").exists()
+        assert err.startswith("error: --device cuda: numba-cuda cannot run a kernel here (AttributeError:")
+        assert err.count("\n") == 1 and "Traceback" not in err
+    finally:
+        kernels.use("cpu")
+
+
+def test_without_a_gpu_cuda_names_the_reason(run_cli, tmp_path, monkeypatch):
+    from mocli import kernels
+    from mocli.kernels import cuda as backend
+
+    monkeypatch.setattr(kernels, "_CUDA_PROBLEM", [])
+    monkeypatch.setattr(backend.cuda, "is_available", lambda: False)
+    f = tmp_path / "r.csv"
+    f.write_text("g,r\n1,1\n1,0\n")
+    code, _, err = run_cli("analyze", f, "-g", "g", "-r", "r", "--device", "cuda")
+    assert code == 2 and "no CUDA device" in err
+    assert kernels.use("auto") == "cpu"

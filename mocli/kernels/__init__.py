@@ -30,15 +30,33 @@ def _cuda_module() -> ModuleType | None:
     return cuda_backend
 
 
+_CUDA_PROBLEM: list[str | None] = []  # filled once per process by _cuda_problem
+
+
+def _cuda_problem() -> str | None:
+    """Why mocli's CUDA kernels cannot run here, or None when they can: numba-cuda is
+    missing, it sees no GPU, or a small kernel fails to compile and run (an environment
+    where numba-cuda and NumPy do not fit together, say). Checked once per process."""
+    if not _CUDA_PROBLEM:
+        mod = _cuda_module()
+        problem = None
+        if mod is None:
+            problem = "numba-cuda is not installed (pip install mocli[cuda])"
+        else:
+            try:
+                if not mod.cuda.is_available():
+                    problem = "numba-cuda finds no CUDA device (check the driver)"
+                else:
+                    mod.probe()
+            except Exception as exc:  # whatever breaks here is the environment's
+                problem = f"numba-cuda cannot run a kernel here ({type(exc).__name__}: {exc})"
+        _CUDA_PROBLEM.append(problem)
+    return _CUDA_PROBLEM[0]
+
+
 def cuda_available() -> bool:
-    """numba-cuda is installed and sees a GPU (or its simulator is on)."""
-    mod = _cuda_module()
-    if mod is None:
-        return False
-    try:
-        return bool(mod.cuda.is_available())
-    except Exception:
-        return False
+    """numba-cuda is installed, sees a GPU (or its simulator is on) and runs a kernel."""
+    return _cuda_problem() is None
 
 
 def use(device: str) -> str:
@@ -49,8 +67,9 @@ def use(device: str) -> str:
     if device == "cpu" or (device == "auto" and not cuda_available()):
         _backend = cpu
         return "cpu"
-    if not cuda_available():
-        raise UsageError("--device cuda: no CUDA device found (install mocli[cuda] and check the driver), or use --device cpu|auto")
+    problem = _cuda_problem()
+    if problem is not None:
+        raise UsageError(f"--device cuda: {problem}; use --device cpu or auto")
     _backend = _cuda_module()
     return "cuda"
 

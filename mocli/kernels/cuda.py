@@ -369,6 +369,13 @@ def _k_ndtri(p, out):
         out[i] = _ndtri(p[i])
 
 
+def probe() -> None:
+    """Compile and run one small kernel (numba-cuda raises if it cannot)."""
+    got = ndtri(np.array([0.5]))
+    if got[0] != 0.0:
+        raise RuntimeError(f"a probe kernel returned {got[0]!r} instead of 0.0")
+
+
 def ndtri(p):
     p = np.ascontiguousarray(np.asarray(p, dtype=np.float64)).ravel()
     out = cuda.device_array(max(p.shape[0], 1))
