@@ -67,3 +67,25 @@ def test_without_a_gpu_cuda_names_the_reason(run_cli, tmp_path, monkeypatch):
     code, _, err = run_cli("analyze", f, "-g", "g", "-r", "r", "--device", "cuda")
     assert code == 2 and "no CUDA device" in err
     assert kernels.use("auto") == "cpu"
+
+
+def test_small_grid_warnings_stay_out_of_stderr():
+    """numba-cuda warns when a launch has fewer than 128 blocks (every small input does):
+    the backend's launches keep that one warning quiet, and no other."""
+    import warnings
+
+    from mocli.kernels import cuda as backend
+
+    class Kernel:
+        def __getitem__(self, config):
+            self.config = config
+            warnings.warn("\x1b[1mGrid size 1 will likely result in GPU under-utilization due to low occupancy.\x1b[0m")
+            return lambda *args: setattr(self, "args", args)
+
+    k = Kernel()
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        backend._go(k, 10, "a", 1)
+        warnings.warn("something else")
+    assert k.args == ("a", 1) and k.config == backend._launch(10)
+    assert [str(w.message) for w in seen] == ["something else"]

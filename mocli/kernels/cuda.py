@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import os
 import types
+import warnings
 
 import numpy as np
 from numba import cuda
@@ -30,6 +31,16 @@ _LOO_DIRECT = 256
 def _launch(n_items: int) -> tuple[int, int]:
     block = max(1, min(BLOCK, 1024))
     return max(1, (n_items + block - 1) // block), block
+
+
+def _go(kernel, n_items: int, *args) -> None:
+    """Launch ``kernel`` with one thread per item. numba-cuda warns when a grid has too few
+    blocks to fill the GPU; small inputs are expected here, so that warning is kept out of
+    the caller's stderr (for this launch only)."""
+    grid, block = _launch(n_items)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*Grid size \d+ will likely result in GPU under-utilization")
+        kernel[grid, block](*args)
 
 
 def _d(a, dtype=None):
@@ -128,7 +139,7 @@ def seg_mean_var(x, valid, order, offsets, ddof=1):
     g = offsets.shape[0] - 1
     mean, var = cuda.device_array(g), cuda.device_array(g)
     count, const = cuda.device_array(g, dtype=np.int64), cuda.device_array(g, dtype=np.bool_)
-    _k_mean_var[_launch(g)](_d(x, np.float64), _d(valid, np.bool_), _d(order), _d(offsets), int(ddof), mean, var, count, const)
+    _go(_k_mean_var, g, _d(x, np.float64), _d(valid, np.bool_), _d(order), _d(offsets), int(ddof), mean, var, count, const)
     return mean.copy_to_host(), var.copy_to_host(), count.copy_to_host(), const.copy_to_host()
 
 
@@ -150,7 +161,7 @@ def _k_weighted_mean(x, w, valid, order, offsets, out):
 def seg_weighted_mean(x, w, valid, order, offsets):
     g = offsets.shape[0] - 1
     out = cuda.device_array(g)
-    _k_weighted_mean[_launch(g)](_d(x, np.float64), _d(w, np.float64), _d(valid, np.bool_), _d(order), _d(offsets), out)
+    _go(_k_weighted_mean, g, _d(x, np.float64), _d(w, np.float64), _d(valid, np.bool_), _d(order), _d(offsets), out)
     return out.copy_to_host()
 
 
@@ -238,7 +249,7 @@ def seg_loo_mean_var(x, valid, order, offsets, ddof=1):
     n = x.shape[0]
     lm = cuda.to_device(np.zeros(n))
     lv = cuda.to_device(np.zeros(n))
-    _k_loo[_launch(offsets.shape[0] - 1)](_d(x, np.float64), _d(valid, np.bool_), _d(order), _d(offsets), int(ddof), lm, lv)
+    _go(_k_loo, offsets.shape[0] - 1, _d(x, np.float64), _d(valid, np.bool_), _d(order), _d(offsets), int(ddof), lm, lv)
     return lm.copy_to_host(), lv.copy_to_host()
 
 
@@ -255,7 +266,7 @@ def _k_min_max(x, valid, order, offsets, lo, hi):
 def seg_min_max(x, valid, order, offsets):
     g = offsets.shape[0] - 1
     lo, hi = cuda.device_array(g), cuda.device_array(g)
-    _k_min_max[_launch(g)](_d(x, np.float64), _d(valid, np.bool_), _d(order), _d(offsets), lo, hi)
+    _go(_k_min_max, g, _d(x, np.float64), _d(valid, np.bool_), _d(order), _d(offsets), lo, hi)
     return lo.copy_to_host(), hi.copy_to_host()
 
 
@@ -287,7 +298,7 @@ def seg_top2(x, valid, order, offsets):
     g = offsets.shape[0] - 1
     top, second = cuda.device_array(g), cuda.device_array(g)
     arg = cuda.device_array(g, dtype=np.int64)
-    _k_top2[_launch(g)](_d(x, np.float64), _d(valid, np.bool_), _d(order), _d(offsets), top, second, arg)
+    _go(_k_top2, g, _d(x, np.float64), _d(valid, np.bool_), _d(order), _d(offsets), top, second, arg)
     return top.copy_to_host(), second.copy_to_host(), arg.copy_to_host()
 
 
@@ -309,8 +320,8 @@ def seg_median(x, valid, order, offsets):
     g = offsets.shape[0] - 1
     n = x.shape[0]
     out = cuda.device_array(g)
-    _k_median[_launch(g)](_d(x, np.float64), _d(valid, np.bool_), _d(order), _d(offsets),
-                          cuda.device_array(max(n, 1)), cuda.device_array(max(n, 1), dtype=np.int64), out)
+    _go(_k_median, g, _d(x, np.float64), _d(valid, np.bool_), _d(order), _d(offsets),
+        cuda.device_array(max(n, 1)), cuda.device_array(max(n, 1), dtype=np.int64), out)
     return out.copy_to_host()
 
 
@@ -349,8 +360,8 @@ def _k_ranks(x, valid, order, offsets, normal, buf, rows, out):
 def _ranks(x, valid, order, offsets, normal):
     n = x.shape[0]
     out = cuda.to_device(np.full(n, np.nan))
-    _k_ranks[_launch(offsets.shape[0] - 1)](_d(x, np.float64), _d(valid, np.bool_), _d(order), _d(offsets), bool(normal),
-                                            cuda.device_array(max(n, 1)), cuda.device_array(max(n, 1), dtype=np.int64), out)
+    _go(_k_ranks, offsets.shape[0] - 1, _d(x, np.float64), _d(valid, np.bool_), _d(order), _d(offsets), bool(normal),
+        cuda.device_array(max(n, 1)), cuda.device_array(max(n, 1), dtype=np.int64), out)
     return out.copy_to_host()
 
 
@@ -379,7 +390,7 @@ def probe() -> None:
 def ndtri(p):
     p = np.ascontiguousarray(np.asarray(p, dtype=np.float64)).ravel()
     out = cuda.device_array(max(p.shape[0], 1))
-    _k_ndtri[_launch(p.shape[0])](_d(p), out)
+    _go(_k_ndtri, p.shape[0], _d(p), out)
     return out.copy_to_host()[: p.shape[0]]
 
 
@@ -408,7 +419,7 @@ def seg_group_z(x, valid, order, offsets, ddof, eps, mode, raw_single, dest=None
     n = x.shape[0]
     out = cuda.device_array(max(n, 1))
     d_order = _d(order)
-    _k_group_z[_launch(offsets.shape[0] - 1)](
+    _go(_k_group_z, offsets.shape[0] - 1,
         _d(x, np.float64), _d(valid, np.bool_), d_order, _d(offsets), int(ddof), float(eps), int(mode),
         bool(raw_single), bool(scaled), d_order if dest is None else _d(dest), out)
     return out.copy_to_host()[:n]
@@ -425,7 +436,7 @@ def seg_expand(x, valid, order, offsets, shift, mul, den, live, dest=None):
     n = x.shape[0]
     out = cuda.device_array(max(n, 1))
     d_order = _d(order)
-    _k_expand[_launch(offsets.shape[0] - 1)](
+    _go(_k_expand, offsets.shape[0] - 1,
         _d(x, np.float64), _d(valid, np.bool_), d_order, _d(offsets), _d(shift, np.float64), _d(mul, np.float64),
         _d(den, np.float64), _d(live, np.bool_), d_order if dest is None else _d(dest), out)
     return out.copy_to_host()[:n]
@@ -451,7 +462,7 @@ def _k_objective_sum(rt, cols, w, sc, offsets, ddof, eps, mode, raw_single, out)
 def seg_objective_sum(r, cols, w, scorable, offsets, ddof, eps, mode, raw_single):
     n = r.shape[0]
     out = cuda.device_array(max(n, 1))
-    _k_objective_sum[_launch(offsets.shape[0] - 1)](
+    _go(_k_objective_sum, offsets.shape[0] - 1,
         *_matrix_args(r, cols, w, scorable), _d(offsets), int(ddof), float(eps), int(mode), bool(raw_single), out)
     return out.copy_to_host()[:n]
 
@@ -466,7 +477,7 @@ def _k_gd2po(rt, cols, w, sc, offsets, ddof, eps, mode, raw_single, tau, sign, t
 def seg_gd2po(r, cols, w, scorable, offsets, ddof, eps, mode, raw_single, tau):
     n = max(r.shape[0], 1)
     v, kept = cuda.device_array(n), cuda.device_array(n, dtype=np.bool_)
-    _k_gd2po[_launch(offsets.shape[0] - 1)](
+    _go(_k_gd2po, offsets.shape[0] - 1,
         *_matrix_args(r, cols, w, scorable), _d(offsets), int(ddof), float(eps), int(mode), bool(raw_single),
         float(tau), cuda.device_array(n, dtype=np.int64), cuda.device_array(n), cuda.device_array(n), v, kept)
     return v.copy_to_host()[: r.shape[0]], kept.copy_to_host()[: r.shape[0]]
@@ -482,5 +493,5 @@ def _k_dvao(rt, cols, w, sc, offsets, raw_lone, out):
 def seg_dvao(r, cols, w, scorable, offsets, raw_lone):
     n = r.shape[0]
     out = cuda.device_array(max(n, 1))
-    _k_dvao[_launch(offsets.shape[0] - 1)](*_matrix_args(r, cols, w, scorable), _d(offsets), bool(raw_lone), out)
+    _go(_k_dvao, offsets.shape[0] - 1, *_matrix_args(r, cols, w, scorable), _d(offsets), bool(raw_lone), out)
     return out.copy_to_host()[:n]
