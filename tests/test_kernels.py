@@ -172,8 +172,8 @@ def test_the_dispatcher_exports_every_primitive():
 @pytest.mark.parametrize("eps_mode", ["add", "floor", "skip_zero"])
 @pytest.mark.parametrize("singleton", ["zero", "raw"])
 def test_fused_group_z_equals_the_composed_rule_bit_for_bit(eps_mode, singleton, monkeypatch):
-    """grpo's rule runs as one fused CPU kernel; the composed path (what the CUDA backend
-    runs) must give the very same bits, for every eps mode, ddof and singleton policy, and
+    """grpo's rule runs as one fused kernel; the composed path (the reference written as
+    primitives and NumPy) must give the very same bits, for every eps mode, ddof and singleton policy, and
     unscaled (the group-centred values of dr_grpo and reinforce_pp_baseline)."""
     from mocli import kernels as K
     from mocli.batch import Rollouts, prepare
@@ -250,8 +250,8 @@ FUSED_SPECS = [
 
 @pytest.mark.parametrize("spec", FUSED_SPECS)
 def test_fused_cpu_steps_equal_the_composed_path(spec, monkeypatch):
-    """The one-pass CPU kernels (mocli.kernels.fused) give the numbers of the composed
-    NumPy + primitive path that other devices run: ragged groups, NaN cells, singletons,
+    """The one-pass kernels (mocli.kernels.fused, compiled for the GPU too) give the numbers
+    of the composed NumPy + primitive reference path: ragged groups, NaN cells, singletons,
     constant groups, rows out of group order."""
     from mocli import kernels as K
     from mocli.batch import Rollouts, prepare
