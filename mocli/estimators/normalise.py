@@ -270,7 +270,8 @@ def batch_tally(local: Any) -> Any:
 
 
 def valid_moments(x, valid) -> Moments:
-    """:meth:`Moments.of` ``x[valid]``, without copying the rows out on the CPU."""
+    """:meth:`Moments.of` ``x[valid]``, without copying the rows out (host sums in fixed
+    blocks, on either device)."""
     if kernels.steps() is not None:  # host sums on either device
         return Moments(*fused.masked_moments(np.ascontiguousarray(x, dtype=np.float64), valid))
     return Moments.of(x[valid])

@@ -2,10 +2,10 @@
 runs them.
 
 The Numba CPU backend (:mod:`mocli.kernels.cpu`) is the default. ``use("cuda")`` (or
-``"auto"``, which picks CUDA only when numba-cuda finds a GPU) switches every primitive to
-:mod:`mocli.kernels.cuda`, which exports the same names with the same signatures
-(``PRIMITIVES``). Importing mocli never loads numba-cuda or touches a GPU; choosing a
-device does.
+``"auto"``, which picks CUDA only when numba-cuda finds a GPU that runs a check kernel)
+switches every primitive to :mod:`mocli.kernels.cuda`, which exports the same names with
+the same signatures (``PRIMITIVES``), and :func:`steps` to its one-pass estimator steps.
+Importing mocli never loads numba-cuda or touches a GPU; choosing a device does.
 """
 
 from __future__ import annotations
