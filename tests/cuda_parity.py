@@ -210,3 +210,20 @@ def test_estimator_steps_on_ragged_groups():
                         fused.seg_gd2po(rows, cols, w, scorable, offsets, 0, 1e-6, 1, raw, 0.8)):
             np.testing.assert_allclose(a, c, rtol=1e-12, atol=1e-12)
     assert set(fused.STEPS) <= set(dir(gpu))
+
+
+def test_streamed_on_cuda_equals_in_memory_on_cpu(capfd):
+    """Group-complete chunks through the GPU give the in-memory CPU report."""
+    import json
+    from pathlib import Path
+    from mocli.cli import main
+
+    data = Path(__file__).resolve().parents[1] / "sample_data" / "math.parquet"
+    reports = []
+    for extra in (["--device", "cpu"], ["--device", "cuda", "--memory-limit", "100KB"]):
+        capfd.readouterr()
+        assert main(["analyze", str(data), "-e", "grpo", "-e", "gdpo", "--format", "json", *extra]) == 0
+        out, err = capfd.readouterr()
+        reports.append(json.loads(out))
+    assert "group-complete chunks" in err
+    _numbers_close(reports[1], reports[0])
