@@ -50,19 +50,31 @@ def _d(a, dtype=None):
 # ---------------------------------------------------------------------------------------
 # device helpers
 # ---------------------------------------------------------------------------------------
-def _device(fn, **calls):
+# the device versions made so far, by the CPU helper's name
+_ON_DEVICE: dict[str, object] = {}
+
+
+def _device(fn):
     """A CUDA device function compiled from the Python body of the CPU helper ``fn`` (a
-    Numba CPU function), with the helpers that body calls (``calls``, by name) replaced by
-    their device versions: one source and the same arithmetic on both devices."""
+    Numba CPU function): one source and the same arithmetic on both devices. The helpers
+    that body calls are swapped for their device versions, which must be made first (a
+    CPU helper left in would pass under the simulator and fail on a GPU, so it is refused
+    here, at import)."""
     py = getattr(fn, "py_func", fn)
     names = dict(py.__globals__)
-    names.update(calls)
-    return cuda.jit(device=True)(types.FunctionType(py.__code__, names, py.__name__, py.__defaults__, py.__closure__))
+    for name in py.__code__.co_names:
+        if name in _ON_DEVICE:
+            names[name] = _ON_DEVICE[name]
+        elif hasattr(names.get(name), "py_func"):
+            raise RuntimeError(f"{py.__name__} calls {name}, which has no device version yet")
+    dev = cuda.jit(device=True)(types.FunctionType(py.__code__, names, py.__name__, py.__defaults__, py.__closure__))
+    _ON_DEVICE[py.__name__] = dev
+    return dev
 
 
 _first_pass = _device(cpu._count_sum_range)
 _two_pass = _device(cpu._two_pass)
-_put_mean_var = _device(cpu._put_mean_var, _two_pass=_two_pass)
+_put_mean_var = _device(cpu._put_mean_var)
 
 
 @cuda.jit(device=True)
@@ -399,13 +411,13 @@ def ndtri(p):
 # the CPU kernel's own per-group body, compiled for the GPU
 # ---------------------------------------------------------------------------------------
 _den = _device(cpu._denominator)
-_group_z_of = _device(cpu._group_z_of, _count_sum_range=_first_pass, _two_pass=_two_pass, _denominator=_den)
+_group_z_of = _device(cpu._group_z_of)
 _expand_of = _device(fused._expand_of)
 _column_moments = _device(fused._column_moments)
-_column_z = _device(fused._column_z, _column_moments=_column_moments, _denominator=_den)
-_objective_sum_of = _device(fused._objective_sum_of, _column_z=_column_z)
-_gd2po_of = _device(fused._gd2po_of, _column_z=_column_z)
-_dvao_of = _device(fused._dvao_of, _column_moments=_column_moments)
+_column_z = _device(fused._column_z)
+_objective_sum_of = _device(fused._objective_sum_of)
+_gd2po_of = _device(fused._gd2po_of)
+_dvao_of = _device(fused._dvao_of)
 
 
 @cuda.jit
