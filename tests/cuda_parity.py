@@ -201,14 +201,19 @@ def test_estimator_steps_on_ragged_groups():
                     rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(gpu.seg_expand(x, valid, order, offsets, shift, mul, den, live, dest),
                                    fused.seg_expand(x, valid, order, offsets, shift, mul, den, live, dest), rtol=1e-12, atol=1e-12)
-    for raw in (False, True):
-        np.testing.assert_allclose(gpu.seg_objective_sum(rows, cols, w, scorable, offsets, 1, 1e-4, 0, raw),
-                                   fused.seg_objective_sum(rows, cols, w, scorable, offsets, 1, 1e-4, 0, raw), rtol=1e-12, atol=1e-12)
-        np.testing.assert_allclose(gpu.seg_dvao(rows, cols, w, scorable, offsets, raw),
-                                   fused.seg_dvao(rows, cols, w, scorable, offsets, raw), rtol=1e-12, atol=1e-12)
-        for a, c in zip(gpu.seg_gd2po(rows, cols, w, scorable, offsets, 0, 1e-6, 1, raw, 0.8),
-                        fused.seg_gd2po(rows, cols, w, scorable, offsets, 0, 1e-6, 1, raw, 0.8)):
-            np.testing.assert_allclose(a, c, rtol=1e-12, atol=1e-12)
+    # objectives one by one, and six objectives whose weighted ones form a run of four
+    # side by side (a quad) after an unweighted column, and one more
+    wide = np.hstack([rows, rows[:, ::-1] * 0.5 + 0.125])
+    for m, cols, w in ((rows, cols, w), (wide, np.array([1, 2, 3, 4, 5]), np.array([1.0, -0.5, 2.0, 0.7, 1.5]))):
+        for raw in (False, True):
+            np.testing.assert_allclose(gpu.seg_objective_sum(m, cols, w, scorable, offsets, 1, 1e-4, 0, raw),
+                                       fused.seg_objective_sum(m, cols, w, scorable, offsets, 1, 1e-4, 0, raw),
+                                       rtol=1e-12, atol=1e-12)
+            np.testing.assert_allclose(gpu.seg_dvao(m, cols, w, scorable, offsets, raw),
+                                       fused.seg_dvao(m, cols, w, scorable, offsets, raw), rtol=1e-12, atol=1e-12)
+            for a, c in zip(gpu.seg_gd2po(m, cols, w, scorable, offsets, 0, 1e-6, 1, raw, 0.8),
+                            fused.seg_gd2po(m, cols, w, scorable, offsets, 0, 1e-6, 1, raw, 0.8)):
+                np.testing.assert_allclose(a, c, rtol=1e-12, atol=1e-12)
     assert set(fused.STEPS) <= set(dir(gpu))
 
 

@@ -248,24 +248,40 @@ FUSED_SPECS = [
 ]
 
 
-@pytest.mark.parametrize("spec", FUSED_SPECS)
-def test_fused_cpu_steps_equal_the_composed_path(spec, monkeypatch):
+# reward weights: three objectives (each taken on its own), and six with the weighted ones
+# forming a run of four side by side (a "quad" of the objective kernels) and one more,
+# the quad at the start or after an unweighted column
+WEIGHTS = {"k3": [1.0, 0.5, 2.0], "k6-quad-first": [1.0, 0.5, 2.0, -1.0, 0.0, 0.7],
+           "k6-quad-second": [0.0, 1.0, 0.5, 2.0, -1.0, 0.7]}
+WIDE = {"k6-quad-first", "k6-quad-second"}
+
+
+MULTI = ("gdpo", "advantage_sum", "dvao", "gd2po")
+
+
+@pytest.mark.parametrize(("spec", "weights"), [(s, "k3") for s in FUSED_SPECS] + [
+    (s, w) for s in FUSED_SPECS if s.startswith(MULTI) for w in sorted(WIDE)])
+def test_fused_cpu_steps_equal_the_composed_path(spec, weights, monkeypatch):
     """The one-pass kernels (mocli.kernels.fused, compiled for the GPU too) give the numbers
     of the composed NumPy + primitive reference path: ragged groups, NaN cells, singletons,
-    constant groups, rows out of group order."""
+    constant groups, rows out of group order; objectives taken one by one and four side
+    by side."""
     from mocli import kernels as K
     from mocli.batch import Rollouts, prepare
     from mocli.pipeline import make_estimator, make_scheme
 
+    w = WEIGHTS[weights]
+    k = len(w)
     rng = np.random.default_rng(23)
     n = 4000
-    r = np.round(rng.normal(size=(n, 3)), 1)
+    r = np.round(rng.normal(size=(n, k)), 1)
     r[:, 1] = rng.integers(0, 2, n)
-    r = np.where(rng.random((n, 3)) < 0.08, np.nan, r)
+    r = np.where(rng.random((n, k)) < 0.08, np.nan, r)
     codes = rng.integers(0, n // 6, n)
     codes[:40] = 10**6 + np.arange(40)  # singletons
     r[np.isin(codes, codes[40:60]), 2] = 0.5  # some constant objectives
-    ro = Rollouts.from_arrays(r, codes, weights=[1.0, 0.5, 2.0], length=rng.integers(1, 90, n))
+    r[np.isin(codes, codes[60:70]), :] = np.nan  # some groups without a valid cell
+    ro = Rollouts.from_arrays(r, codes, weights=w, length=rng.integers(1, 90, n))
     b = prepare(ro, make_scheme())
     est = make_estimator(spec)
     fused_out = est(b)
@@ -275,6 +291,35 @@ def test_fused_cpu_steps_equal_the_composed_path(spec, monkeypatch):
         composed = est(b)
     np.testing.assert_allclose(fused_out, composed, rtol=1e-12, atol=1e-12)
     assert np.all(fused_out[~b.scorable] == 0.0)
+
+
+@pytest.mark.parametrize("step", ["seg_objective_sum", "seg_dvao"])
+def test_a_quad_lane_gives_the_bits_of_its_column_alone(step):
+    """Four objectives side by side are four lanes of the same operations as one objective
+    taken alone: with one lane weighted (the others weight 0, which adds exact zeros) the
+    quad's result is bit for bit the column pass's, lane by lane, NaN cells, constant
+    and lone groups included."""
+    from mocli.kernels import fused
+
+    rng = np.random.default_rng(8)
+    n = 3000
+    r = np.where(rng.random((n, 5)) < 0.1, np.nan, np.round(rng.normal(size=(n, 5)), 1))
+    sizes = rng.integers(1, 30, n)
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    offsets = offsets[offsets < n]
+    offsets = np.append(offsets, n)
+    r[offsets[3]:offsets[4], 2] = 0.25  # a constant objective in one group
+    scorable = rng.random(n) < 0.9
+    fn = getattr(fused, step)
+    args = (1, 1e-6, 0, False) if step == "seg_objective_sum" else (True,)
+    for start in (0, 1):
+        quad = np.arange(start, start + 4)
+        for lane in range(4):
+            one_hot = np.where(np.arange(4) == lane, 1.5, 0.0)
+            got = fn(r, quad, one_hot, scorable, offsets, *args)
+            alone = fn(r, quad[lane:lane + 1], one_hot[lane:lane + 1], scorable, offsets, *args)
+            np.testing.assert_array_equal(got, alone)
+            assert np.count_nonzero(alone) > n // 2
 
 
 @pytest.mark.parametrize("spec", ["advantage_sum", "gdpo:batch_norm=false", "dvao", "gd2po:tau=0.3"])

@@ -19,6 +19,7 @@ import types
 import warnings
 
 import numpy as np
+import numba
 from numba import cuda
 
 from . import cpu, fused
@@ -413,8 +414,19 @@ def ndtri(p):
 _den = _device(cpu._denominator)
 _group_z_of = _device(cpu._group_z_of)
 _expand_of = _device(fused._expand_of)
+_pick = _device(fused._pick)
+_is_quad = _device(fused._is_quad)
+_quad_cells = _device(fused._quad_cells)
+_column = _device(fused._column)
 _column_moments = _device(fused._column_moments)
+_quad_moments = _device(fused._quad_moments)
+_z_rule = _device(fused._z_rule)
 _column_z = _device(fused._column_z)
+_quad_z = _device(fused._quad_z)
+_quad_row_z = _device(fused._quad_row_z)
+_signs = _device(fused._signs)
+_lane_varies = _device(fused._lane_varies)
+_lane_sigma = _device(fused._lane_sigma)
 _objective_sum_of = _device(fused._objective_sum_of)
 _gd2po_of = _device(fused._gd2po_of)
 _dvao_of = _device(fused._dvao_of)
@@ -455,20 +467,19 @@ def seg_expand(x, valid, order, offsets, shift, mul, den, live, dest=None):
 
 
 def _matrix_args(r, cols, w, scorable):
-    """The objective steps' inputs on the GPU: the (k, n) transpose of the reward matrix
-    as the CPU kernels read it (sent as it lies in memory, column-major), the weighted
-    columns, their weights and the scorable mask."""
-    rt = fused.columns(r)
-    if not (rt.flags.c_contiguous or rt.flags.f_contiguous):
-        rt = np.asfortranarray(rt)
-    return (cuda.to_device(rt), _d(cols, np.int64), _d(w, np.float64), _d(scorable, np.bool_))
+    """The objective steps' inputs on the GPU: the reward matrix flattened row-major and
+    its number of columns (as the CPU kernels read it), the weighted columns, their
+    weights and the scorable mask."""
+    flat, k = fused._flat(r)
+    return (cuda.to_device(flat), k, _d(cols, np.int64), _d(w, np.float64), _d(scorable, np.bool_))
 
 
 @cuda.jit
-def _k_objective_sum(rt, cols, w, sc, offsets, ddof, eps, mode, raw_single, out):
+def _k_objective_sum(flat, k, cols, w, sc, offsets, ddof, eps, mode, raw_single, out):
     j = cuda.grid(1)
     if j < offsets.shape[0] - 1:
-        _objective_sum_of(j, rt, cols, w, sc, offsets, ddof, eps, mode, raw_single, out)
+        st = cuda.local.array(fused.STATS, numba.float64)
+        _objective_sum_of(j, flat, k, cols, w, sc, offsets, ddof, eps, mode, raw_single, st, out)
 
 
 def seg_objective_sum(r, cols, w, scorable, offsets, ddof, eps, mode, raw_single):
@@ -480,10 +491,12 @@ def seg_objective_sum(r, cols, w, scorable, offsets, ddof, eps, mode, raw_single
 
 
 @cuda.jit
-def _k_gd2po(rt, cols, w, sc, offsets, ddof, eps, mode, raw_single, tau, sign, total, sm, v_out, kept):
+def _k_gd2po(flat, k, cols, w, sc, offsets, ddof, eps, mode, raw_single, tau, sign, total, sm, v_out, kept):
     j = cuda.grid(1)
     if j < offsets.shape[0] - 1:  # the group's own rows of the row-sized scratch
-        _gd2po_of(j, rt, cols, w, sc, offsets, ddof, eps, mode, raw_single, tau, sign, total, sm, offsets[j], v_out, kept)
+        st = cuda.local.array(fused.STATS, numba.float64)
+        _gd2po_of(j, flat, k, cols, w, sc, offsets, ddof, eps, mode, raw_single, tau, st, sign, total, sm, offsets[j],
+                  v_out, kept)
 
 
 def seg_gd2po(r, cols, w, scorable, offsets, ddof, eps, mode, raw_single, tau):
@@ -496,10 +509,11 @@ def seg_gd2po(r, cols, w, scorable, offsets, ddof, eps, mode, raw_single, tau):
 
 
 @cuda.jit
-def _k_dvao(rt, cols, w, sc, offsets, raw_lone, out):
+def _k_dvao(flat, k, cols, w, sc, offsets, raw_lone, out):
     j = cuda.grid(1)
     if j < offsets.shape[0] - 1:
-        _dvao_of(j, rt, cols, w, sc, offsets, raw_lone, out)
+        st = cuda.local.array(fused.STATS, numba.float64)
+        _dvao_of(j, flat, k, cols, w, sc, offsets, raw_lone, st, out)
 
 
 def seg_dvao(r, cols, w, scorable, offsets, raw_lone):
