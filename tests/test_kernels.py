@@ -233,8 +233,10 @@ def test_group_order_layout_gathers_and_scatters_exactly():
     assert np.array_equal(g.scorable, b.scorable[o]) and np.array_equal(g.length, b.length[o])
     assert np.array_equal(g.codes, b.codes[o]) and np.array_equal(g.order, np.arange(n))
     assert cpu.in_group_order(g.order) and g.grouped() is g
+    d = b.destination()  # the scatter back to file order reads a 32-bit copy of the order
+    assert d.dtype == np.int32 and np.array_equal(d, o) and b.destination() is d
     b.release()
-    assert "grouped" not in b._cache
+    assert "grouped" not in b._cache and "destination" not in b._cache
     ordered = prepare(Rollouts.from_arrays(r, np.sort(codes)), make_scheme())
     assert ordered.grouped() is ordered  # already in group order: no copy
 

@@ -39,12 +39,13 @@ class Estimator:
         # compute on the rows in group order (sequential memory access; built once per
         # batch), then scatter back to file order with the zeroing and clipping fused in
         grouped = batch.grouped(self.reads_rewards)
-        with placing(batch.order):
+        dest = batch.destination()
+        with placing(dest):
             adv = self.compute(grouped)
         if isinstance(adv, Placed):  # the last step wrote file order itself (zeros included)
             out = adv.view(np.ndarray)
             return np.clip(out, -self.clip, self.clip, out=out) if self.clip > 0 else out
-        return put_finished(adv, grouped.scorable, self.clip, batch.order)
+        return put_finished(adv, grouped.scorable, self.clip, dest)
 
     def validate(self) -> None:
         if self.clip < 0:
