@@ -88,10 +88,12 @@ def test_order_statistics(seg):
 
 @pytest.mark.parametrize("extra", [False, True])
 def test_order_statistics_on_groups_either_side_of_the_insertion_limit(extra):
-    """Small groups sort by insertion as rows are read, large ones by mergesort: both give
-    the median, ranks and normal scores of a plain sort (ties and invalid rows included)."""
+    """Small groups sort by insertion as rows are read (the median) or rank by counting
+    (ranks, normal scores), large ones by mergesort: each gives the median, ranks and
+    normal scores of a plain sort (ties and invalid rows included)."""
     rng = np.random.default_rng(8)
     sizes = [1, 2, cpu._INSERTION - 1, cpu._INSERTION, cpu._INSERTION + 1, 3 * cpu._INSERTION + 7]
+    sizes += [cpu._COUNTING - 1, cpu._COUNTING, cpu._COUNTING + 1]
     sizes += [cpu._EVERY_SIZE + 40] if extra else []  # normal scores: the sizes that occur, counted
     codes = rng.permutation(np.repeat(np.arange(len(sizes)), sizes))
     x = np.round(rng.normal(size=codes.shape[0]), 1)  # rounded: many ties

@@ -294,6 +294,9 @@ def seg_loo_mean_var(x, valid, order, offsets, ddof=1):
 # groups up to this size are sorted by insertion as their rows are read (stable; fewer
 # moves than a general sort on a handful of values), larger ones by mergesort
 _INSERTION = 48
+# ranks: a row of a group up to this size finds its place by counting the smaller and
+# the equal values of its group (no sort; the counting loop is vectorised)
+_COUNTING = 64
 # normal scores: when no group is larger than this, the table covers every size up to the
 # largest (at most ~33,000 scores) instead of counting which sizes occur
 _EVERY_SIZE = 256
@@ -309,9 +312,8 @@ def _merge_sort_pairs(vals, rows, a, n):
 
 
 @njit(inline="always", **_JIT)
-def _insert(vals, pos, a, n, y, p, carry):
-    """Put ``y`` into the sorted run ``vals[a:a+n]``, after any equal values (stable);
-    with ``carry`` the run's positions ``pos`` move along and ``p`` goes in with ``y``.
+def _insert(vals, a, n, y):
+    """Put ``y`` into the sorted run ``vals[a:a+n]``, after any equal values.
 
     Branch-free: ``y`` walks the whole run, taking the place of the first larger value,
     which walks on in its stead. On random values this beat stopping at the right place
@@ -322,16 +324,7 @@ def _insert(vals, pos, a, n, y, p, carry):
         move = y < u
         vals[t] = y if move else u
         y = u if move else y
-        if carry:
-            q = pos[t]
-            pos[t] = p if move else q
-            p = q if move else p
     vals[a + n] = y
-    if carry:
-        pos[a + n] = p
-
-
-_NO_POSITIONS = np.empty(0, dtype=np.int64)
 
 
 @njit(parallel=True, **_JIT)
@@ -350,7 +343,7 @@ def _seg_median(x, valid, order, offsets, ddof, buf, out, mean, var, count, cons
                 i = order[p]
                 if valid[i]:
                     v = x[i]
-                    _insert(buf, _NO_POSITIONS, a, n, v, p, False)
+                    _insert(buf, a, n, v)
                     n += 1
                     s += v
                     lo = min(lo, v)
@@ -510,22 +503,52 @@ def ndtri(p):
     return np.vectorize(_ndtri, otypes=[np.float64])(p)
 
 
-@njit(parallel=True, **_JIT)
+@njit(inline="always", **_JIT)
+def _tied_value(q, r, n, normal, table, base):
+    """The value shared by the rows at sorted positions ``q..r`` (0-based) of a group of
+    ``n`` valid rows: the mean of those positions' normal scores (exactly 0 when the whole
+    group is tied), or their mean rank (1-based)."""
+    if not normal:
+        return 0.5 * (q + r) + 1.0
+    if q == 0 and r == n - 1:
+        return 0.0
+    acc = 0.0
+    for t in range(q, r + 1):  # table[base + t] = _ndtri((t + 0.5) / n)
+        acc += table[base + t]
+    return acc / (r - q + 1)
+
+
+@njit(parallel=True, error_model="numpy", **_JIT)
 def _seg_ranks(x, valid, order, offsets, normal, start_of, table, vals, pos, out):
     g = offsets.shape[0] - 1
-    for j in prange(g):
-        a = offsets[j]
-        b = offsets[j + 1]
-        n = 0
-        if b - a <= _INSERTION:  # each valid row goes into place as it is read (stable)
-            for p in range(a, b):
-                i = order[p]
-                if valid[i]:
-                    _insert(vals, pos, a, n, x[i], p, True)
-                    n += 1
-                else:
-                    out[i] = np.nan
-        else:
+    n_blocks = min(g, 1024)
+    for blk in prange(n_blocks):
+        here = np.empty(_COUNTING)  # a small group's values, NaN for its invalid rows
+        for j in range(blk * g // n_blocks, (blk + 1) * g // n_blocks):
+            a = offsets[j]
+            b = offsets[j + 1]
+            if b - a <= _COUNTING:
+                # a row's sorted positions are q = #smaller .. q + #equal - 1 (NaN is
+                # neither), and every row of a tie counts the same: no sort
+                n = 0
+                for p in range(a, b):
+                    i = order[p]
+                    ok = valid[i]
+                    here[p - a] = x[i] if ok else np.nan
+                    n += 1 if ok else 0
+                for p in range(a, b):
+                    y = here[p - a]
+                    if y != y:
+                        out[order[p]] = np.nan
+                        continue
+                    less = 0
+                    same = 0
+                    for t in range(b - a):
+                        less += 1 if here[t] < y else 0
+                        same += 1 if here[t] == y else 0
+                    out[order[p]] = _tied_value(less, less + same - 1, n, normal, table, start_of[n] if normal else 0)
+                continue
+            n = 0
             for p in range(a, b):
                 i = order[p]
                 pos[a + n] = p
@@ -535,26 +558,15 @@ def _seg_ranks(x, valid, order, offsets, normal, start_of, table, vals, pos, out
                 else:
                     out[i] = np.nan
             _merge_sort_pairs(vals, pos, a, n)
-        q = 0
-        while q < n:
-            r = q
-            while r + 1 < n and vals[a + r + 1] == vals[a + q]:
-                r += 1
-            # positions q..r (0-based) are tied
-            if normal:
-                if q == 0 and r == n - 1:
-                    val = 0.0
-                else:
-                    acc = 0.0
-                    base = start_of[n]  # table[base + t] = _ndtri((t + 0.5) / n)
-                    for t in range(q, r + 1):
-                        acc += table[base + t]
-                    val = acc / (r - q + 1)
-            else:
-                val = 0.5 * (q + r) + 1.0
-            for t in range(q, r + 1):
-                out[order[pos[a + t]]] = val
-            q = r + 1
+            q = 0
+            while q < n:
+                r = q
+                while r + 1 < n and vals[a + r + 1] == vals[a + q]:
+                    r += 1
+                val = _tied_value(q, r, n, normal, table, start_of[n] if normal else 0)
+                for t in range(q, r + 1):
+                    out[order[pos[a + t]]] = val
+                q = r + 1
 
 
 def _ranks(x, valid, order, offsets, normal):
