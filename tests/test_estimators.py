@@ -32,7 +32,7 @@ SPECS = [
     "gdpo:leave_one_out=true,singleton=raw", "gdpo:nan_policy=zero",
     "advantage_sum", "advantage_sum:singleton=raw,ddof=0",
     "dvao", "dvao:singleton=raw", "gd2po", "gd2po:tau=1.0", "gd2po:tau=0.3,leave_one_out=true",
-    "grpo:clip=0.5", "rloo:nan_policy=zero",
+    "grpo:clip=0.5", "rloo:nan_policy=zero", "remax:clip=0.5", "reinforce_pp:clip=0.3",
 ]
 
 

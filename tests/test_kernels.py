@@ -222,6 +222,8 @@ def test_group_order_layout_gathers_and_scatters_exactly():
     assert np.array_equal(cpu.put_finished(a, valid, 1.5, order), want)
     want[order] = np.where(valid, a, 0.0)
     assert np.array_equal(cpu.put_finished(a, valid, 0.0, order), want)
+    # rows already in file order (estimators without group statistics): last steps only
+    assert np.array_equal(cpu.put_finished(a, valid, 1.5, None), np.clip(np.where(valid, a, 0.0), -1.5, 1.5))
     assert cpu.in_group_order(np.arange(7)) and not cpu.in_group_order(np.array([0, 2, 1]))
 
     r = np.where(rng.random((n, 2)) < 0.1, np.nan, rng.normal(size=(n, 2)))

@@ -28,6 +28,8 @@ class Estimator:
     decoupled: ClassVar[bool] = False
     # reads ``batch.rewards`` (the per-objective matrix), not only the score ``s``
     reads_rewards: ClassVar[bool] = True
+    # takes group statistics (then ``compute`` runs on the rows in group order)
+    by_group: ClassVar[bool] = True
 
     nan_policy: str = param("omit", "NaN cells: omit (skip), zero (NaN -> 0 first), raise", choices=NAN_POLICIES)
     clip: float = param(0.0, "clip advantages to [-clip, clip] at the end; 0 = off")
@@ -36,6 +38,8 @@ class Estimator:
         raise NotImplementedError
 
     def __call__(self, batch: Batch) -> np.ndarray:
+        if not self.by_group:  # row by row: file order as it is
+            return put_finished(self.compute(batch), batch.scorable, self.clip, None)
         # compute on the rows in group order (sequential memory access; built once per
         # batch), then scatter back to file order with the zeroing and clipping fused in
         grouped = batch.grouped(self.reads_rewards)

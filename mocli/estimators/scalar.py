@@ -142,6 +142,7 @@ class ReinforcePP(_Whitened):
     name = "reinforce_pp"
     source = "REINFORCE++ (Hu 2025); verl compute_reinforce_plus_plus_outcome_advantage"
     reads_rewards = False
+    by_group = False
 
     def compute(self, batch):
         return self._whiten(batch.scalar, batch)
@@ -178,6 +179,7 @@ class ReMax(Estimator):
     name = "remax"
     source = "ReMax (Li et al. 2023); verl remax"
     reads_rewards = False
+    by_group = False
 
     def compute(self, batch):
         b = self.needs("baseline", batch)

@@ -675,24 +675,40 @@ def take(x, order):
     return out
 
 
+@njit(inline="always", **_JIT)
+def _finished(v, ok, clip):
+    v = v if ok else 0.0
+    if clip > 0.0:
+        if v > clip:
+            v = clip
+        elif v < -clip:
+            v = -clip
+    return v
+
+
 @njit(parallel=True, **_JIT)
 def _put_finished(a, valid, clip, order, out):
     for p in prange(order.shape[0]):
-        v = a[p] if valid[p] else 0.0
-        if clip > 0.0:
-            if v > clip:
-                v = clip
-            elif v < -clip:
-                v = -clip
-        out[order[p]] = v
+        out[order[p]] = _finished(a[p], valid[p], clip)
+
+
+@njit(parallel=True, **_JIT)
+def _finish_rows(a, valid, clip, out):
+    for p in prange(a.shape[0]):
+        out[p] = _finished(a[p], valid[p], clip)
 
 
 def put_finished(a, valid, clip, order):
     """Advantages computed in group order back in file order: ``out[order[p]] = a[p]``,
     0 where ``valid`` is false, clipped to ``[-clip, clip]`` when ``clip > 0`` (the
-    estimator contract's last steps, fused into the scatter)."""
-    out = np.empty(order.shape[0])
-    _put_finished(np.ascontiguousarray(a, dtype=np.float64), valid, float(clip), order, out)
+    estimator contract's last steps, fused into the scatter). ``order`` None: ``a`` is in
+    file order already, and only the last steps are made."""
+    a = np.ascontiguousarray(a, dtype=np.float64)
+    out = np.empty(a.shape[0])
+    if order is None:
+        _finish_rows(a, valid, float(clip), out)
+    else:
+        _put_finished(a, valid, float(clip), order, out)
     return out
 
 
