@@ -149,15 +149,18 @@ def kernel_rates(path: Path, repeats: int, device: str = "cpu") -> dict[str, flo
         batch.grouped()
         times.append(time.perf_counter() - t0)
     out = {"(group-order layout, once per batch)": batch.n / statistics.median(times[1:])}
-    for spec in ESTIMATORS.names():
-        est = mocli.make_estimator(spec)
+    ests = {spec: mocli.make_estimator(spec) for spec in ESTIMATORS.names()}
+    for est in ests.values():
         est(batch)  # compile
-        times = []
-        for _ in range(max(repeats, 7)):  # a call takes well under a second: more repeats
+    times = {spec: [] for spec in ests}
+    # a call takes well under a second: more repeats, taken round-robin so that a slow
+    # spell of the machine touches one call of several estimators, not every call of one
+    for _ in range(max(repeats, 7)):
+        for spec, est in ests.items():
             t0 = time.perf_counter()
             est(batch)
-            times.append(time.perf_counter() - t0)
-        out[spec] = batch.n / statistics.median(times)
+            times[spec].append(time.perf_counter() - t0)
+    out.update({spec: batch.n / statistics.median(t) for spec, t in times.items()})
     return out
 
 
