@@ -223,7 +223,9 @@ _VECTOR = dict(_JIT, error_model="numpy")
 
 @contextlib.contextmanager
 def _vectorised():
-    """Compile whatever compiles inside with LLVM's SLP vectoriser on."""
+    """Compile whatever compiles inside with LLVM's SLP vectoriser on (Numba's
+    process-wide setting, put back on the way out: a kernel that another thread compiles
+    at that moment gets it too)."""
     before = numba_config.SLP_VECTORIZE
     numba_config.SLP_VECTORIZE = 1
     try:
