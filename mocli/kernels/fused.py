@@ -264,16 +264,10 @@ def _quad_cells(flat, K, p, k):
 
 
 @njit(inline="always", **_VECTOR)
-def _column(flat, K, k):
-    """Column ``k`` of the flattened matrix, a strided view."""
-    return flat[k::K]
-
-
-@njit(inline="always", **_VECTOR)
 def _column_moments(x, sc, a, b):
     """Count, mean, centred sum of squares (corrected two-pass, as ``_two_pass``), least
-    and largest value of the valid cells of ``x[a:b]`` (one column of the matrix, see
-    ``_column``; valid: scorable and not NaN), and whether every cell of the run is valid
+    and largest value of the valid cells of ``x[a:b]`` (one column of the matrix, a
+    strided view; valid: scorable and not NaN), and whether every cell of the run is valid
     (then the callers skip the cell tests)."""
     n = 0
     s = 0.0
@@ -442,7 +436,7 @@ def _objective_sum_of(j, flat, K, cols, w, sc, offsets, ddof, eps, mode, raw_sin
                 out[p] = (((out[p] + w0 * z0) + w1 * z1) + w2 * z2) + w3 * z3
             c += 4
             continue
-        x = _column(flat, K, k)
+        x = flat[k::K]  # column k, a strided view
         shift, den, live, dense, _ = _column_z(x, sc, a, b, ddof, eps, mode, raw_single)
         wc = w[c]
         c += 1
@@ -517,7 +511,7 @@ def _gd2po_of(j, flat, K, cols, w, sc, offsets, ddof, eps, mode, raw_single, tau
                 v_out[p] = (((v_out[p] + w0 * z0) + w1 * z1) + w2 * z2) + w3 * z3
             c += 4
             continue
-        x = _column(flat, K, k)
+        x = flat[k::K]  # column k, a strided view
         shift, den, live, dense, top = _column_z(x, sc, a, b, ddof, eps, mode, raw_single)
         wc = w[c]
         c += 1
@@ -637,7 +631,7 @@ def _dvao_of(j, flat, K, cols, w, sc, offsets, raw_lone, st, out):
                           + _pick(l3 & ok & (v3 == v3), w3 * (v3 - m3), 0.0))
             c += 4
             continue
-        x = _column(flat, K, k)
+        x = flat[k::K]  # column k, a strided view
         n, m, ss, lo, hi, dense = _column_moments(x, sc, a, b)
         wc = w[c]
         c += 1
