@@ -23,6 +23,15 @@ _LOO_DIRECT = 256
 # ---------------------------------------------------------------------------------------
 # mean and variance
 # ---------------------------------------------------------------------------------------
+@njit(inline="always", **_JIT)
+def _corrected(n, m, c, ss):
+    """The two-pass result from the first mean ``m`` and the centred pass's sums ``c``
+    (of ``x - m``) and ``ss`` (of its squares): the mean and the centred sum of squares
+    with the first mean's rounding taken out (never below 0)."""
+    ss -= c * c / n
+    return m + c / n, (ss if ss > 0.0 else 0.0)
+
+
 @njit(**_JIT)
 def _two_pass(x, valid, order, a, b, n, s):
     """Corrected two-pass mean and centred sum of squares of the valid rows of
@@ -39,8 +48,7 @@ def _two_pass(x, valid, order, a, b, n, s):
             d = x[i] - m
             c += d
             ss += d * d
-    ss -= c * c / n
-    return m + c / n, (ss if ss > 0.0 else 0.0)
+    return _corrected(n, m, c, ss)
 
 
 @njit(**_JIT)

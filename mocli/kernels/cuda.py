@@ -74,6 +74,7 @@ def _device(fn):
 
 
 _first_pass = _device(cpu._count_sum_range)
+_corrected = _device(cpu._corrected)
 _two_pass = _device(cpu._two_pass)
 _put_mean_var = _device(cpu._put_mean_var)
 
@@ -422,6 +423,7 @@ _quad_moments = _device(fused._quad_moments)
 _z_rule = _device(fused._z_rule)
 _column_z = _device(fused._column_z)
 _quad_z = _device(fused._quad_z)
+_weigh = _device(fused._weigh)
 _quad_row_z = _device(fused._quad_row_z)
 _signs = _device(fused._signs)
 _lane_varies = _device(fused._lane_varies)

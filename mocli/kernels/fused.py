@@ -19,7 +19,7 @@ import numpy as np
 from numba import njit, prange
 from numba.core import config as numba_config
 
-from .cpu import _JIT, _denominator, seg_group_z
+from .cpu import _JIT, _corrected, _denominator, seg_group_z
 
 # the per-group estimator steps a backend provides (this module on the CPU, kernels.cuda
 # on a GPU): the same names, signatures and numbers
@@ -297,8 +297,8 @@ def _column_moments(x, sc, a, b):
             d = v - m if sc[p] and not math.isnan(v) else 0.0
             c += d
             ss += d * d
-    ss -= c * c / n
-    return n, m + c / n, (ss if ss > 0.0 else 0.0), lo, hi, dense
+    mean, ss = _corrected(n, m, c, ss)
+    return n, mean, ss, lo, hi, dense
 
 
 # a quad's statistics, lane by lane: count, mean, centred sum of squares, least and
@@ -364,10 +364,7 @@ def _quad_moments(flat, K, k, sc, a, b, st):
             st[_MEAN + i] = lo if n > 0.0 else 0.0
             st[_SS + i] = 0.0
         else:
-            c = st[_C + i]
-            st[_MEAN + i] += c / n
-            ss = st[_SS + i] - c * c / n
-            st[_SS + i] = ss if ss > 0.0 else 0.0
+            st[_MEAN + i], st[_SS + i] = _corrected(n, st[_MEAN + i], st[_C + i], st[_SS + i])
 
 
 @njit(inline="always", **_VECTOR)
@@ -409,6 +406,13 @@ def _quad_z(flat, K, k, sc, a, b, ddof, eps, mode, raw_single, st):
 
 
 @njit(inline="always", **_VECTOR)
+def _weigh(acc, w0, w1, w2, w3, z0, z1, z2, z3):
+    """``acc + sum w z`` over a quad's lanes, added in column order (the order the column
+    pass adds them)."""
+    return (((acc + w0 * z0) + w1 * z1) + w2 * z2) + w3 * z3
+
+
+@njit(inline="always", **_VECTOR)
 def _quad_row_z(flat, K, p, k, ok, shift, den, live):
     """Row ``p``'s four z values of columns ``k .. k+3`` (0 for an invalid cell or a dead
     lane)."""
@@ -433,7 +437,7 @@ def _objective_sum_of(j, flat, K, cols, w, sc, offsets, ddof, eps, mode, raw_sin
             w0, w1, w2, w3 = w[c], w[c + 1], w[c + 2], w[c + 3]
             for p in range(a, b):
                 z0, z1, z2, z3 = _quad_row_z(flat, K, p, k, sc[p], q_shift, q_den, q_live)
-                out[p] = (((out[p] + w0 * z0) + w1 * z1) + w2 * z2) + w3 * z3
+                out[p] = _weigh(out[p], w0, w1, w2, w3, z0, z1, z2, z3)
             c += 4
             continue
         x = flat[k::K]  # column k, a strided view
@@ -508,7 +512,7 @@ def _gd2po_of(j, flat, K, cols, w, sc, offsets, ddof, eps, mode, raw_single, tau
                 sign[q] |= _signs(z0, t0) | _signs(z1, t1) | _signs(z2, t2) | _signs(z3, t3)
                 total[q] = (((total[q] + abs(z0)) + abs(z1)) + abs(z2)) + abs(z3)
                 sm[q] = (((sm[q] + z0) + z1) + z2) + z3
-                v_out[p] = (((v_out[p] + w0 * z0) + w1 * z1) + w2 * z2) + w3 * z3
+                v_out[p] = _weigh(v_out[p], w0, w1, w2, w3, z0, z1, z2, z3)
             c += 4
             continue
         x = flat[k::K]  # column k, a strided view
