@@ -17,7 +17,11 @@ alternating the contenders in every repeat, times:
   in memory, when verl is installed;
 * every mocli estimator on a batch already in memory (rows per second; the batch's
   group-order copy, built once and shared by all of them, is timed on its own line), and with
-  ``--cuda`` the same on the GPU (``--device cuda``; host-to-device copies included).
+  ``--cuda`` the same on the GPU (``--device cuda``; host-to-device copies included). Twice:
+  on the table as generated (a group's rows scattered over the whole file, the worst case for
+  memory access) and on the same rows with each group's rows together, keys still in no
+  sorted order (how TRL and verl write a prompt's completions: no group-order copy and no
+  scatter back).
 
 Prints medians, rows per second, peak resident memory of each process and ratios against
 the Polars pipeline. Every end-to-end contender runs in its own process, so peak memory
@@ -125,10 +129,11 @@ def run_process(cmd: list[str], stdout=subprocess.DEVNULL) -> tuple[float, float
     return wall, kib / 1024.0
 
 
-def kernel_rates(path: Path, repeats: int, device: str = "cpu") -> dict[str, float]:
-    """Rows per second of every registered estimator on a prepared batch already in memory
-    (length and baseline columns synthesised for opo / remax), and of building the batch's
-    group-order copy, which every estimator shares and which is built once per batch."""
+def kernel_rates(paths: list[Path], repeats: int, device: str = "cpu") -> list[dict[str, float]]:
+    """Rows per second of every registered estimator on prepared batches already in memory
+    (one per path; length and baseline columns synthesised for opo / remax), and of
+    building each batch's group-order copy, which every estimator shares and which is
+    built once per batch. One dict per path."""
     import dataclasses
 
     import mocli
@@ -136,32 +141,40 @@ def kernel_rates(path: Path, repeats: int, device: str = "cpu") -> dict[str, flo
     from mocli.estimators import ESTIMATORS
 
     kernels.use(device)
-    loaded = mocli.load([path])
-    batch = prepare(loaded.rollouts, make_scheme())
     rng = np.random.default_rng(0)
-    batch = dataclasses.replace(
-        batch, length=rng.integers(10, 900, batch.n).astype(np.float64), baseline=rng.random(batch.n),
-    )
-    times = []
-    for _ in range(max(repeats, 7) + 1):
-        batch.release()
-        t0 = time.perf_counter()
-        batch.grouped()
-        times.append(time.perf_counter() - t0)
-    out = {"(group-order layout, once per batch)": batch.n / statistics.median(times[1:])}
-    ests = {spec: mocli.make_estimator(spec) for spec in ESTIMATORS.names()}
-    for est in ests.values():
-        est(batch)  # compile
-    times = {spec: [] for spec in ests}
-    # a call takes well under a second: more repeats, taken round-robin so that a slow
-    # spell of the machine touches one call of several estimators, not every call of one
-    for _ in range(max(repeats, 7)):
-        for spec, est in ests.items():
+    batches = []
+    for path in paths:
+        batch = prepare(mocli.load([path]).rollouts, make_scheme())
+        batches.append(dataclasses.replace(
+            batch, length=rng.integers(10, 900, batch.n).astype(np.float64), baseline=rng.random(batch.n),
+        ))
+    rounds = max(repeats, 7)
+    outs = []
+    for batch in batches:
+        times = []
+        for _ in range(rounds + 1):
+            batch.release()
             t0 = time.perf_counter()
-            est(batch)
-            times[spec].append(time.perf_counter() - t0)
-    out.update({spec: batch.n / statistics.median(t) for spec, t in times.items()})
-    return out
+            batch.grouped()
+            times.append(time.perf_counter() - t0)
+        outs.append({"(group-order layout, once per batch)": batch.n / statistics.median(times[1:])})
+    ests = {spec: mocli.make_estimator(spec) for spec in ESTIMATORS.names()}
+    for batch in batches:
+        for est in ests.values():
+            est(batch)  # compile
+    times = {(b, spec): [] for b in range(len(batches)) for spec in ests}
+    # a call takes well under a second: more repeats, taken round-robin over estimators and
+    # batches, so that a slow spell of the machine touches one call of several of them, not
+    # every call of one
+    for _ in range(rounds):
+        for b, batch in enumerate(batches):
+            for spec, est in ests.items():
+                t0 = time.perf_counter()
+                est(batch)
+                times[b, spec].append(time.perf_counter() - t0)
+    for b, batch in enumerate(batches):
+        outs[b].update({spec: batch.n / statistics.median(times[b, spec]) for spec in ests})
+    return outs
 
 
 def verl_rates(path: Path, repeats: int) -> dict[str, float]:
@@ -201,6 +214,12 @@ def main() -> None:
     table, _ = make_table(args.rows, args.seed)
     data = tmp / "rollouts.parquet"
     table.write_parquet(data)
+    # the same rows, each group's together, groups in order of first appearance (so the
+    # keys stay unsorted)
+    together = table.with_row_index("_row").sort(pl.col("_row").min().over("prompt_id"), "_row").drop("_row")
+    data_tog = tmp / "rollouts_together.parquet"
+    together.write_parquet(data_tog)
+    del together
     equal, _ = make_table(args.rows, args.seed, equal=16)
     data_eq = tmp / "rollouts_equal.parquet"
     equal.write_parquet(data_eq)
@@ -241,12 +260,15 @@ def main() -> None:
         print(f"{name:<34}{wall:>9.2f}{n / wall:>14,.0f}{peak:>10.0f}{wall / base:>10.2f}x{peak / cols_mb:>10.1f}x")
     print("* on an equal-sized copy of the table (16 rows per group): a reshape cannot do ragged groups")
 
-    print(f"\n{'in memory (median of ' + str(max(args.repeats, 7)) + ')':<34}{'rows/s':>14}")
-    for name, rate in kernel_rates(data, args.repeats).items():
-        print(f"{'mocli ' + name:<34}{rate:>14,.0f}")
-    if args.cuda:
-        for name, rate in kernel_rates(data, args.repeats, "cuda").items():
-            print(f"{'mocli ' + name + ' (cuda)':<34}{rate:>14,.0f}")
+    print(f"\n{'in memory (median of ' + str(max(args.repeats, 7)) + ')':<44}{'rows/s':>14}{'groups together':>17}")
+    devices = ["cpu"] + (["cuda"] if args.cuda else [])
+    for device in devices:
+        scattered, grouped = kernel_rates([data, data_tog], args.repeats, device)
+        for name, rate in scattered.items():
+            label = "mocli " + name + (" (cuda)" if device == "cuda" else "")
+            print(f"{label:<44}{rate:>14,.0f}{grouped[name]:>17,.0f}")
+    print("rows/s: the table as generated (each group's rows scattered over the file); groups together:\n"
+          "the same rows with each group's together (keys unsorted), which needs no group-order copy")
     if not args.skip_verl:
         vr = verl_rates(data, args.repeats)
         if not vr:
