@@ -201,10 +201,12 @@ def test_estimator_steps_on_ragged_groups():
                     rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(gpu.seg_expand(x, valid, order, offsets, shift, mul, den, live, dest),
                                    fused.seg_expand(x, valid, order, offsets, shift, mul, den, live, dest), rtol=1e-12, atol=1e-12)
-    # objectives one by one, and six objectives whose weighted ones form a run of four
-    # side by side (a quad) after an unweighted column, and one more
+    # objectives one by one; six objectives whose weighted ones form a run of four side by
+    # side (a quad) after an unweighted column, and one more; exactly one quad (gd2po
+    # decides its rows in the quad's own loop then)
     wide = np.hstack([rows, rows[:, ::-1] * 0.5 + 0.125])
-    for m, cols, w in ((rows, cols, w), (wide, np.array([1, 2, 3, 4, 5]), np.array([1.0, -0.5, 2.0, 0.7, 1.5]))):
+    for m, cols, w in ((rows, cols, w), (wide, np.array([1, 2, 3, 4, 5]), np.array([1.0, -0.5, 2.0, 0.7, 1.5])),
+                       (wide, np.array([2, 3, 4, 5]), np.array([1.0, -0.5, 2.0, 0.7]))):
         for raw in (False, True):
             np.testing.assert_allclose(gpu.seg_objective_sum(m, cols, w, scorable, offsets, 1, 1e-4, 0, raw),
                                        fused.seg_objective_sum(m, cols, w, scorable, offsets, 1, 1e-4, 0, raw),

@@ -254,12 +254,14 @@ FUSED_SPECS = [
 ]
 
 
-# reward weights: three objectives (each taken on its own), and six with the weighted ones
+# reward weights: three objectives (each taken on its own); six with the weighted ones
 # forming a run of four side by side (a "quad" of the objective kernels) and one more,
-# the quad at the start or after an unweighted column
+# the quad at the start or after an unweighted column; exactly one quad, as the whole
+# matrix or before an unweighted column (gd2po decides its rows in the quad's loop then)
 WEIGHTS = {"k3": [1.0, 0.5, 2.0], "k6-quad-first": [1.0, 0.5, 2.0, -1.0, 0.0, 0.7],
-           "k6-quad-second": [0.0, 1.0, 0.5, 2.0, -1.0, 0.7]}
-WIDE = {"k6-quad-first", "k6-quad-second"}
+           "k6-quad-second": [0.0, 1.0, 0.5, 2.0, -1.0, 0.7], "k4-quad": [1.0, 0.5, 2.0, -1.0],
+           "k5-quad-only": [1.0, 0.5, 2.0, -1.0, 0.0]}
+WIDE = {"k6-quad-first", "k6-quad-second", "k4-quad", "k5-quad-only"}
 
 
 MULTI = ("gdpo", "advantage_sum", "dvao", "gd2po")

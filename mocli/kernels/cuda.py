@@ -429,6 +429,7 @@ _signs = _device(fused._signs)
 _lane_varies = _device(fused._lane_varies)
 _lane_sigma = _device(fused._lane_sigma)
 _objective_sum_of = _device(fused._objective_sum_of)
+_gd2po_quad = _device(fused._gd2po_quad)
 _gd2po_of = _device(fused._gd2po_of)
 _dvao_of = _device(fused._dvao_of)
 

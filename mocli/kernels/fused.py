@@ -236,7 +236,16 @@ def _vectorised():
 
 def _flat(r):
     """The reward matrix as the objective kernels read it: row-major, flattened (a view
-    of the usual C-ordered matrix) and its number of columns."""
+    of the usual C-ordered matrix) and its number of columns.
+
+    The CPU kernels take the number of columns as the length of a tuple, ``(0,) * K``,
+    whose length is part of its type: each width gets its own compiled kernel in which
+    the distance between two rows' cells is a constant, which is what lets LLVM vectorise
+    the row loops that read a quad's cells across rows (four rows at a time, the cells
+    regrouped in registers): gd2po's kernel 54 -> 44 ms, dvao's 33 -> 30, the objective
+    sum 36 -> 32 on 4M rows x 4 (lower quartiles of 21 alternating calls). Rows are
+    indexed with unsigned positions there too, so that no negative-index fix-up stands in
+    the way."""
     r = np.ascontiguousarray(r, dtype=np.float64)
     return r.reshape(-1), r.shape[1]
 
@@ -428,7 +437,7 @@ def _objective_sum_of(j, flat, K, cols, w, sc, offsets, ddof, eps, mode, raw_sin
     a = offsets[j]
     b = offsets[j + 1]
     for p in range(a, b):
-        out[p] = 0.0
+        out[np.uint64(p)] = 0.0
     c = 0
     while c < cols.shape[0]:
         k = cols[c]
@@ -436,8 +445,9 @@ def _objective_sum_of(j, flat, K, cols, w, sc, offsets, ddof, eps, mode, raw_sin
             q_shift, q_den, q_live, _ = _quad_z(flat, K, k, sc, a, b, ddof, eps, mode, raw_single, st)
             w0, w1, w2, w3 = w[c], w[c + 1], w[c + 2], w[c + 3]
             for p in range(a, b):
-                z0, z1, z2, z3 = _quad_row_z(flat, K, p, k, sc[p], q_shift, q_den, q_live)
-                out[p] = _weigh(out[p], w0, w1, w2, w3, z0, z1, z2, z3)
+                u = np.uint64(p)
+                z0, z1, z2, z3 = _quad_row_z(flat, K, p, k, sc[u], q_shift, q_den, q_live)
+                out[u] = _weigh(out[u], w0, w1, w2, w3, z0, z1, z2, z3)
             c += 4
             continue
         x = flat[k::K]  # column k, a strided view
@@ -457,7 +467,8 @@ def _objective_sum_of(j, flat, K, cols, w, sc, offsets, ddof, eps, mode, raw_sin
 
 
 @njit(parallel=True, **_VECTOR)
-def _seg_objective_sum(flat, K, cols, w, sc, offsets, ddof, eps, mode, raw_single, out):
+def _seg_objective_sum(flat, width, cols, w, sc, offsets, ddof, eps, mode, raw_single, out):
+    K = len(width)
     g = offsets.shape[0] - 1
     n_blocks = min(g, _GROUP_BLOCKS)
     for blk in prange(n_blocks):
@@ -473,7 +484,8 @@ def seg_objective_sum(r, cols, w, scorable, offsets, ddof, eps, mode, raw_single
     from here measured slower than the separate scatter that follows.)"""
     out = np.empty(r.shape[0])
     with _vectorised():
-        _seg_objective_sum(*_flat(r), np.asarray(cols, dtype=np.int64), np.asarray(w, dtype=np.float64), scorable,
+        flat, K = _flat(r)
+        _seg_objective_sum(flat, (0,) * K, np.asarray(cols, dtype=np.int64), np.asarray(w, dtype=np.float64), scorable,
                            offsets, int(ddof), float(eps), int(mode), bool(raw_single), out)
     return out
 
@@ -484,6 +496,37 @@ def _signs(z, tol):
     return (1 if z > tol else 0) | (2 if z < -tol else 0)
 
 
+@njit(**_VECTOR)
+def _gd2po_quad(flat, K, k, w, sc, a, b, ddof, eps, mode, raw_single, tau, st, v_out, kept):
+    """``_gd2po_of`` when the weighted objectives are exactly one quad (four objectives
+    side by side, the usual case): a row's conflict state is complete once its four z
+    values are made, so the row is decided in the same loop, with selects only, and no
+    per-row state is kept. With the matrix width a compile-time constant (see
+    ``_seg_gd2po``) LLVM vectorises that loop across rows, four at a time. The same
+    operations in the same order as the general path, so the same bits."""
+    q_shift, q_den, q_live, q_top = _quad_z(flat, K, k, sc, a, b, ddof, eps, mode, raw_single, st)
+    t0, t1, t2, t3 = (1e-9 * max(q_top[0], 1.0), 1e-9 * max(q_top[1], 1.0), 1e-9 * max(q_top[2], 1.0),
+                      1e-9 * max(q_top[3], 1.0))
+    w0, w1, w2, w3 = w[0], w[1], w[2], w[3]
+    n_scorable = 0
+    n_kept = 0
+    for p in range(a, b):
+        u = np.uint64(p)
+        ok = sc[u]
+        z0, z1, z2, z3 = _quad_row_z(flat, K, p, k, ok, q_shift, q_den, q_live)
+        conflict = (_signs(z0, t0) | _signs(z1, t1) | _signs(z2, t2) | _signs(z3, t3)) == 3
+        total = (((0.0 + abs(z0)) + abs(z1)) + abs(z2)) + abs(z3)
+        share = ((((0.0 + z0) + z1) + z2) + z3) / _pick(total > 0.0, total, 1.0)
+        keep = ok & (not (conflict & (abs(share) < tau)))
+        kept[u] = keep
+        n_scorable += _pick(ok, 1, 0)
+        n_kept += _pick(keep, 1, 0)
+        v_out[u] = _weigh(0.0, w0, w1, w2, w3, z0, z1, z2, z3)
+    rho = n_kept / n_scorable if n_scorable > 0 else 0.0
+    for p in range(a, b):
+        v_out[np.uint64(p)] *= rho
+
+
 @njit(inline="always", **_VECTOR)
 def _gd2po_of(j, flat, K, cols, w, sc, offsets, ddof, eps, mode, raw_single, tau, st, sign, total, sm, base, v_out,
               kept):
@@ -492,6 +535,9 @@ def _gd2po_of(j, flat, K, cols, w, sc, offsets, ddof, eps, mode, raw_single, tau
     group's own rows of row-sized arrays on a GPU), a quad's statistics in ``st``."""
     a = offsets[j]
     b = offsets[j + 1]
+    if cols.shape[0] == 4 and _is_quad(cols, 0):
+        _gd2po_quad(flat, K, cols[0], w, sc, a, b, ddof, eps, mode, raw_single, tau, st, v_out, kept)
+        return
     for q in range(b - a):
         sign[base + q] = 0
         total[base + q] = 0.0
@@ -546,7 +592,8 @@ def _gd2po_of(j, flat, K, cols, w, sc, offsets, ddof, eps, mode, raw_single, tau
 
 
 @njit(parallel=True, **_VECTOR)
-def _seg_gd2po(flat, K, cols, w, sc, offsets, ddof, eps, mode, raw_single, tau, v_out, kept):
+def _seg_gd2po(flat, width, cols, w, sc, offsets, ddof, eps, mode, raw_single, tau, v_out, kept):
+    K = len(width)
     g = offsets.shape[0] - 1
     size = 0
     for j in range(g):
@@ -571,7 +618,8 @@ def seg_gd2po(r, cols, w, scorable, offsets, ddof, eps, mode, raw_single, tau):
     v = np.empty(n)
     kept = np.empty(n, dtype=np.bool_)
     with _vectorised():
-        _seg_gd2po(*_flat(r), np.asarray(cols, dtype=np.int64), np.asarray(w, dtype=np.float64), scorable, offsets,
+        flat, K = _flat(r)
+        _seg_gd2po(flat, (0,) * K, np.asarray(cols, dtype=np.int64), np.asarray(w, dtype=np.float64), scorable, offsets,
                    int(ddof), float(eps), int(mode), bool(raw_single), float(tau), v, kept)
     return v, kept
 
@@ -611,7 +659,7 @@ def _dvao_of(j, flat, K, cols, w, sc, offsets, raw_lone, st, out):
             out[p] = v
         return
     for p in range(a, b):
-        out[p] = 0.0
+        out[np.uint64(p)] = 0.0
     den = 0.0
     c = 0
     while c < nc:
@@ -627,9 +675,10 @@ def _dvao_of(j, flat, K, cols, w, sc, offsets, raw_lone, st, out):
                    + w3 * _lane_sigma(st, 3))
             m0, m1, m2, m3 = st[_MEAN], st[_MEAN + 1], st[_MEAN + 2], st[_MEAN + 3]
             for p in range(a, b):
-                ok = sc[p]
+                u = np.uint64(p)
+                ok = sc[u]
                 v0, v1, v2, v3 = _quad_cells(flat, K, p, k)
-                out[p] = ((((out[p] + _pick(l0 & ok & (v0 == v0), w0 * (v0 - m0), 0.0))
+                out[u] = ((((out[u] + _pick(l0 & ok & (v0 == v0), w0 * (v0 - m0), 0.0))
                             + _pick(l1 & ok & (v1 == v1), w1 * (v1 - m1), 0.0))
                            + _pick(l2 & ok & (v2 == v2), w2 * (v2 - m2), 0.0))
                           + _pick(l3 & ok & (v3 == v3), w3 * (v3 - m3), 0.0))
@@ -651,11 +700,13 @@ def _dvao_of(j, flat, K, cols, w, sc, offsets, raw_lone, st, out):
                 if sc[p] and not math.isnan(v):
                     out[p] += wc * (v - m)
     for p in range(a, b):
-        out[p] = out[p] / den if den != 0.0 else 0.0
+        u = np.uint64(p)
+        out[u] = out[u] / den if den != 0.0 else 0.0
 
 
 @njit(parallel=True, **_VECTOR)
-def _seg_dvao(flat, K, cols, w, sc, offsets, raw_lone, out):
+def _seg_dvao(flat, width, cols, w, sc, offsets, raw_lone, out):
+    K = len(width)
     g = offsets.shape[0] - 1
     n_blocks = min(g, _GROUP_BLOCKS)
     for blk in prange(n_blocks):
@@ -668,6 +719,7 @@ def seg_dvao(r, cols, w, scorable, offsets, raw_lone):
     """dvao's advantages (see the estimator) for rows in group order."""
     out = np.empty(r.shape[0])
     with _vectorised():
-        _seg_dvao(*_flat(r), np.asarray(cols, dtype=np.int64), np.asarray(w, dtype=np.float64), scorable, offsets,
+        flat, K = _flat(r)
+        _seg_dvao(flat, (0,) * K, np.asarray(cols, dtype=np.int64), np.asarray(w, dtype=np.float64), scorable, offsets,
                   bool(raw_lone), out)
     return out
