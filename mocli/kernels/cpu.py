@@ -24,6 +24,14 @@ _LOO_DIRECT = 256
 # mean and variance
 # ---------------------------------------------------------------------------------------
 @njit(inline="always", **_JIT)
+def _u(i):
+    """An array position as an unsigned integer. Numba indexes with a signed one through a
+    negative-index fix-up (a test and an add per access); in a loop over a group's rows,
+    that is a good part of the work (the median kernel 20% faster without it)."""
+    return np.uint64(i)
+
+
+@njit(inline="always", **_JIT)
 def _corrected(n, m, c, ss):
     """The two-pass result from the first mean ``m`` and the centred pass's sums ``c``
     (of ``x - m``) and ``ss`` (of its squares): the mean and the centred sum of squares
@@ -43,7 +51,7 @@ def _two_pass(x, valid, order, a, b, n, s):
     c = 0.0
     ss = 0.0
     for p in range(a, b):
-        i = order[p]
+        i = _u(order[_u(p)])
         if valid[i]:
             d = x[i] - m
             c += d
@@ -59,7 +67,7 @@ def _count_sum_range(x, valid, order, a, b):
     lo = np.inf
     hi = -np.inf
     for p in range(a, b):
-        i = order[p]
+        i = _u(order[_u(p)])
         if valid[i]:
             v = x[i]
             n += 1
@@ -127,19 +135,19 @@ def _group_z_of(j, x, valid, order, offsets, ddof, eps, mode, raw_single, scaled
     if n == 1 and raw_single:
         den = _denominator(1.0, eps, mode) if scaled else 1.0
         for p in range(a, b):
-            i = order[p]
-            out[dest[p]] = x[i] / den if valid[i] else 0.0
+            i = _u(order[_u(p)])
+            out[_u(dest[_u(p)])] = x[i] / den if valid[i] else 0.0
         return
     if n <= 1 or lo == hi:
         for p in range(a, b):
-            out[dest[p]] = 0.0
+            out[_u(dest[_u(p)])] = 0.0
         return
     m, ss = _two_pass(x, valid, order, a, b, n, s)
     var = ss / (n - ddof) if n > ddof else 0.0
     den = _denominator(math.sqrt(var), eps, mode) if scaled else 1.0  # / 1.0 is exact
     for p in range(a, b):
-        i = order[p]
-        out[dest[p]] = (x[i] - m) / den if valid[i] else 0.0
+        i = _u(order[_u(p)])
+        out[_u(dest[_u(p)])] = (x[i] - m) / den if valid[i] else 0.0
 
 
 @njit(parallel=True, **_JIT)
@@ -328,9 +336,10 @@ def _insert(vals, a, n, y):
     (whose exit branch the processor mispredicts once per value) by ~40% on the median
     of 16-row groups. ``y`` is not NaN."""
     for t in range(a, a + n):
-        u = vals[t]
+        k = _u(t)
+        u = vals[k]
         move = y < u
-        vals[t] = y if move else u
+        vals[k] = y if move else u
         y = u if move else y
     vals[a + n] = y
 
@@ -348,7 +357,7 @@ def _seg_median(x, valid, order, offsets, ddof, buf, out, mean, var, count, cons
         hi = -np.inf
         if b - a <= _INSERTION:  # each valid value goes into place as it is read
             for p in range(a, b):
-                i = order[p]
+                i = _u(order[_u(p)])
                 if valid[i]:
                     v = x[i]
                     _insert(buf, a, n, v)
@@ -540,21 +549,21 @@ def _seg_ranks(x, valid, order, offsets, normal, start_of, table, vals, pos, out
                 # neither), and every row of a tie counts the same: no sort
                 n = 0
                 for p in range(a, b):
-                    i = order[p]
+                    i = _u(order[_u(p)])
                     ok = valid[i]
-                    here[p - a] = x[i] if ok else np.nan
+                    here[_u(p - a)] = x[i] if ok else np.nan
                     n += 1 if ok else 0
                 for p in range(a, b):
-                    y = here[p - a]
+                    y = here[_u(p - a)]
                     if y != y:
-                        out[order[p]] = np.nan
+                        out[_u(order[_u(p)])] = np.nan
                         continue
                     less = 0
                     same = 0
                     for t in range(b - a):
-                        less += 1 if here[t] < y else 0
-                        same += 1 if here[t] == y else 0
-                    out[order[p]] = _tied_value(less, less + same - 1, n, normal, table, start_of[n] if normal else 0)
+                        less += 1 if here[_u(t)] < y else 0
+                        same += 1 if here[_u(t)] == y else 0
+                    out[_u(order[_u(p)])] = _tied_value(less, less + same - 1, n, normal, table, start_of[n] if normal else 0)
                 continue
             n = 0
             for p in range(a, b):

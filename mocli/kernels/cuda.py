@@ -73,6 +73,7 @@ def _device(fn):
     return dev
 
 
+_u = _device(cpu._u)
 _first_pass = _device(cpu._count_sum_range)
 _corrected = _device(cpu._corrected)
 _two_pass = _device(cpu._two_pass)

@@ -19,7 +19,7 @@ import numpy as np
 from numba import njit, prange
 from numba.core import config as numba_config
 
-from .cpu import _JIT, _corrected, _denominator, seg_group_z
+from .cpu import _JIT, _corrected, _denominator, _u, seg_group_z
 
 # the per-group estimator steps a backend provides (this module on the CPU, kernels.cuda
 # on a GPU): the same names, signatures and numbers
@@ -42,14 +42,14 @@ def _expand_of(j, x, valid, order, offsets, shift, mul, den, live, dest, out):
     b = offsets[j + 1]
     if not live[j]:
         for p in range(a, b):
-            out[dest[p]] = 0.0
+            out[_u(dest[_u(p)])] = 0.0
         return
     sh = shift[j]
     m = mul[j]
     d = den[j]
     for p in range(a, b):
-        i = order[p]
-        out[dest[p]] = (x[i] - sh) * m / d if valid[i] else 0.0
+        i = _u(order[_u(p)])
+        out[_u(dest[_u(p)])] = (x[i] - sh) * m / d if valid[i] else 0.0
 
 
 @njit(parallel=True, **_JIT)
@@ -110,7 +110,7 @@ def _lane_cells(x, valid, i, b):
     the block's end). A full quad of rows is one load; only a block's last, partial
     quad reads fewer rows."""
     if i + 4 <= b:
-        u = np.uint64(i)
+        u = _u(i)
         one = np.uint64(1)
         return ((x[u], x[u + one], x[u + 2 * one], x[u + 3 * one]),
                 (valid[u], valid[u + one], valid[u + 2 * one], valid[u + 3 * one]))
@@ -475,7 +475,7 @@ def _objective_sum_of(j, flat, K, cols, w, sc, offsets, ddof, eps, mode, raw_sin
     a = offsets[j]
     b = offsets[j + 1]
     for p in range(a, b):
-        out[np.uint64(p)] = 0.0
+        out[_u(p)] = 0.0
     c = 0
     while c < cols.shape[0]:
         k = cols[c]
@@ -483,7 +483,7 @@ def _objective_sum_of(j, flat, K, cols, w, sc, offsets, ddof, eps, mode, raw_sin
             q_shift, q_den, q_live, _ = _quad_z(flat, K, k, sc, a, b, ddof, eps, mode, raw_single, st)
             w0, w1, w2, w3 = w[c], w[c + 1], w[c + 2], w[c + 3]
             for p in range(a, b):
-                u = np.uint64(p)
+                u = _u(p)
                 z0, z1, z2, z3 = _quad_row_z(flat, K, p, k, sc[u], q_shift, q_den, q_live)
                 out[u] = _weigh(out[u], w0, w1, w2, w3, z0, z1, z2, z3)
             c += 4
@@ -549,7 +549,7 @@ def _gd2po_quad(flat, K, k, w, sc, a, b, ddof, eps, mode, raw_single, tau, st, v
     n_scorable = 0
     n_kept = 0
     for p in range(a, b):
-        u = np.uint64(p)
+        u = _u(p)
         ok = sc[u]
         z0, z1, z2, z3 = _quad_row_z(flat, K, p, k, ok, q_shift, q_den, q_live)
         conflict = (_signs(z0, t0) | _signs(z1, t1) | _signs(z2, t2) | _signs(z3, t3)) == 3
@@ -562,7 +562,7 @@ def _gd2po_quad(flat, K, k, w, sc, a, b, ddof, eps, mode, raw_single, tau, st, v
         v_out[u] = _weigh(0.0, w0, w1, w2, w3, z0, z1, z2, z3)
     rho = n_kept / n_scorable if n_scorable > 0 else 0.0
     for p in range(a, b):
-        v_out[np.uint64(p)] *= rho
+        v_out[_u(p)] *= rho
 
 
 @njit(inline="always", **_VECTOR)
@@ -697,7 +697,7 @@ def _dvao_of(j, flat, K, cols, w, sc, offsets, raw_lone, st, out):
             out[p] = v
         return
     for p in range(a, b):
-        out[np.uint64(p)] = 0.0
+        out[_u(p)] = 0.0
     den = 0.0
     c = 0
     while c < nc:
@@ -713,7 +713,7 @@ def _dvao_of(j, flat, K, cols, w, sc, offsets, raw_lone, st, out):
                    + w3 * _lane_sigma(st, 3))
             m0, m1, m2, m3 = st[_MEAN], st[_MEAN + 1], st[_MEAN + 2], st[_MEAN + 3]
             for p in range(a, b):
-                u = np.uint64(p)
+                u = _u(p)
                 ok = sc[u]
                 v0, v1, v2, v3 = _quad_cells(flat, K, p, k)
                 out[u] = ((((out[u] + _pick(l0 & ok & (v0 == v0), w0 * (v0 - m0), 0.0))
@@ -738,7 +738,7 @@ def _dvao_of(j, flat, K, cols, w, sc, offsets, raw_lone, st, out):
                 if sc[p] and not math.isnan(v):
                     out[p] += wc * (v - m)
     for p in range(a, b):
-        u = np.uint64(p)
+        u = _u(p)
         out[u] = out[u] / den if den != 0.0 else 0.0
 
 
