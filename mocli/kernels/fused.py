@@ -365,7 +365,7 @@ def _quad_moments(flat, K, k, sc, a, b, st):
     l0 = l1 = l2 = l3 = np.inf
     h0 = h1 = h2 = h3 = -np.inf
     for p in range(a, b):
-        ok = sc[p]
+        ok = sc[_u(p)]
         v0, v1, v2, v3 = _quad_cells(flat, K, p, k)
         o0, o1, o2, o3 = ok & (v0 == v0), ok & (v1 == v1), ok & (v2 == v2), ok & (v3 == v3)
         n0 += _pick(o0, 1.0, 0.0)
@@ -388,7 +388,7 @@ def _quad_moments(flat, K, k, sc, a, b, st):
     c0 = c1 = c2 = c3 = 0.0
     q0 = q1 = q2 = q3 = 0.0
     for p in range(a, b):
-        ok = sc[p]
+        ok = sc[_u(p)]
         v0, v1, v2, v3 = _quad_cells(flat, K, p, k)
         d0 = _pick(ok & (v0 == v0), v0 - m0, 0.0)
         d1 = _pick(ok & (v1 == v1), v1 - m1, 0.0)
