@@ -141,9 +141,11 @@ def _masked_moments(x, valid, parts):
             s1 += _pick(o1, v1, 0.0)
             s2 += _pick(o2, v2, 0.0)
             s3 += _pick(o3, v3, 0.0)
-            t0, t1, t2, t3 = _pick(o0, v0, np.inf), _pick(o1, v1, np.inf), _pick(o2, v2, np.inf), _pick(o3, v3, np.inf)
+            t0, t1 = _pick(o0, v0, np.inf), _pick(o1, v1, np.inf)
+            t2, t3 = _pick(o2, v2, np.inf), _pick(o3, v3, np.inf)
             l0, l1, l2, l3 = _pick(t0 < l0, t0, l0), _pick(t1 < l1, t1, l1), _pick(t2 < l2, t2, l2), _pick(t3 < l3, t3, l3)
-            t0, t1, t2, t3 = _pick(o0, v0, -np.inf), _pick(o1, v1, -np.inf), _pick(o2, v2, -np.inf), _pick(o3, v3, -np.inf)
+            t0, t1 = _pick(o0, v0, -np.inf), _pick(o1, v1, -np.inf)
+            t2, t3 = _pick(o2, v2, -np.inf), _pick(o3, v3, -np.inf)
             h0, h1, h2, h3 = _pick(t0 > h0, t0, h0), _pick(t1 > h1, t1, h1), _pick(t2 > h2, t2, h2), _pick(t3 > h3, t3, h3)
         parts[blk, 0], parts[blk, 1], parts[blk, 2], parts[blk, 3] = n0, n1, n2, n3
         parts[blk, 4], parts[blk, 5], parts[blk, 6], parts[blk, 7] = s0, s1, s2, s3
@@ -162,7 +164,8 @@ def _masked_centred(x, valid, m, parts):
         q0 = q1 = q2 = q3 = 0.0
         for i in range(a, b, 4):
             (v0, v1, v2, v3), (o0, o1, o2, o3) = _lane_cells(x, valid, i, b)
-            d0, d1, d2, d3 = _pick(o0, v0 - m, 0.0), _pick(o1, v1 - m, 0.0), _pick(o2, v2 - m, 0.0), _pick(o3, v3 - m, 0.0)
+            d0, d1 = _pick(o0, v0 - m, 0.0), _pick(o1, v1 - m, 0.0)
+            d2, d3 = _pick(o2, v2 - m, 0.0), _pick(o3, v3 - m, 0.0)
             c0 += d0
             c1 += d1
             c2 += d2
@@ -277,18 +280,27 @@ def masked_affine(x, valid, shift, den, dest=None):
 # other objective is taken on its own. A quad's arithmetic per lane is its column pass's,
 # so both ways give the same numbers (the tests hold them to the composed reference).
 # ---------------------------------------------------------------------------------------
+def _width(k):
+    """The width argument of the objective kernels (see ``_flat``): ``(0,) * k`` where a
+    quad fits (four or more columns), else ``()``, so that narrower matrices share one
+    compiled kernel that reads the width at run time."""
+    return (0,) * k if k >= 4 else ()
+
+
 def _flat(r):
     """The reward matrix as the objective kernels read it: row-major, flattened (a view
     of the usual C-ordered matrix) and its number of columns.
 
-    The CPU kernels take the number of columns as the length of a tuple, ``(0,) * K``,
-    whose length is part of its type: each width gets its own compiled kernel in which
-    the distance between two rows' cells is a constant, which is what lets LLVM vectorise
-    the row loops that read a quad's cells across rows (four rows at a time, the cells
-    regrouped in registers): gd2po's kernel 54 -> 44 ms, dvao's 33 -> 30, the objective
-    sum 36 -> 32 on 4M rows x 4 (lower quartiles of 21 alternating calls). Rows are
-    indexed with unsigned positions there too, so that no negative-index fix-up stands in
-    the way."""
+    The CPU kernels also take the number of columns as the length of a tuple, ``(0,) *
+    K`` (``_width``), whose length is part of its type: each width that can hold a quad
+    gets its own compiled kernel in which the distance between two rows' cells is a
+    constant, which is what lets LLVM vectorise the row loops that read a quad's cells
+    across rows (four rows at a time, the cells regrouped in registers): gd2po's kernel
+    54 -> 44 ms, dvao's 33 -> 30, the objective sum 36 -> 32 on 4M rows x 4 (lower
+    quartiles of 21 alternating calls). A new width costs one compilation of the three
+    kernels (~35 s, cached on disk); narrower matrices, which have no quad to gain, share
+    one. Rows are indexed with unsigned positions there too, so that no negative-index
+    fix-up stands in the way."""
     r = np.ascontiguousarray(r, dtype=np.float64)
     return r.reshape(-1), r.shape[1]
 
@@ -505,8 +517,8 @@ def _objective_sum_of(j, flat, K, cols, w, sc, offsets, ddof, eps, mode, raw_sin
 
 
 @njit(parallel=True, **_VECTOR)
-def _seg_objective_sum(flat, width, cols, w, sc, offsets, ddof, eps, mode, raw_single, out):
-    K = len(width)
+def _seg_objective_sum(flat, n_cols, width, cols, w, sc, offsets, ddof, eps, mode, raw_single, out):
+    K = len(width) if len(width) > 0 else n_cols  # see _width
     g = offsets.shape[0] - 1
     n_blocks = min(g, _GROUP_BLOCKS)
     for blk in prange(n_blocks):
@@ -523,8 +535,8 @@ def seg_objective_sum(r, cols, w, scorable, offsets, ddof, eps, mode, raw_single
     out = np.empty(r.shape[0])
     with _vectorised():
         flat, K = _flat(r)
-        _seg_objective_sum(flat, (0,) * K, np.asarray(cols, dtype=np.int64), np.asarray(w, dtype=np.float64), scorable,
-                           offsets, int(ddof), float(eps), int(mode), bool(raw_single), out)
+        _seg_objective_sum(flat, K, _width(K), np.asarray(cols, dtype=np.int64), np.asarray(w, dtype=np.float64),
+                           scorable, offsets, int(ddof), float(eps), int(mode), bool(raw_single), out)
     return out
 
 
@@ -630,8 +642,8 @@ def _gd2po_of(j, flat, K, cols, w, sc, offsets, ddof, eps, mode, raw_single, tau
 
 
 @njit(parallel=True, **_VECTOR)
-def _seg_gd2po(flat, width, cols, w, sc, offsets, ddof, eps, mode, raw_single, tau, v_out, kept):
-    K = len(width)
+def _seg_gd2po(flat, n_cols, width, cols, w, sc, offsets, ddof, eps, mode, raw_single, tau, v_out, kept):
+    K = len(width) if len(width) > 0 else n_cols  # see _width
     g = offsets.shape[0] - 1
     size = 0
     for j in range(g):
@@ -657,8 +669,8 @@ def seg_gd2po(r, cols, w, scorable, offsets, ddof, eps, mode, raw_single, tau):
     kept = np.empty(n, dtype=np.bool_)
     with _vectorised():
         flat, K = _flat(r)
-        _seg_gd2po(flat, (0,) * K, np.asarray(cols, dtype=np.int64), np.asarray(w, dtype=np.float64), scorable, offsets,
-                   int(ddof), float(eps), int(mode), bool(raw_single), float(tau), v, kept)
+        _seg_gd2po(flat, K, _width(K), np.asarray(cols, dtype=np.int64), np.asarray(w, dtype=np.float64), scorable,
+                   offsets, int(ddof), float(eps), int(mode), bool(raw_single), float(tau), v, kept)
     return v, kept
 
 
@@ -743,8 +755,8 @@ def _dvao_of(j, flat, K, cols, w, sc, offsets, raw_lone, st, out):
 
 
 @njit(parallel=True, **_VECTOR)
-def _seg_dvao(flat, width, cols, w, sc, offsets, raw_lone, out):
-    K = len(width)
+def _seg_dvao(flat, n_cols, width, cols, w, sc, offsets, raw_lone, out):
+    K = len(width) if len(width) > 0 else n_cols  # see _width
     g = offsets.shape[0] - 1
     n_blocks = min(g, _GROUP_BLOCKS)
     for blk in prange(n_blocks):
@@ -758,6 +770,6 @@ def seg_dvao(r, cols, w, scorable, offsets, raw_lone):
     out = np.empty(r.shape[0])
     with _vectorised():
         flat, K = _flat(r)
-        _seg_dvao(flat, (0,) * K, np.asarray(cols, dtype=np.int64), np.asarray(w, dtype=np.float64), scorable, offsets,
-                  bool(raw_lone), out)
+        _seg_dvao(flat, K, _width(K), np.asarray(cols, dtype=np.int64), np.asarray(w, dtype=np.float64), scorable,
+                  offsets, bool(raw_lone), out)
     return out
