@@ -133,6 +133,8 @@ def _masked_moments(x, valid, parts):
         h0 = h1 = h2 = h3 = -np.inf
         for i in range(a, b, 4):
             (v0, v1, v2, v3), (o0, o1, o2, o3) = _lane_cells(x, valid, i, b)
+            # the lanes written out, as in _quad_moments: with one helper per lane (the
+            # same operations) the objective kernels ran 40-60% slower (lanes not paired)
             n0 += _pick(o0, 1.0, 0.0)
             n1 += _pick(o1, 1.0, 0.0)
             n2 += _pick(o2, 1.0, 0.0)
