@@ -89,3 +89,26 @@ def test_small_grid_warnings_stay_out_of_stderr():
         warnings.warn("something else")
     assert k.args == ("a", 1) and k.config == backend._launch(10)
     assert [str(w.message) for w in seen] == ["something else"]
+
+
+def test_thread_local_arrays_have_sizes_fixed_when_compiled():
+    """A real GPU compiles ``cuda.local.array(n, ...)`` (and ``shared.array``) only when
+    ``n`` is a constant: an int literal or a plain global of the module. A module's
+    attribute (``fused.STATS``) types as a run-time int64 and fails there, while the
+    simulator, which CI runs, accepts anything; this was found on an H100."""
+    import ast
+
+    from mocli.kernels import cuda as backend
+
+    tree = ast.parse(Path(backend.__file__).read_text())
+    sizes = [node.args[0] for node in ast.walk(tree)
+             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "array"
+             and isinstance(node.func.value, ast.Attribute) and node.func.value.attr in ("local", "shared")]
+    assert sizes, "no thread-local arrays found: the check no longer looks at the right calls"
+    for size in sizes:
+        where = f"cuda.py line {size.lineno}: {ast.unparse(size)}"
+        if isinstance(size, ast.Constant):
+            assert isinstance(size.value, int), where
+        else:
+            assert isinstance(size, ast.Name), where + " is not a literal or a plain global"
+            assert isinstance(getattr(backend, size.id), int), where

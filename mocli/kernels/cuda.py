@@ -469,6 +469,11 @@ def seg_expand(x, valid, order, offsets, shift, mul, den, live, dest=None):
     return out.copy_to_host()[:n]
 
 
+# a thread's quad statistics; a local array's size must be a constant when the kernel is
+# compiled for a real GPU, which a plain global is and a module attribute (fused.STATS) is not
+_STATS = fused.STATS
+
+
 def _matrix_args(r, cols, w, scorable):
     """The objective steps' inputs on the GPU: the reward matrix flattened row-major and
     its number of columns (as the CPU kernels read it), the weighted columns, their
@@ -481,7 +486,7 @@ def _matrix_args(r, cols, w, scorable):
 def _k_objective_sum(flat, k, cols, w, sc, offsets, ddof, eps, mode, raw_single, out):
     j = cuda.grid(1)
     if j < offsets.shape[0] - 1:
-        st = cuda.local.array(fused.STATS, numba.float64)
+        st = cuda.local.array(_STATS, numba.float64)
         _objective_sum_of(j, flat, k, cols, w, sc, offsets, ddof, eps, mode, raw_single, st, out)
 
 
@@ -497,7 +502,7 @@ def seg_objective_sum(r, cols, w, scorable, offsets, ddof, eps, mode, raw_single
 def _k_gd2po(flat, k, cols, w, sc, offsets, ddof, eps, mode, raw_single, tau, sign, total, sm, v_out, kept):
     j = cuda.grid(1)
     if j < offsets.shape[0] - 1:  # the group's own rows of the row-sized scratch
-        st = cuda.local.array(fused.STATS, numba.float64)
+        st = cuda.local.array(_STATS, numba.float64)
         _gd2po_of(j, flat, k, cols, w, sc, offsets, ddof, eps, mode, raw_single, tau, st, sign, total, sm, offsets[j],
                   v_out, kept)
 
@@ -515,7 +520,7 @@ def seg_gd2po(r, cols, w, scorable, offsets, ddof, eps, mode, raw_single, tau):
 def _k_dvao(flat, k, cols, w, sc, offsets, raw_lone, out):
     j = cuda.grid(1)
     if j < offsets.shape[0] - 1:
-        st = cuda.local.array(fused.STATS, numba.float64)
+        st = cuda.local.array(_STATS, numba.float64)
         _dvao_of(j, flat, k, cols, w, sc, offsets, raw_lone, st, out)
 
 
