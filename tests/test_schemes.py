@@ -110,3 +110,27 @@ def test_bad_constraint(text):
 def test_unknown_scheme_suggests():
     with pytest.raises(UsageError, match="did you mean 'chebyshev'"):
         make_scheme("chebychev")
+
+
+def test_weighted_sum_adds_each_product_in_column_order_without_copying_the_matrix():
+    """The default scheme, one pass: each row's ``w_k r_k`` rounded, then added left to
+    right with NaN cells left out (what ``(r * w).nansum(dim=1)`` gives), on C- and
+    F-ordered matrices; the matrix is read, never copied or written."""
+    from mocli import kernels
+
+    rng = np.random.default_rng(5)
+    r = rng.normal(size=(2001, 5)) * 10.0 ** rng.integers(-3, 4, size=(2001, 5))
+    r[rng.random(r.shape) < 0.2] = np.nan
+    r[7] = np.nan  # a row without a valid cell sums to 0
+    w = np.array([0.3, -1.7, 2.5, 1e-3, 0.9])
+    want = np.zeros(r.shape[0])
+    for k in range(r.shape[1]):
+        want = want + np.where(np.isnan(r[:, k]), 0.0, w[k] * r[:, k])
+    before = r.copy()
+    for m in (r, np.asfortranarray(r)):
+        got = kernels.weighted_nansum(m, w)
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(r, before)
+    assert want[7] == 0.0
+    ro = Rollouts.from_arrays(r, np.arange(r.shape[0]) % 7, weights=w)
+    np.testing.assert_array_equal(make_scheme("weighted_sum")(ro.rewards, ro.weights, ro.names), want)

@@ -116,10 +116,11 @@ seg_top2 = _dispatch("seg_top2")
 seg_rank = _dispatch("seg_rank")
 seg_normal_scores = _dispatch("seg_normal_scores")
 csr_from_codes = cpu.csr_from_codes  # the layout is always built on the host
+weighted_nansum = cpu.weighted_nansum  # schemes run on the host
 ndtri = _dispatch("ndtri")
 
 __all__ = [
     "DEVICES", "PRIMITIVES", "cuda_available", "current", "csr_from_codes", "device", "ndtri",
     "seg_loo_mean_var", "seg_mean_var", "seg_median", "seg_median_mean_var", "seg_min_max", "seg_normal_scores",
-    "seg_rank", "seg_top2", "seg_weighted_mean", "steps", "use",
+    "seg_rank", "seg_top2", "seg_weighted_mean", "steps", "use", "weighted_nansum",
 ]

@@ -666,6 +666,25 @@ def csr_from_codes(codes, n_groups):
     return order, offsets
 
 
+@njit(parallel=True, **_JIT)
+def _weighted_nansum(r, w, out):
+    for i in prange(r.shape[0]):
+        s = 0.0
+        for k in range(r.shape[1]):
+            v = r[i, k]
+            s += w[k] * v if not math.isnan(v) else 0.0
+        out[i] = s
+
+
+def weighted_nansum(r, w):
+    """``sum_k w_k r_ik`` per row with NaN cells left out, added in column order (each
+    product rounded, then added: what ``(r * w).nansum(dim=1)`` does), in one pass over
+    the matrix without temporaries of its size."""
+    out = np.empty(r.shape[0])
+    _weighted_nansum(np.asarray(r, dtype=np.float64), np.ascontiguousarray(w, dtype=np.float64), out)
+    return out
+
+
 # ---------------------------------------------------------------------------------------
 # group-order layout: gather rows into group order, scatter results back
 # ---------------------------------------------------------------------------------------

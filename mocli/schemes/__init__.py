@@ -16,6 +16,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .. import kernels
 from ..errors import InputError, UsageError
 from ..params import param
 from ..registry import Registry, suggest
@@ -130,7 +131,7 @@ class Scheme:
 
     def __call__(self, rewards: np.ndarray, weights: np.ndarray, names: Sequence[str], raw: np.ndarray | None = None) -> np.ndarray:
         sel = weights != 0
-        r = rewards[:, sel]
+        r = rewards if sel.all() else rewards[:, sel]  # combine never writes to r: no copy
         w = weights[sel]
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             return self.combine(r, w)
@@ -154,13 +155,14 @@ def _nonnegative(r: np.ndarray, scheme: str) -> None:
 @dataclass(frozen=True)
 class WeightedSum(Scheme):
     """``s = sum_k w_k r_k`` over the non-NaN weighted objectives (TRL ``reward_weights``
-    with nansum)."""
+    with nansum): each product rounded, then added in column order, as TRL's
+    ``(rewards * weights).nansum(dim=1)`` (rows without a valid cell are not scored)."""
 
     name = "weighted_sum"
     source = "TRL reward_weights + nansum"
 
     def combine(self, r, w):
-        return np.where(np.isnan(r), 0.0, r) @ w
+        return kernels.weighted_nansum(r, w)
 
 
 @SCHEMES.register("weighted_mean")
