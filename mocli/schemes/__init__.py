@@ -176,7 +176,7 @@ class WeightedMean(Scheme):
 
     def combine(self, r, w):
         valid = ~np.isnan(r)
-        num = np.where(valid, r, 0.0) @ w
+        num = kernels.weighted_nansum(r, w)  # as weighted_sum
         den = valid @ w
         bad = (den == 0) & valid.any(axis=1)
         if bad.any():
