@@ -319,15 +319,19 @@ def test_a_quad_lane_gives_the_bits_of_its_column_alone(step):
     r[offsets[3]:offsets[4], 2] = 0.25  # a constant objective in one group
     scorable = rng.random(n) < 0.9
     fn = getattr(fused, step)
-    args = (1, 1e-6, 0, False) if step == "seg_objective_sum" else (True,)
-    for start in (0, 1):
-        quad = np.arange(start, start + 4)
-        for lane in range(4):
-            one_hot = np.where(np.arange(4) == lane, 1.5, 0.0)
-            got = fn(r, quad, one_hot, scorable, offsets, *args)
-            alone = fn(r, quad[lane:lane + 1], one_hot[lane:lane + 1], scorable, offsets, *args)
-            np.testing.assert_array_equal(got, alone)
-            assert np.count_nonzero(alone) > n // 2
+    if step == "seg_objective_sum":  # every (ddof, eps, eps mode, singleton) the z rule knows
+        settings = list(itertools.product((0, 1), (0.0, 1e-6, 2.0), (0, 1, 2), (False, True)))
+    else:
+        settings = [(True,), (False,)]
+    for args in settings:
+        for start in (0, 1):
+            quad = np.arange(start, start + 4)
+            for lane in range(4):
+                one_hot = np.where(np.arange(4) == lane, 1.5, 0.0)
+                got = fn(r, quad, one_hot, scorable, offsets, *args)
+                alone = fn(r, quad[lane:lane + 1], one_hot[lane:lane + 1], scorable, offsets, *args)
+                np.testing.assert_array_equal(got, alone, err_msg=str(args))
+                assert np.count_nonzero(alone) > n // 2
 
 
 @pytest.mark.parametrize("spec", ["advantage_sum", "gdpo:batch_norm=false", "dvao", "gd2po:tau=0.3"])

@@ -374,11 +374,12 @@ STATS = 24
 
 
 @njit(**_CALLED)
-def _quad_moments(flat, K, k, sc, a, b, st):
-    """``_column_moments`` of columns ``k .. k+3`` side by side, lane by lane the same
-    operations, into ``st`` (see ``STATS``; the count as a float). Each pass ends by
-    storing its four lanes next to each other: that is what lets the SLP vectoriser take
-    the loop (sums kept only in registers are left scalar)."""
+def _quad_sums(flat, K, k, sc, a, b, st):
+    """The two passes of ``_column_moments`` over columns ``k .. k+3`` side by side, lane
+    by lane the same operations, into ``st`` (see ``STATS``; the count as a float), not
+    yet finished: ``_MEAN`` holds the first pass's mean, ``_C`` and ``_SS`` the centred
+    pass's sums. Each pass ends by storing its four lanes next to each other: that is what
+    lets the SLP vectoriser take the loop (sums kept only in registers are left scalar)."""
     n0 = n1 = n2 = n3 = 0.0
     s0 = s1 = s2 = s3 = 0.0
     l0 = l1 = l2 = l3 = np.inf
@@ -423,7 +424,14 @@ def _quad_moments(flat, K, k, sc, a, b, st):
         q3 += d3 * d3
     st[_C], st[_C + 1], st[_C + 2], st[_C + 3] = c0, c1, c2, c3
     st[_SS], st[_SS + 1], st[_SS + 2], st[_SS + 3] = q0, q1, q2, q3
-    for i in range(4):  # as _column_moments finishes
+
+
+@njit(**_CALLED)
+def _quad_moments(flat, K, k, sc, a, b, st):
+    """``_column_moments`` of columns ``k .. k+3`` into ``st``: ``_quad_sums`` finished
+    lane by lane as ``_column_moments`` finishes."""
+    _quad_sums(flat, K, k, sc, a, b, st)
+    for i in range(4):
         n = st[_N + i]
         lo = st[_LO + i]
         if n == 0.0 or lo == st[_HI + i]:
@@ -459,14 +467,48 @@ def _column_z(x, sc, a, b, ddof, eps, mode, raw_single):
     return shift, den, live, dense, top
 
 
+@njit(inline="always", **_VECTOR)
+def _den_of(sigma, eps, mode):
+    """``_denominator`` with selects in place of branches."""
+    d = _pick(mode == 0, sigma + eps, _pick(mode == 1, _pick(sigma > eps, sigma, eps),
+                                           _pick(sigma > 0.0, sigma + eps, 1.0)))
+    return _pick(d != 0.0, d, 1.0)
+
+
+@njit(inline="always", **_VECTOR)
+def _lane_rule(st, i, ddof, eps, mode, raw_single):
+    """``_z_rule`` of lane ``i`` of a quad from its unfinished sums (``_quad_sums``),
+    with selects only, so that the four lanes' arithmetic (five divisions and a square
+    root each) goes into vector instructions: the same operations on the same values as
+    ``_corrected`` and ``_z_rule`` where their result is used, so the same bits. ``top``
+    divides the larger distance from the mean once (division by the positive ``den`` is
+    monotone and keeps signs: the same bits as the larger of the two quotients)."""
+    n = st[_N + i]
+    lo = st[_LO + i]
+    hi = st[_HI + i]
+    c = st[_C + i]
+    nn = _pick(n > 1.0, n, 1.0)
+    ss = st[_SS + i] - c * c / nn
+    mean = st[_MEAN + i] + c / nn
+    ss = _pick(ss > 0.0, ss, 0.0)
+    var = _pick(n > ddof, ss / _pick(n > ddof, n - ddof, 1.0), 0.0)
+    den = _den_of(math.sqrt(var), eps, mode)
+    live = (n > 1.0) & (lo != hi)
+    single = raw_single & (n == 1.0)
+    lone = _den_of(1.0, eps, mode)
+    spread = max(abs(lo - mean), abs(hi - mean))
+    return (_pick(live, mean, 0.0), _pick(single, lone, _pick(live, den, 1.0)), live | single,
+            _pick(live, spread / den, _pick(single, abs(lo) / lone, 0.0)))
+
+
 @njit(**_CALLED)
 def _quad_z(flat, K, k, sc, a, b, ddof, eps, mode, raw_single, st):
     """``_z_rule`` for columns ``k .. k+3``: 4-tuples ``shift, den, live, top``."""
-    _quad_moments(flat, K, k, sc, a, b, st)
-    r0 = _z_rule(st[_N], st[_MEAN], st[_SS], st[_LO], st[_HI], ddof, eps, mode, raw_single)
-    r1 = _z_rule(st[_N + 1], st[_MEAN + 1], st[_SS + 1], st[_LO + 1], st[_HI + 1], ddof, eps, mode, raw_single)
-    r2 = _z_rule(st[_N + 2], st[_MEAN + 2], st[_SS + 2], st[_LO + 2], st[_HI + 2], ddof, eps, mode, raw_single)
-    r3 = _z_rule(st[_N + 3], st[_MEAN + 3], st[_SS + 3], st[_LO + 3], st[_HI + 3], ddof, eps, mode, raw_single)
+    _quad_sums(flat, K, k, sc, a, b, st)
+    r0 = _lane_rule(st, 0, ddof, eps, mode, raw_single)
+    r1 = _lane_rule(st, 1, ddof, eps, mode, raw_single)
+    r2 = _lane_rule(st, 2, ddof, eps, mode, raw_single)
+    r3 = _lane_rule(st, 3, ddof, eps, mode, raw_single)
     return ((r0[0], r1[0], r2[0], r3[0]), (r0[1], r1[1], r2[1], r3[1]), (r0[2], r1[2], r2[2], r3[2]),
             (r0[3], r1[3], r2[3], r3[3]))
 
