@@ -426,19 +426,32 @@ def _quad_sums(flat, K, k, sc, a, b, st):
     st[_SS], st[_SS + 1], st[_SS + 2], st[_SS + 3] = q0, q1, q2, q3
 
 
+@njit(inline="always", **_VECTOR)
+def _lane_finish(st, i):
+    """Lane ``i``'s mean and centred sum of squares from its unfinished sums
+    (``_quad_sums``), as ``_column_moments`` finishes, with selects in place of branches
+    (the same operations on the same values where a result is kept, so the same bits)."""
+    n = st[_N + i]
+    lo = st[_LO + i]
+    c = st[_C + i]
+    nn = _pick(n > 1.0, n, 1.0)
+    ss = st[_SS + i] - c * c / nn
+    mean = st[_MEAN + i] + c / nn
+    varies = (n > 0.0) & (lo != st[_HI + i])
+    return _pick(varies, mean, _pick(n > 0.0, lo, 0.0)), _pick(varies & (ss > 0.0), ss, 0.0)
+
+
 @njit(**_CALLED)
 def _quad_moments(flat, K, k, sc, a, b, st):
     """``_column_moments`` of columns ``k .. k+3`` into ``st``: ``_quad_sums`` finished
-    lane by lane as ``_column_moments`` finishes."""
+    lane by lane (``_lane_finish``), the lanes stored side by side."""
     _quad_sums(flat, K, k, sc, a, b, st)
-    for i in range(4):
-        n = st[_N + i]
-        lo = st[_LO + i]
-        if n == 0.0 or lo == st[_HI + i]:
-            st[_MEAN + i] = lo if n > 0.0 else 0.0
-            st[_SS + i] = 0.0
-        else:
-            st[_MEAN + i], st[_SS + i] = _corrected(n, st[_MEAN + i], st[_C + i], st[_SS + i])
+    m0, q0 = _lane_finish(st, 0)
+    m1, q1 = _lane_finish(st, 1)
+    m2, q2 = _lane_finish(st, 2)
+    m3, q3 = _lane_finish(st, 3)
+    st[_MEAN], st[_MEAN + 1], st[_MEAN + 2], st[_MEAN + 3] = m0, m1, m2, m3
+    st[_SS], st[_SS + 1], st[_SS + 2], st[_SS + 3] = q0, q1, q2, q3
 
 
 @njit(inline="always", **_VECTOR)
@@ -478,19 +491,16 @@ def _den_of(sigma, eps, mode):
 @njit(inline="always", **_VECTOR)
 def _lane_rule(st, i, ddof, eps, mode, raw_single):
     """``_z_rule`` of lane ``i`` of a quad from its unfinished sums (``_quad_sums``),
-    with selects only, so that the four lanes' arithmetic (five divisions and a square
-    root each) goes into vector instructions: the same operations on the same values as
-    ``_corrected`` and ``_z_rule`` where their result is used, so the same bits. ``top``
+    with selects only (whether a lane is constant in a group follows no pattern, and
+    LLVM can put part of the four lanes' divisions into vector instructions): the same
+    operations on the same values as ``_z_rule`` where its result is used, so the same
+    bits. ``top``
     divides the larger distance from the mean once (division by the positive ``den`` is
     monotone and keeps signs: the same bits as the larger of the two quotients)."""
     n = st[_N + i]
     lo = st[_LO + i]
     hi = st[_HI + i]
-    c = st[_C + i]
-    nn = _pick(n > 1.0, n, 1.0)
-    ss = st[_SS + i] - c * c / nn
-    mean = st[_MEAN + i] + c / nn
-    ss = _pick(ss > 0.0, ss, 0.0)
+    mean, ss = _lane_finish(st, i)
     var = _pick(n > ddof, ss / _pick(n > ddof, n - ddof, 1.0), 0.0)
     den = _den_of(math.sqrt(var), eps, mode)
     live = (n > 1.0) & (lo != hi)
