@@ -481,14 +481,6 @@ def _column_z(x, sc, a, b, ddof, eps, mode, raw_single):
 
 
 @njit(inline="always", **_VECTOR)
-def _den_of(sigma, eps, mode):
-    """``_denominator`` with selects in place of branches."""
-    d = _pick(mode == 0, sigma + eps, _pick(mode == 1, _pick(sigma > eps, sigma, eps),
-                                           _pick(sigma > 0.0, sigma + eps, 1.0)))
-    return _pick(d != 0.0, d, 1.0)
-
-
-@njit(inline="always", **_VECTOR)
 def _lane_rule(st, i, ddof, eps, mode, raw_single):
     """``_z_rule`` of lane ``i`` of a quad from its unfinished sums (``_quad_sums``),
     with selects only (whether a lane is constant in a group follows no pattern, and
@@ -502,10 +494,10 @@ def _lane_rule(st, i, ddof, eps, mode, raw_single):
     hi = st[_HI + i]
     mean, ss = _lane_finish(st, i)
     var = _pick(n > ddof, ss / _pick(n > ddof, n - ddof, 1.0), 0.0)
-    den = _den_of(math.sqrt(var), eps, mode)
+    den = _denominator(math.sqrt(var), eps, mode)
     live = (n > 1.0) & (lo != hi)
     single = raw_single & (n == 1.0)
-    lone = _den_of(1.0, eps, mode)
+    lone = _denominator(1.0, eps, mode)
     spread = max(abs(lo - mean), abs(hi - mean))
     return (_pick(live, mean, 0.0), _pick(single, lone, _pick(live, den, 1.0)), live | single,
             _pick(live, spread / den, _pick(single, abs(lo) / lone, 0.0)))
