@@ -483,12 +483,12 @@ def _column_z(x, sc, a, b, ddof, eps, mode, raw_single):
 @njit(inline="always", **_VECTOR)
 def _lane_rule(st, i, ddof, eps, mode, raw_single):
     """``_z_rule`` of lane ``i`` of a quad from its unfinished sums (``_quad_sums``),
-    with selects only (whether a lane is constant in a group follows no pattern, and
-    LLVM can put part of the four lanes' divisions into vector instructions): the same
-    operations on the same values as ``_z_rule`` where its result is used, so the same
-    bits. ``top``
-    divides the larger distance from the mean once (division by the positive ``den`` is
-    monotone and keeps signs: the same bits as the larger of the two quotients)."""
+    with selects on the lane's state (whether a lane is constant in a group, or lone,
+    follows no pattern a branch predictor could learn; LLVM also puts part of the four
+    lanes' divisions into vector instructions): the same operations on the same values as
+    ``_z_rule`` where its result is used, so the same bits. ``top`` divides the larger
+    distance from the mean once (division by the positive ``den`` is monotone and keeps
+    signs: the same bits as the larger of the two quotients)."""
     n = st[_N + i]
     lo = st[_LO + i]
     hi = st[_HI + i]
