@@ -433,12 +433,9 @@ def _lane_finish(st, i):
     (the same operations on the same values where a result is kept, so the same bits)."""
     n = st[_N + i]
     lo = st[_LO + i]
-    c = st[_C + i]
-    nn = _pick(n > 1.0, n, 1.0)
-    ss = st[_SS + i] - c * c / nn
-    mean = st[_MEAN + i] + c / nn
+    mean, ss = _corrected(_pick(n > 1.0, n, 1.0), st[_MEAN + i], st[_C + i], st[_SS + i])
     varies = (n > 0.0) & (lo != st[_HI + i])
-    return _pick(varies, mean, _pick(n > 0.0, lo, 0.0)), _pick(varies & (ss > 0.0), ss, 0.0)
+    return _pick(varies, mean, _pick(n > 0.0, lo, 0.0)), _pick(varies, ss, 0.0)
 
 
 @njit(**_CALLED)
