@@ -553,6 +553,12 @@ def _seg_ranks(x, valid, order, offsets, normal, start_of, table, vals, pos, out
                     ok = valid[i]
                     here[_u(p - a)] = x[i] if ok else np.nan
                     n += 1 if ok else 0
+                # padded with NaN (neither smaller nor equal) to a multiple of 16 cells, so
+                # that the counting loop below runs whole vector iterations and no scalar
+                # remainder
+                width = (b - a + 15) & ~15
+                for t in range(b - a, width):
+                    here[_u(t)] = np.nan
                 for p in range(a, b):
                     y = here[_u(p - a)]
                     if y != y:
@@ -560,7 +566,7 @@ def _seg_ranks(x, valid, order, offsets, normal, start_of, table, vals, pos, out
                         continue
                     less = 0
                     same = 0
-                    for t in range(b - a):
+                    for t in range(width):
                         less += 1 if here[_u(t)] < y else 0
                         same += 1 if here[_u(t)] == y else 0
                     out[_u(order[_u(p)])] = _tied_value(less, less + same - 1, n, normal, table, start_of[n] if normal else 0)
