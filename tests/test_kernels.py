@@ -249,7 +249,7 @@ FUSED_SPECS = [
     "grpo", "grpo:scale=batch,singleton=raw", "grpo:scale=none,ddof=0", "dr_grpo:singleton=raw",
     "rloo", "rloo:singleton=raw,normalize=true", "reinforce_pp", "reinforce_pp_baseline:singleton=raw",
     "opo", "opo:singleton=raw", "gpg", "gpg:singleton=raw", "mc_grpo", "mc_grpo:singleton=raw,eps_mode=floor",
-    "g2rpo", "ngrpo", "ngrpo:singleton=raw,r_max=2", "gdpo", "gdpo:singleton=raw,eps_mode=skip_zero",
+    "g2rpo", "ngrpo", "ngrpo:singleton=raw,r_max=2", "gdpo", "gdpo:singleton=raw,eps_mode=skip_zero", "gdpo:singleton=raw,eps_mode=floor",
     "advantage_sum:ddof=0", "dvao", "dvao:singleton=raw", "gd2po", "gd2po:tau=0.3,singleton=raw",
 ]
 

@@ -457,15 +457,21 @@ def _z_rule(n, m, ss, lo, hi, ddof, eps, mode, raw_single):
     moments: ``(shift, den, live, top)``; a valid cell's z is ``(x - shift) / den`` when
     ``live``, and every cell's z is 0 otherwise. ``top`` is the largest ``|z|`` of the
     group's cells (the same bits as taking it cell by cell: rounding is monotone, so it
-    sits at the least or the largest value)."""
-    if n == 1 and raw_single:
-        den = _denominator(1.0, eps, mode)
-        return 0.0, den, True, abs(lo / den)
-    if n <= 1 or lo == hi:
-        return 0.0, 1.0, False, 0.0
-    var = ss / (n - ddof) if n > ddof else 0.0
+    sits at the least or the largest value; dividing the larger distance from the mean
+    once by the positive ``den`` gives the larger of the two quotients).
+
+    Selects in place of branches on the group's state (whether an objective is constant
+    in a group, or lone, follows no pattern a branch predictor could learn; for a quad,
+    LLVM also puts part of the four lanes' divisions into vector instructions): the same
+    operations on the same values where a result is used, so the same bits."""
+    var = _pick(n > ddof, ss / _pick(n > ddof, n - ddof, 1.0), 0.0)
     den = _denominator(math.sqrt(var), eps, mode)
-    return m, den, True, max(abs((lo - m) / den), abs((hi - m) / den))
+    live = (n > 1) & (lo != hi)
+    single = raw_single & (n == 1)
+    lone = _denominator(1.0, eps, mode)
+    spread = max(abs(lo - m), abs(hi - m))
+    return (_pick(live, m, 0.0), _pick(single, lone, _pick(live, den, 1.0)), live | single,
+            _pick(live, spread / den, _pick(single, abs(lo) / lone, 0.0)))
 
 
 @njit(inline="always", **_VECTOR)
@@ -479,25 +485,9 @@ def _column_z(x, sc, a, b, ddof, eps, mode, raw_single):
 
 @njit(inline="always", **_VECTOR)
 def _lane_rule(st, i, ddof, eps, mode, raw_single):
-    """``_z_rule`` of lane ``i`` of a quad from its unfinished sums (``_quad_sums``),
-    with selects on the lane's state (whether a lane is constant in a group, or lone,
-    follows no pattern a branch predictor could learn; LLVM also puts part of the four
-    lanes' divisions into vector instructions): the same operations on the same values as
-    ``_z_rule`` where its result is used, so the same bits. ``top`` divides the larger
-    distance from the mean once (division by the positive ``den`` is monotone and keeps
-    signs: the same bits as the larger of the two quotients)."""
-    n = st[_N + i]
-    lo = st[_LO + i]
-    hi = st[_HI + i]
+    """``_z_rule`` of lane ``i`` of a quad from its unfinished sums (``_quad_sums``)."""
     mean, ss = _lane_finish(st, i)
-    var = _pick(n > ddof, ss / _pick(n > ddof, n - ddof, 1.0), 0.0)
-    den = _denominator(math.sqrt(var), eps, mode)
-    live = (n > 1.0) & (lo != hi)
-    single = raw_single & (n == 1.0)
-    lone = _denominator(1.0, eps, mode)
-    spread = max(abs(lo - mean), abs(hi - mean))
-    return (_pick(live, mean, 0.0), _pick(single, lone, _pick(live, den, 1.0)), live | single,
-            _pick(live, spread / den, _pick(single, abs(lo) / lone, 0.0)))
+    return _z_rule(st[_N + i], mean, ss, st[_LO + i], st[_HI + i], ddof, eps, mode, raw_single)
 
 
 @njit(**_CALLED)
