@@ -20,7 +20,8 @@ EPS_MODES = ("add", "floor", "skip_zero")
 SINGLETON = ("zero", "raw")
 
 # where an estimator's last step may write its rows straight away: see ``placing``
-_DEST: contextvars.ContextVar[np.ndarray | None] = contextvars.ContextVar("mocli_dest", default=None)
+_OFF = object()  # no estimator call is placing its result
+_DEST: contextvars.ContextVar = contextvars.ContextVar("mocli_dest", default=_OFF)
 
 
 class Placed(np.ndarray):
@@ -29,10 +30,12 @@ class Placed(np.ndarray):
 
 
 @contextlib.contextmanager
-def placing(dest: np.ndarray) -> Iterator[None]:
-    """While an estimator computes on a group-order copy of a batch, let the step it marks
-    ``final`` write row ``p`` of the copy to ``out[dest[p]]`` (``dest``: the batch's group
-    order, so ``out`` is in the batch's own order) and return it as :class:`Placed`. Only
+def placing(dest: np.ndarray | None) -> Iterator[None]:
+    """While an estimator computes on the rows of a batch in group order, let the step it
+    marks ``final`` write the caller's result itself and return it as :class:`Placed`:
+    row ``p`` of a group-order copy goes to ``out[dest[p]]`` (``dest``: the batch's group
+    order, so ``out`` is in the batch's own order); ``dest`` None when the batch's rows
+    already lie in group order, and row ``p`` goes to ``out[p]`` (no indexed writes). Only
     one-pass steps do (on either device); the others leave their result in the copy's order."""
     token = _DEST.set(dest)
     try:
@@ -41,18 +44,28 @@ def placing(dest: np.ndarray) -> Iterator[None]:
         _DEST.reset(token)
 
 
+def _placing(final: bool) -> bool:
+    return final and _DEST.get() is not _OFF and kernels.steps() is not None
+
+
 def _dest(final: bool) -> np.ndarray | None:
-    return _DEST.get() if final and kernels.steps() is not None else None
+    return _DEST.get() if _placing(final) else None
 
 
 def final_destination() -> np.ndarray | None:
     """For an estimator's own last step: where row ``p`` belongs (see :func:`placing`),
-    or None when the result should stay in the batch's order."""
+    or None when it stays at ``p``."""
     return _dest(True)
 
 
-def _placed(out: np.ndarray, dest: np.ndarray | None) -> np.ndarray:
-    return out if dest is None else out.view(Placed)
+def final_placed(out: np.ndarray) -> np.ndarray:
+    """An estimator's own last step's result, marked :class:`Placed` when a caller is
+    placing it (see :func:`placing`)."""
+    return _placed(out, True)
+
+
+def _placed(out: np.ndarray, final: bool) -> np.ndarray:
+    return out.view(Placed) if _placing(final) else out
 
 
 def divide(centred, sigma, eps: float, mode: str):
@@ -114,7 +127,7 @@ def expand(x, valid, batch, shift, live, mul=1.0, den=1.0, final: bool = False) 
     st = kernels.steps()
     if st is not None:
         dest = _dest(final)
-        return _placed(st.seg_expand(x, valid, batch.order, batch.offsets, shift, mul, den, live, dest), dest)
+        return _placed(st.seg_expand(x, valid, batch.order, batch.offsets, shift, mul, den, live, dest), final)
     c = batch.codes
     return np.where(valid & live[c], (x - shift[c]) * mul[c] / den[c], 0.0)
 
@@ -185,7 +198,7 @@ def group_z(values, valid, batch, *, eps, eps_mode, ddof, singleton, leave_one_o
         return _placed(st.seg_group_z(
             values, valid, batch.order, batch.offsets, ddof, eps, EPS_MODES.index(eps_mode), singleton == "raw", dest,
             scaled,
-        ), dest)
+        ), final)
     c = centre(values, valid, batch, ddof, leave_one_out)
     z = divide(c.centred, c.sigma, eps, eps_mode) if scaled else c.centred
     z = np.where(valid & ~c.const & (c.count > 1), z, 0.0)
@@ -303,7 +316,7 @@ def whiten(x, valid, *, eps, eps_mode, ddof, length=None, var_eps=1e-8, final=Fa
         den = float(denominator(m.std(ddof), eps, eps_mode))
         if kernels.steps() is not None:  # a host pass on either device
             dest = _dest(final)
-            return _placed(fused.masked_affine(x, valid, m.mean, den, dest), dest)
+            return _placed(fused.masked_affine(x, valid, m.mean, den, dest), final)
         return np.where(valid, (x - m.mean) / den, 0.0)
     out = np.zeros_like(x, dtype=np.float64)
     xv = x[valid]

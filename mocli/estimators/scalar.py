@@ -17,7 +17,7 @@ from ..params import param
 from .base import ESTIMATORS, Estimator, Grouped, GroupScaled, Scaled
 from ..tally import Count
 from .normalise import (
-    GroupStats, Placed, final_destination, batch_mean_std, batch_tally, centre, denominator, divide, expand, group_z, lone_rule,
+    GroupStats, final_destination, final_placed, batch_mean_std, batch_tally, centre, denominator, divide, expand, group_z, lone_rule,
     singleton_rule, whiten,
 )
 
@@ -269,7 +269,7 @@ class PassK(Scaled):
         dest = final_destination()  # the rows are few: place them in file order directly
         rows = arg[live] if dest is None else dest[arg[live]]
         out[rows] = np.where(const[live], 0.0, gap[live])
-        return out if dest is None else out.view(Placed)
+        return final_placed(out)
 
 
 @ESTIMATORS.register("mc_grpo")
