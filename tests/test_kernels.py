@@ -359,6 +359,40 @@ def test_objective_kernels_outside_the_estimator_call(spec):
 
 
 @pytest.mark.parametrize("sort_rows", [False, True])
+def test_estimators_share_scratch_arrays_and_never_return_them(sort_rows):
+    """The per-row work arrays of the objective and ranking steps are the batch's scratch,
+    reused by every estimator run on it; what an estimator returns is always its own
+    array (an advantage vector sharing a scratch array would change under the caller
+    when the next estimator runs). Outside an estimator call the steps get new arrays;
+    release drops the scratch."""
+    from mocli.batch import Rollouts, prepare
+    from mocli.pipeline import make_estimator, make_scheme
+
+    rng = np.random.default_rng(8)
+    n = 1200
+    r = np.where(rng.random((n, 4)) < 0.05, np.nan, np.round(rng.normal(size=(n, 4)), 1))
+    codes = rng.integers(0, 150, n)
+    if sort_rows:
+        codes = np.sort(codes)
+    ro = Rollouts.from_arrays(r, codes)
+    specs = ["advantage_sum", "gdpo:batch_norm=false", "gdpo", "dvao", "gd2po:tau=0.3", "g2rpo", "grpo"]
+    b = prepare(ro, make_scheme())
+    got = {s: make_estimator(s)(b) for s in specs}
+    scratch = [a for k, a in b._cache.items() if isinstance(k, tuple)]
+    assert {k for k in b._cache if isinstance(k, tuple)} == {("scratch", "values"), ("scratch", "mask")}
+    for s in specs:
+        alone = make_estimator(s)(prepare(ro, make_scheme()))  # a batch of its own: fresh arrays
+        np.testing.assert_array_equal(got[s], alone, err_msg=s)
+        assert not any(np.shares_memory(got[s], a) for a in scratch), s
+    assert not any(np.shares_memory(got[x], got[y]) for x in specs for y in specs if x < y)
+    est = make_estimator("advantage_sum")
+    first, second = est.compute(b), est.compute(b)
+    assert not np.shares_memory(first, second) and not any(np.shares_memory(first, a) for a in scratch)
+    b.release()
+    assert not any(isinstance(k, tuple) for k in b._cache)
+
+
+@pytest.mark.parametrize("sort_rows", [False, True])
 def test_group_order_copy_is_freed_on_release_without_the_garbage_collector(sort_rows):
     """The group-order copy must not refer to itself (a cycle would keep a streamed chunk's
     arrays alive until the collector runs, which piled up hundreds of MB over the chunks)."""

@@ -13,7 +13,7 @@ from ..errors import UsageError
 from ..kernels.cpu import put_finished
 from ..params import param
 from ..registry import Registry
-from .normalise import EPS_MODES, SINGLETON, Placed, placing
+from .normalise import EPS_MODES, SINGLETON, Placed, placing, working
 
 ESTIMATORS: Registry[type] = Registry("estimator", entry_point_group="mocli.estimators")
 
@@ -44,7 +44,7 @@ class Estimator:
         # batch), then scatter back to file order with the zeroing and clipping fused in
         grouped = batch.grouped(self.reads_rewards)
         dest = None if grouped is batch else batch.destination()  # None: in group order already
-        with placing(dest):
+        with placing(dest), working(batch):
             adv = self.compute(grouped)
         if isinstance(adv, Placed):  # the last step wrote file order itself (zeros included)
             out = adv.view(np.ndarray)

@@ -17,7 +17,7 @@ from .. import kernels
 from ..kernels import seg_mean_var, seg_min_max
 from ..params import param
 from .base import ESTIMATORS, Grouped, GroupScaled
-from .normalise import EPS_MODES, group_z, whiten
+from .normalise import EPS_MODES, group_z, whiten, work
 
 
 def group_rows(batch) -> tuple:
@@ -50,7 +50,7 @@ def objective_z(est, batch, want_z: bool = True) -> tuple[np.ndarray | None, np.
         rows, back = group_rows(batch)
         a = st.seg_objective_sum(
             rows.rewards, cols, batch.weights[cols], rows.scorable, rows.offsets, est.ddof, est.eps,
-            EPS_MODES.index(est.eps_mode), est.singleton == "raw",
+            EPS_MODES.index(est.eps_mode), est.singleton == "raw", out=work("values", rows.n),
         )
         return None, back_to(a, back)
     z = np.zeros_like(r)
@@ -138,7 +138,10 @@ class DVAO(Grouped):
         if st is not None:  # the same sums, one pass
             cols = np.flatnonzero(batch.weighted)
             rows, back = group_rows(batch)
-            a = st.seg_dvao(rows.rewards, cols, batch.weights[cols], rows.scorable, rows.offsets, self.singleton == "raw")
+            a = st.seg_dvao(
+                rows.rewards, cols, batch.weights[cols], rows.scorable, rows.offsets, self.singleton == "raw",
+                out=work("values", rows.n),
+            )
             return back_to(a, back)
         n = batch.n
         codes = batch.codes
@@ -191,6 +194,7 @@ class GD2PO(_Decoupled):
             v, kept = st.seg_gd2po(
                 rows.rewards, cols, batch.weights[cols], rows.scorable, rows.offsets, self.ddof,
                 self.eps, EPS_MODES.index(self.eps_mode), self.singleton == "raw", self.tau,
+                out=(work("values", rows.n), work("mask", rows.n, np.bool_)),
             )
             a = whiten(v, kept, eps=self.eps, eps_mode=self.eps_mode, ddof=self.ddof, final=back is None)
             return back_to(a, back)

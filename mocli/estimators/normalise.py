@@ -44,6 +44,33 @@ def placing(dest: np.ndarray | None) -> Iterator[None]:
         _DEST.reset(token)
 
 
+# the batch whose scratch arrays an estimator's own work may use: see ``working``
+_POOL: contextvars.ContextVar = contextvars.ContextVar("mocli_pool", default=None)
+
+
+@contextlib.contextmanager
+def working(batch) -> Iterator[None]:
+    """While an estimator computes inside its ``__call__`` (which copies or places what
+    ``compute`` returns, so no work array reaches a caller), let :func:`work` hand out
+    ``batch``'s scratch arrays (see :meth:`mocli.batch.Batch.scratch`)."""
+    token = _POOL.set(batch)
+    try:
+        yield
+    finally:
+        _POOL.reset(token)
+
+
+def work(slot: str, n: int, dtype=np.float64) -> np.ndarray:
+    """A per-row work array for a step whose result the estimator consumes itself (never
+    its returned advantages): the calling batch's scratch array ``slot`` inside an
+    estimator call (see :func:`working`), shared by every estimator run on that batch,
+    else a fresh one. The step writes every row."""
+    batch = _POOL.get()
+    if batch is None or batch.n != n:
+        return np.empty(n, dtype=dtype)
+    return batch.scratch(slot, dtype)
+
+
 def _placing(final: bool) -> bool:
     return final and _DEST.get() is not _OFF and kernels.steps() is not None
 

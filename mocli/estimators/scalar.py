@@ -17,8 +17,8 @@ from ..params import param
 from .base import ESTIMATORS, Estimator, Grouped, GroupScaled, Scaled
 from ..tally import Count
 from .normalise import (
-    GroupStats, final_destination, final_placed, batch_mean_std, batch_tally, centre, denominator, divide, expand, group_z, lone_rule,
-    singleton_rule, whiten,
+    GroupStats, batch_mean_std, batch_tally, centre, denominator, divide, expand, final_destination, final_placed,
+    group_z, lone_rule, singleton_rule, whiten, work,
 )
 
 
@@ -328,7 +328,7 @@ class G2RPO(Grouped):
     def compute(self, batch):
         # NaN on the unscorable rows, which the estimator call sets to 0 as it puts the
         # rows back in file order (writing file order from the ranking kernel measured slower)
-        return seg_normal_scores(batch.scalar, batch.scorable, batch.order, batch.offsets)
+        return seg_normal_scores(batch.scalar, batch.scorable, batch.order, batch.offsets, out=work("values", batch.n))
 
 
 @ESTIMATORS.register("ngrpo")

@@ -592,9 +592,9 @@ def _seg_ranks(x, valid, order, offsets, normal, start_of, table, vals, pos, out
                 q = r + 1
 
 
-def _ranks(x, valid, order, offsets, normal):
+def _ranks(x, valid, order, offsets, normal, out=None):
     n = x.shape[0]
-    out = np.empty(n)  # every row is written: its value, or NaN when invalid
+    out = np.empty(n) if out is None else out  # every row is written: its value, or NaN when invalid
     if normal:  # the scores of every position, once per group size
         largest = int(np.diff(offsets).max()) if offsets.shape[0] > 1 else 0
         if largest <= _EVERY_SIZE:  # every size up to the largest group: no counting pass
@@ -633,16 +633,18 @@ def _fill_scores(sizes, starts, table):
             table[starts[q] + t] = _ndtri((t + 0.5) / n)
 
 
-def seg_rank(x, valid, order, offsets):
-    """Per row: 1-based rank within its group (ties share the mean rank); NaN if invalid."""
-    return _ranks(x, valid, order, offsets, False)
+def seg_rank(x, valid, order, offsets, out=None):
+    """Per row: 1-based rank within its group (ties share the mean rank); NaN if invalid.
+    Into ``out`` when given (every row is written), else a new array."""
+    return _ranks(x, valid, order, offsets, False, out)
 
 
-def seg_normal_scores(x, valid, order, offsets):
+def seg_normal_scores(x, valid, order, offsets, out=None):
     """Per row: ``Phi^-1((rank - 0.5) / n_g)``; tied rows share the mean of their positions'
     scores, and an all-tied group gets exactly 0. NaN for invalid rows. The scores of the
-    positions are computed once per distinct group size, not once per row."""
-    return _ranks(x, valid, order, offsets, True)
+    positions are computed once per distinct group size, not once per row. Into ``out``
+    when given (every row is written), else a new array."""
+    return _ranks(x, valid, order, offsets, True, out)
 
 
 # ---------------------------------------------------------------------------------------

@@ -372,20 +372,24 @@ def _k_ranks(x, valid, order, offsets, normal, buf, rows, out):
         q = r + 1
 
 
-def _ranks(x, valid, order, offsets, normal):
+def _ranks(x, valid, order, offsets, normal, out=None):
     n = x.shape[0]
-    out = cuda.to_device(np.full(n, np.nan))
+    d_out = cuda.to_device(np.full(n, np.nan))
     _go(_k_ranks, offsets.shape[0] - 1, _d(x, np.float64), _d(valid, np.bool_), _d(order), _d(offsets), bool(normal),
-        cuda.device_array(max(n, 1)), cuda.device_array(max(n, 1), dtype=np.int64), out)
-    return out.copy_to_host()
+        cuda.device_array(max(n, 1)), cuda.device_array(max(n, 1), dtype=np.int64), d_out)
+    if out is None:
+        return d_out.copy_to_host()
+    if n:
+        d_out.copy_to_host(out)
+    return out
 
 
-def seg_rank(x, valid, order, offsets):
-    return _ranks(x, valid, order, offsets, False)
+def seg_rank(x, valid, order, offsets, out=None):
+    return _ranks(x, valid, order, offsets, False, out)
 
 
-def seg_normal_scores(x, valid, order, offsets):
-    return _ranks(x, valid, order, offsets, True)
+def seg_normal_scores(x, valid, order, offsets, out=None):
+    return _ranks(x, valid, order, offsets, True, out)
 
 
 @cuda.jit
@@ -472,6 +476,16 @@ def seg_expand(x, valid, order, offsets, shift, mul, den, live, dest=None):
     return out.copy_to_host()[:n]
 
 
+def _to_host(d_out, n, out):
+    """The first ``n`` values of a result on the GPU (sized ``max(n, 1)``) in host memory:
+    into ``out`` when given (the objective steps' ``out`` argument), else a new array."""
+    if out is None:
+        return d_out.copy_to_host()[:n]
+    if n:
+        d_out[:n].copy_to_host(out)
+    return out
+
+
 # a thread's quad statistics; a local array's size must be a constant when the kernel is
 # compiled for a real GPU, which a plain global is and a module attribute (fused.STATS) is not
 _STATS = fused.STATS
@@ -493,12 +507,12 @@ def _k_objective_sum(flat, k, cols, w, sc, offsets, ddof, eps, mode, raw_single,
         _objective_sum_of(j, flat, k, cols, w, sc, offsets, ddof, eps, mode, raw_single, st, out)
 
 
-def seg_objective_sum(r, cols, w, scorable, offsets, ddof, eps, mode, raw_single):
+def seg_objective_sum(r, cols, w, scorable, offsets, ddof, eps, mode, raw_single, out=None):
     n = r.shape[0]
-    out = cuda.device_array(max(n, 1))
+    d_out = cuda.device_array(max(n, 1))
     _go(_k_objective_sum, offsets.shape[0] - 1,
-        *_matrix_args(r, cols, w, scorable), _d(offsets), int(ddof), float(eps), int(mode), bool(raw_single), out)
-    return out.copy_to_host()[:n]
+        *_matrix_args(r, cols, w, scorable), _d(offsets), int(ddof), float(eps), int(mode), bool(raw_single), d_out)
+    return _to_host(d_out, n, out)
 
 
 @cuda.jit
@@ -510,13 +524,14 @@ def _k_gd2po(flat, k, cols, w, sc, offsets, ddof, eps, mode, raw_single, tau, si
                   v_out, kept)
 
 
-def seg_gd2po(r, cols, w, scorable, offsets, ddof, eps, mode, raw_single, tau):
+def seg_gd2po(r, cols, w, scorable, offsets, ddof, eps, mode, raw_single, tau, out=None):
     n = max(r.shape[0], 1)
     v, kept = cuda.device_array(n), cuda.device_array(n, dtype=np.bool_)
     _go(_k_gd2po, offsets.shape[0] - 1,
         *_matrix_args(r, cols, w, scorable), _d(offsets), int(ddof), float(eps), int(mode), bool(raw_single),
         float(tau), cuda.device_array(n, dtype=np.int64), cuda.device_array(n), cuda.device_array(n), v, kept)
-    return v.copy_to_host()[: r.shape[0]], kept.copy_to_host()[: r.shape[0]]
+    v_out, kept_out = (None, None) if out is None else out
+    return _to_host(v, r.shape[0], v_out), _to_host(kept, r.shape[0], kept_out)
 
 
 @cuda.jit
@@ -527,8 +542,8 @@ def _k_dvao(flat, k, cols, w, sc, offsets, raw_lone, out):
         _dvao_of(j, flat, k, cols, w, sc, offsets, raw_lone, st, out)
 
 
-def seg_dvao(r, cols, w, scorable, offsets, raw_lone):
+def seg_dvao(r, cols, w, scorable, offsets, raw_lone, out=None):
     n = r.shape[0]
-    out = cuda.device_array(max(n, 1))
-    _go(_k_dvao, offsets.shape[0] - 1, *_matrix_args(r, cols, w, scorable), _d(offsets), bool(raw_lone), out)
-    return out.copy_to_host()[:n]
+    d_out = cuda.device_array(max(n, 1))
+    _go(_k_dvao, offsets.shape[0] - 1, *_matrix_args(r, cols, w, scorable), _d(offsets), bool(raw_lone), d_out)
+    return _to_host(d_out, n, out)

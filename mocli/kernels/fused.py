@@ -565,12 +565,13 @@ def _seg_objective_sum(flat, n_cols, width, cols, w, sc, offsets, ddof, eps, mod
             _objective_sum_of(j, flat, K, cols, w, sc, offsets, ddof, eps, mode, raw_single, st, out)
 
 
-def seg_objective_sum(r, cols, w, scorable, offsets, ddof, eps, mode, raw_single):
+def seg_objective_sum(r, cols, w, scorable, offsets, ddof, eps, mode, raw_single, out=None):
     """``sum_c w_c z_c`` per row, ``z_c`` being reward column ``cols[c]``'s group z-score
     over the scorable rows where it is not NaN (the rule of ``seg_group_z`` per column; 0
-    elsewhere), for rows in group order (``offsets``). (Writing straight to file order
-    from here measured slower than the separate scatter that follows.)"""
-    out = np.empty(r.shape[0])
+    elsewhere), for rows in group order (``offsets``), into ``out`` (a new array when
+    None; every row is written). (Writing straight to file order from here measured
+    slower than the separate scatter that follows.)"""
+    out = np.empty(r.shape[0]) if out is None else out
     with _vectorised():
         flat, K = _flat(r)
         _seg_objective_sum(flat, K, _width(K), np.asarray(cols, dtype=np.int64), np.asarray(w, dtype=np.float64),
@@ -699,12 +700,12 @@ def _seg_gd2po(flat, n_cols, width, cols, w, sc, offsets, ddof, eps, mode, raw_s
                       kept)
 
 
-def seg_gd2po(r, cols, w, scorable, offsets, ddof, eps, mode, raw_single, tau):
+def seg_gd2po(r, cols, w, scorable, offsets, ddof, eps, mode, raw_single, tau, out=None):
     """gd2po up to its batch whitening, rows in group order: per row ``v = (sum_k w_k
-    z_k) * rho_g`` and the ``kept`` mask (see the estimator)."""
+    z_k) * rho_g`` and the ``kept`` mask (see the estimator), into ``out = (v, kept)``
+    (new arrays when None; every row is written)."""
     n = r.shape[0]
-    v = np.empty(n)
-    kept = np.empty(n, dtype=np.bool_)
+    v, kept = (np.empty(n), np.empty(n, dtype=np.bool_)) if out is None else out
     with _vectorised():
         flat, K = _flat(r)
         _seg_gd2po(flat, K, _width(K), np.asarray(cols, dtype=np.int64), np.asarray(w, dtype=np.float64), scorable,
@@ -803,9 +804,10 @@ def _seg_dvao(flat, n_cols, width, cols, w, sc, offsets, raw_lone, out):
             _dvao_of(j, flat, K, cols, w, sc, offsets, raw_lone, st, out)
 
 
-def seg_dvao(r, cols, w, scorable, offsets, raw_lone):
-    """dvao's advantages (see the estimator) for rows in group order."""
-    out = np.empty(r.shape[0])
+def seg_dvao(r, cols, w, scorable, offsets, raw_lone, out=None):
+    """dvao's advantages (see the estimator) for rows in group order, into ``out`` (a new
+    array when None; every row is written)."""
+    out = np.empty(r.shape[0]) if out is None else out
     with _vectorised():
         flat, K = _flat(r)
         _seg_dvao(flat, K, _width(K), np.asarray(cols, dtype=np.int64), np.asarray(w, dtype=np.float64), scorable,
