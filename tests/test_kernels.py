@@ -375,7 +375,8 @@ def test_estimators_share_scratch_arrays_and_never_return_them(sort_rows):
     if sort_rows:
         codes = np.sort(codes)
     ro = Rollouts.from_arrays(r, codes)
-    specs = ["advantage_sum", "gdpo:batch_norm=false", "gdpo", "dvao", "gd2po:tau=0.3", "g2rpo", "grpo"]
+    specs = ["advantage_sum", "gdpo:batch_norm=false", "gdpo", "dvao", "gd2po:tau=0.3", "g2rpo", "reinforce_pp_baseline",
+             "grpo"]
     b = prepare(ro, make_scheme())
     got = {s: make_estimator(s)(b) for s in specs}
     scratch = [a for k, a in b._cache.items() if isinstance(k, tuple)]

@@ -214,17 +214,19 @@ def singleton_rule(out, values, valid, cnt, singleton: str, eps: float | None = 
     return np.where(lone, 0.0, out)
 
 
-def group_z(values, valid, batch, *, eps, eps_mode, ddof, singleton, leave_one_out=False, final=False, scaled=True):
+def group_z(values, valid, batch, *, eps, eps_mode, ddof, singleton, leave_one_out=False, final=False, scaled=True,
+            out=None):
     """``(x - mu_g) / (sigma_g [+] eps)`` per group (the grpo rule); 0 on invalid rows and
     in constant groups; the singleton policy for groups of one. Without ``scaled`` the
     centred values ``x - mu_g`` (no division, so ``eps``, ``eps_mode`` and ``ddof`` play no
-    part). ``final``: see :func:`placing`."""
+    part). ``final``: see :func:`placing`. ``out``: an array the device's kernel may write
+    the rows into (a :func:`work` array; the composed path makes its own)."""
     st = kernels.steps()
     if not leave_one_out and st is not None:  # the same rule, one kernel
         dest = _dest(final)
         return _placed(st.seg_group_z(
             values, valid, batch.order, batch.offsets, ddof, eps, EPS_MODES.index(eps_mode), singleton == "raw", dest,
-            scaled,
+            scaled, out,
         ), final)
     c = centre(values, valid, batch, ddof, leave_one_out)
     z = divide(c.centred, c.sigma, eps, eps_mode) if scaled else c.centred

@@ -166,7 +166,7 @@ class ReinforcePPBaseline(_Whitened, Grouped):
     def compute(self, batch):
         # centred on the group mean in one pass (no scale: eps and ddof play no part)
         x = group_z(batch.scalar, batch.scorable, batch, eps=self.eps, eps_mode=self.eps_mode, ddof=1,
-                    singleton=self.singleton, scaled=False)
+                    singleton=self.singleton, scaled=False, out=work("values", batch.n))
         return self._whiten(x, batch)
 
 

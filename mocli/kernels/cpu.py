@@ -169,14 +169,14 @@ def _denominator(sigma, eps, mode):
     return den if den != 0.0 else 1.0
 
 
-def seg_group_z(x, valid, order, offsets, ddof, eps, mode, raw_single, dest=None, scaled=True):
+def seg_group_z(x, valid, order, offsets, ddof, eps, mode, raw_single, dest=None, scaled=True, out=None):
     """The grpo rule in one pass per group: ``(x - mean_g) / den(sigma_g)`` on valid rows of
     groups with two or more valid, not all equal values; 0 elsewhere, except a group with one
     valid row under ``raw_single`` (``x / den(1)``). ``mode``: 0 add, 1 floor, 2 skip_zero.
     Without ``scaled`` every ``den`` is 1: the group-centred values (Dr. GRPO, the baseline
     of reinforce_pp_baseline). The value of row ``order[p]`` goes to ``out[dest[p]]``
-    (default ``dest = order``)."""
-    out = np.empty(x.shape[0])
+    (default ``dest = order``); ``out`` a new array when None (every row is written)."""
+    out = np.empty(x.shape[0]) if out is None else out
     dest = order if dest is None else dest
     _seg_group_z(x, valid, order, offsets, int(ddof), float(eps), int(mode), bool(raw_single), bool(scaled), dest, out)
     return out

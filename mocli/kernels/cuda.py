@@ -449,14 +449,14 @@ def _k_group_z(x, valid, order, offsets, ddof, eps, mode, raw_single, scaled, de
         _group_z_of(j, x, valid, order, offsets, ddof, eps, mode, raw_single, scaled, dest, out)
 
 
-def seg_group_z(x, valid, order, offsets, ddof, eps, mode, raw_single, dest=None, scaled=True):
+def seg_group_z(x, valid, order, offsets, ddof, eps, mode, raw_single, dest=None, scaled=True, out=None):
     n = x.shape[0]
-    out = cuda.device_array(max(n, 1))
+    d_out = cuda.device_array(max(n, 1))
     d_order = _d(order)
     _go(_k_group_z, offsets.shape[0] - 1,
         _d(x, np.float64), _d(valid, np.bool_), d_order, _d(offsets), int(ddof), float(eps), int(mode),
-        bool(raw_single), bool(scaled), d_order if dest is None else _d(dest), out)
-    return out.copy_to_host()[:n]
+        bool(raw_single), bool(scaled), d_order if dest is None else _d(dest), d_out)
+    return _to_host(d_out, n, out)
 
 
 @cuda.jit
