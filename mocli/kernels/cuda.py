@@ -377,11 +377,7 @@ def _ranks(x, valid, order, offsets, normal, out=None):
     d_out = cuda.to_device(np.full(n, np.nan))
     _go(_k_ranks, offsets.shape[0] - 1, _d(x, np.float64), _d(valid, np.bool_), _d(order), _d(offsets), bool(normal),
         cuda.device_array(max(n, 1)), cuda.device_array(max(n, 1), dtype=np.int64), d_out)
-    if out is None:
-        return d_out.copy_to_host()
-    if n:
-        d_out.copy_to_host(out)
-    return out
+    return _to_host(d_out, n, out)
 
 
 def seg_rank(x, valid, order, offsets, out=None):
@@ -477,8 +473,8 @@ def seg_expand(x, valid, order, offsets, shift, mul, den, live, dest=None):
 
 
 def _to_host(d_out, n, out):
-    """The first ``n`` values of a result on the GPU (sized ``max(n, 1)``) in host memory:
-    into ``out`` when given (the objective steps' ``out`` argument), else a new array."""
+    """The first ``n`` values of a result on the GPU (sized ``n`` or ``max(n, 1)``) in host
+    memory: into ``out`` when given (a step's ``out`` argument), else a new array."""
     if out is None:
         return d_out.copy_to_host()[:n]
     if n:
