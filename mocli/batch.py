@@ -153,10 +153,13 @@ class Batch:
             self._cache["grouped"] = cached
         return cached
 
-    def destination(self) -> np.ndarray:
+    def destination(self) -> np.ndarray | None:
         """Where row ``p`` of :meth:`grouped` goes back to (``order``), as the scatter to
         file order reads it: int32 when the rows allow (the random writes are bound by
-        memory traffic, and the index is half of it). Kept with the group-order copy."""
+        memory traffic, and the index is half of it). Kept with the group-order copy.
+        None when the rows already lie in group order: row ``p`` stays at ``p``."""
+        if self.grouped(False) is self:
+            return None
         dest = self._cache.get("destination")
         if dest is None:
             dest = self.order.astype(np.int32) if self.n < 2**31 else self.order
@@ -178,7 +181,7 @@ class Batch:
     def release(self) -> None:
         """Drop the group-order copy built by :meth:`grouped` (and :meth:`destination`)
         and the :meth:`scratch` arrays."""
-        for key in [k for k in self._cache if k in ("grouped", "destination") or isinstance(k, tuple)]:
+        for key in [k for k in self._cache if k in ("grouped", "destination") or k[0] == "scratch"]:
             del self._cache[key]
 
 

@@ -243,6 +243,7 @@ def test_group_order_layout_gathers_and_scatters_exactly():
     assert "grouped" not in b._cache and "destination" not in b._cache
     ordered = prepare(Rollouts.from_arrays(r, np.sort(codes)), make_scheme())
     assert ordered.grouped() is ordered  # already in group order: no copy
+    assert ordered.destination() is None  # and nothing to put back
 
 
 FUSED_SPECS = [

@@ -43,7 +43,7 @@ class Estimator:
         # compute on the rows in group order (sequential memory access; built once per
         # batch), then scatter back to file order with the zeroing and clipping fused in
         grouped = batch.grouped(self.reads_rewards)
-        dest = None if grouped is batch else batch.destination()  # None: in group order already
+        dest = batch.destination()  # None: in group order already
         with placing(dest), working(batch):
             adv = self.compute(grouped)
         if isinstance(adv, Placed):  # the last step wrote file order itself (zeros included)

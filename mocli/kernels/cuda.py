@@ -469,7 +469,7 @@ def seg_expand(x, valid, order, offsets, shift, mul, den, live, dest=None):
     _go(_k_expand, offsets.shape[0] - 1,
         _d(x, np.float64), _d(valid, np.bool_), d_order, _d(offsets), _d(shift, np.float64), _d(mul, np.float64),
         _d(den, np.float64), _d(live, np.bool_), d_order if dest is None else _d(dest), out)
-    return out.copy_to_host()[:n]
+    return _to_host(out, n, None)
 
 
 def _to_host(d_out, n, out):
