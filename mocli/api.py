@@ -35,13 +35,14 @@ class Settings:
     scheme: str = "weighted_sum"
     gate: list[str] = field(default_factory=list)
     when: list[str] = field(default_factory=list)
-    profile: str = "mocli"
+    profile: str | None = None  # None: the --from framework's, else mocli
     format: str | None = None
     check: list[Any] = field(default_factory=list)
     source: str | None = None
     steps: str | None = None
     device: str = "cpu"
     memory_limit: str | None = None
+    batch_by: str | None = None
 
     @classmethod
     def merge(cls, config: str | None = None, **cli: Any) -> "Settings":
@@ -55,10 +56,25 @@ class Settings:
                 setattr(out, f.name, list(value) if isinstance(value, (list, tuple)) else value)
         return out
 
+    def settled(self, inputs: Any = None) -> "Settings":
+        """``--from auto`` resolved to the framework that wrote the inputs, and the profile
+        that ``--from`` implies when none is given (else ``mocli``)."""
+        if self.source and inputs is not None and not hasattr(inputs, "rewards"):
+            from .frameworks import resolve_source
+
+            self.source = resolve_source(self.source, [str(i) for i in inputs])
+        if self.profile is None:
+            self.profile = self.source if self.source in ("trl", "verl", "nemo_rl") else "mocli"
+            self._implied = self.source == self.profile
+        return self
+
+    def profile_notes(self) -> list[str]:
+        return [f"profile {self.profile} (implied by --from {self.source}; --profile overrides)"] if getattr(self, "_implied", False) else []
+
     def roles(self) -> dict[str, Any]:
         return dict(
             group=self.group, rewards=self.rewards or None, minimize=self.minimize, length=self.length,
-            baseline=self.baseline, step=self.step, source=self.source, steps=self.steps,
+            baseline=self.baseline, step=self.step, source=self.source, steps=self.steps, batch_by=self.batch_by,
         )
 
     def load(self, inputs: Sequence[str | os.PathLike], all_columns: bool = False, extra: Sequence[str] = ()) -> Loaded:
@@ -72,7 +88,11 @@ def advantages_table(
     **options: Any,
 ) -> pl.DataFrame:
     """The input rows (every column) plus one ``adv:<label>`` column per estimator."""
-    s = settings or Settings.merge(**options)
+    return _advantages_loaded(inputs, settings, float32, **options)[0]
+
+
+def _advantages_loaded(inputs, settings: Settings | None, float32: bool, **options: Any) -> tuple[pl.DataFrame, Loaded]:
+    s = (settings or Settings.merge(**options)).settled(inputs)
     specs = s.estimators or ["grpo"]
     resolve(specs, s.profile)  # fail on a bad spec before reading anything
     loaded = s.load(inputs, all_columns=True)
@@ -82,7 +102,7 @@ def advantages_table(
         )
     dtype = np.float32 if float32 else np.float64
     cols = [pl.Series(f"adv:{label}", a.astype(dtype)) for label, a in adv.items()]
-    return loaded.frame.with_columns(cols)
+    return loaded.public_frame().with_columns(cols), loaded
 
 
 def write_advantages(
@@ -91,9 +111,9 @@ def write_advantages(
     settings: Settings | None = None,
     float32: bool = False,
     **options: Any,
-) -> tuple[int, list[str], list[str]]:
+) -> tuple[int, list[str], list[str], list[str]]:
     """Write :func:`advantages_table` to ``output``; returns the row count, the columns
-    added and notes. Only the columns the estimators read are loaded; the advantage
+    added, notes and warnings. Only the columns the estimators read are loaded; the advantage
     columns are then written alongside the input files streamed through, so the whole
     table is never held. An input over the memory limit (``memory_limit``, see
     :func:`mocli.stream.chunks_needed`) is computed in group-complete chunks, so that only
@@ -103,20 +123,24 @@ def write_advantages(
     from .schemes import Condition
     from .stream import advantages_chunked, chunked_input, chunks_needed, human_size
 
-    s = settings or Settings.merge(**options)
+    s = (settings or Settings.merge(**options)).settled(inputs)
     specs = s.estimators or ["grpo"]
     resolved = resolve(specs, s.profile)  # fail on a bad spec before reading anything
     p = plan(inputs, **s.roles())
     n, limit = chunks_needed(p, s.memory_limit, share=0.25)  # the rest: the advantage columns, the writer
     if p.dump is not None:
-        table = advantages_table(inputs, s, float32=float32)
+        table, loaded = _advantages_loaded(inputs, s, float32)
         write_table(table, output)
-        return table.height, [c for c in table.columns if c.startswith("adv:")], []
+        return table.height, [c for c in table.columns if c.startswith("adv:")], s.profile_notes() + loaded.notes, loaded.warnings
     scheme = make_scheme(s.scheme, s.gate)
     conds = [Condition.parse(c) for c in s.when]
-    notes = []
+    notes = s.profile_notes() + p.notes
+    warnings = list(p.warnings)
     if n <= 1:
-        rollouts = s.load(inputs).rollouts
+        loaded = s.load(inputs)
+        warnings = loaded.warnings
+        rollouts = loaded.rollouts
+        del loaded
         with kernels.device(s.device):
             adv, _ = run_estimators(rollouts, resolved, scheme, conds)
         del rollouts
@@ -125,7 +149,7 @@ def write_advantages(
             adv = advantages_chunked(chunked, resolved, scheme, conds)
         notes.append(f"streamed in {n} group-complete chunks ({chunked.rows} rows; memory limit {human_size(limit)})")
     rows = next(iter(adv.values())).shape[0]
-    return rows, _write_beside_inputs(p, adv, output, np.float32 if float32 else np.float64), notes
+    return rows, _write_beside_inputs(p, adv, output, np.float32 if float32 else np.float64), notes, warnings
 
 
 def _write_beside_inputs(p, adv: dict[str, np.ndarray], output, dtype) -> list[str]:
@@ -176,15 +200,16 @@ def analyze(
     """
     from .batch import Rollouts
     from .diagnostics import analyze_rollouts
-    from .io import expand_inputs, schema_of
+    from .io import describe_batch, expand_inputs, schema_of
 
-    s = settings or Settings.merge(**options)
+    s = (settings or Settings.merge(**options)).settled(inputs)
     if isinstance(inputs, Rollouts):
         with kernels.device(s.device):
-            return analyze_rollouts(
+            report = analyze_rollouts(
                 inputs, s.estimators or None, scheme=s.scheme, conditions=s.when, gates=s.gate,
                 profile=s.profile, compare=compare, keep_advantages=compare, figures=figures,
             )
+        return annotate(report, "batch index" if inputs.batch is not None else "whole table", [], [])
     if s.estimators:
         resolve(s.estimators, s.profile)  # fail on a bad spec before reading anything
     if not s.source:
@@ -210,8 +235,24 @@ def analyze(
             profile=s.profile, compare=compare, slices=slices, slice_column=by, keep_advantages=compare,
             figures=figures,
         )
-    report._frame = loaded.frame  # type: ignore[attr-defined]
+    report._frame = loaded.public_frame()  # type: ignore[attr-defined]
     report._group = loaded.group  # type: ignore[attr-defined]
+    return annotate(report, loaded.batch_label, s.profile_notes() + loaded.notes, loaded.warnings)
+
+
+def annotate(report, batch: str, notes: list[str], warnings: list[str], said: Sequence[str] = ()):
+    """Put what was inferred about the input (``input.notes``), what may be wrong
+    (``input.warnings``) and what a training batch is (every estimator's
+    ``params.batch``) into the report. ``said``: notes for stderr only (how the work was
+    done, such as streaming), which leave the report as it would be otherwise."""
+    report.notes = list(notes) + list(said)
+    report.warnings = list(warnings)
+    for rep in [report, *report.by.values()]:
+        rep.input["batch_by"] = None if batch == "whole table" else batch
+        rep.input["notes"] = list(notes)
+        rep.input["warnings"] = list(warnings)
+        for entry in rep.estimators.values():
+            entry["params"] = {**entry["params"], "batch": batch}
     return report
 
 
@@ -240,8 +281,10 @@ def _analyze_streamed(inputs, s: Settings, by: str | None, compare: bool, requir
     conds = [Condition.parse(c) for c in s.when]
     with kernels.device(s.device), chunked_input(p, n) as chunked:
         report = analyze_chunked(chunked, resolved, scheme, conds, compare=compare, by=by)
-    report.notes = [f"streamed in {n} group-complete chunks ({chunked.rows} rows; memory limit {human_size(limit)})"]
-    return report
+    streamed = f"streamed in {n} group-complete chunks ({chunked.rows} rows; memory limit {human_size(limit)})"
+    from .io import describe_batch
+
+    return annotate(report, describe_batch(p.batch), s.profile_notes() + p.notes, p.warnings, [streamed])
 
 
 def flip_rows(report, a: str, b: str, limit: int = 20, width: int = 60) -> list[dict[str, Any]]:
@@ -255,7 +298,7 @@ def flip_rows(report, a: str, b: str, limit: int = 20, width: int = 60) -> list[
     out = []
     for row, va, vb in flips(report, a, b, limit):
         entry: dict[str, Any] = {"row": row}
-        if frame is not None and group is not None:
+        if frame is not None and group is not None and group in frame.columns:  # not a helper column
             key = frame.get_column(group)[row]
             entry["group"] = key if isinstance(key, (int, float, str)) else str(key)
         entry[a] = va
@@ -289,55 +332,113 @@ def verify(
     from .errors import UsageError
     from .verification import verify_rollouts
 
-    s = settings or Settings.merge(**options)
+    s = (settings or Settings.merge(**options)).settled(inputs)
     spec = (s.estimators or ["grpo"])
     if len(spec) > 1:
         raise UsageError("verify takes one estimator (-e SPEC): the one the trainer used")
     resolve(spec, s.profile)
-    if logged is None:
-        probe = s.load(inputs) if s.source else None
-        logged = probe.logged if probe is not None else None
+    if s.source:  # a framework dump: read whole, its own advantage column by default
+        loaded = s.load(inputs, all_columns=True)
+        logged = logged or loaded.logged
+        if logged is None:
+            raise UsageError(f"the {s.source} dump logs no advantage column; pass --logged COL")
+        if logged not in loaded.frame.columns:
+            s.load(inputs, extra=[logged])  # raises the usual missing-column error
+    else:
         if logged is None:
             raise UsageError("--logged COL is required: the column holding the advantages the trainer used")
-    loaded = s.load(inputs, extra=[logged])
+        loaded = s.load(inputs, extra=[logged])
     values = loaded.frame.get_column(logged)
     if not (values.dtype.is_numeric() or values.dtype == pl.Null):
         raise UsageError(f"--logged column '{logged}' is {values.dtype}, not numeric")
-    keys = loaded.frame.get_column(loaded.group).to_list()
+    if not loaded.group.startswith("__mocli_"):
+        keys = loaded.frame.get_column(loaded.group).to_list()
+    elif "prompt" in loaded.frame.columns:  # a group mocli formed (TRL's runs): name it by its prompt
+        from .frameworks import text_key
+
+        keys = text_key(loaded.frame.get_column("prompt")).to_list()
+    else:
+        keys = None
     with kernels.device(s.device):
-        return verify_rollouts(
+        v = verify_rollouts(
             loaded.rollouts, values.cast(pl.Float64).to_numpy(), estimator=spec[0], profile=s.profile,
             scheme=s.scheme, conditions=s.when, gates=s.gate, tol=tol, group_keys=keys, top=top,
         )
+    v.params["batch"] = loaded.batch_label
+    v.notes = s.profile_notes() + loaded.notes
+    v.warnings = loaded.warnings
+    return v
 
 
 def inspect(inputs: Sequence[str | os.PathLike], settings: Settings | None = None, **options: Any) -> dict[str, Any]:
-    """Columns and their types, the detected group and reward columns, group sizes."""
+    """Columns and their types, the detected framework, group rule, objectives, trained
+    scalar, training batch and group sizes (per batch), and the profile that applies. On
+    several files that do not share one layout (and no ``--from``), each file is
+    described on its own under ``layouts``."""
+    from .errors import MocliError
+    from .io import expand_inputs, schema_of
+
+    s = (settings or Settings.merge(**options)).settled(inputs)
+    if not s.source:
+        paths = expand_inputs(inputs)
+        if len(paths) > 1 and len({tuple(schema_of([p])) for p in paths}) > 1:
+            layouts = []
+            for p in paths:
+                try:
+                    layouts.append(_inspect_one([p], s))
+                except MocliError as exc:
+                    layouts.append({"files": [str(p)], "error": str(exc)})
+            return {"files": [str(p) for p in paths], "layouts": layouts,
+                    "notes": [f"the {len(paths)} files do not share one layout: each is described on its own"]}
+    return _inspect_one(inputs, s)
+
+
+def _inspect_one(inputs, s: Settings) -> dict[str, Any]:
     from .io import schema_of
     from .kernels import seg_mean_var
 
-    s = settings or Settings.merge(**options)
-    loaded = s.load(inputs)
+    loaded = s.load(inputs, all_columns=bool(s.source))
     ro = loaded.rollouts
-    if loaded.files:
-        schema = schema_of(loaded.files)
-    else:  # a framework dump: the columns of the table it was read into
-        schema = dict(s.load(inputs, all_columns=True).frame.schema)
+    frame = loaded.public_frame()
+    schema = dict(frame.schema) if s.source else schema_of(loaded.files)
     roles = {loaded.group: "group", loaded.length: "length", loaded.baseline: "baseline", loaded.step: "step",
-             loaded.logged: "logged advantage"}
+             loaded.logged: "logged advantage", loaded.scalar: "trained scalar"}
+    if loaded.batch:
+        roles[loaded.batch] = "batch" if loaded.batch != loaded.step else "step, batch"
     roles.update({name: "reward" for name in ro.names})
     sizes = np.diff(ro.offsets)
     scorable = ~np.all(np.isnan(ro.rewards), axis=1)
     _, _, counts, _ = seg_mean_var(np.zeros(ro.n), scorable, ro.order, ro.offsets, 0)
+    by_batch: dict[str, Any] = {}
+    if ro.batch is not None and loaded.batch in frame.columns:
+        first = ro.order[ro.offsets[:-1]]
+        of_group = ro.batch[first]
+        values = frame.get_column(loaded.batch).to_list()
+        for b in np.unique(of_group):
+            sz = sizes[of_group == b]
+            key = values[int(first[np.flatnonzero(of_group == b)[0]])]
+            by_batch[str(key)] = {"groups": int(sz.size), "min": int(sz.min()), "median": float(np.median(sz)), "max": int(sz.max())}
+    if loaded.scalar and not s.rewards:
+        trained = f"'{loaded.scalar}' as logged"
+    else:
+        trained = f"{s.scheme} of the objectives"
     return {
         "files": [str(p) for p in loaded.files],
-        "notes": loaded.notes,
+        "source": loaded.source,
+        "profile": s.profile,
+        "notes": s.profile_notes() + loaded.notes,
+        "warnings": loaded.warnings,
         "rows": ro.n,
         "columns": {name: {"type": str(dtype), "role": roles.get(name)} for name, dtype in schema.items()},
-        "group": loaded.group,
+        "group": loaded.group if not loaded.group.startswith("__mocli_") else None,
+        "group_rule": loaded.group_rule or f"column '{loaded.group}'" + (f" within each {loaded.batch_label}" if loaded.batch else ""),
         "groups": ro.n_groups,
         "group_size": {"min": int(sizes.min()), "median": float(np.median(sizes)), "max": int(sizes.max())},
         "singleton_groups": int((counts == 1).sum()),
+        "batch": loaded.batch_label,
+        "group_size_by_batch": by_batch,
+        "trained_scalar": trained,
+        "logged": loaded.logged,
         "rewards": {
             name: {"weight": float(w), "direction": "min" if m else "max", "missing": int(np.isnan(ro.rewards[:, k]).sum())}
             for k, (name, w, m) in enumerate(zip(ro.names, ro.weights, ro.minimize))

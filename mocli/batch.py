@@ -36,6 +36,13 @@ class Rollouts:
     offsets: np.ndarray  # (g+1,) int64
     length: np.ndarray | None = None
     baseline: np.ndarray | None = None
+    # the training batch of each row (dense codes): batch-wide statistics are taken within
+    # each batch, never across; None = the whole table is one batch. Groups never straddle
+    # two batches (the group key includes the batch).
+    batch: np.ndarray | None = None
+    # the scalar the trainer trained on, as logged (verl's ``score``): used as ``s`` by the
+    # default scheme instead of combining the objectives; None = combine them
+    scalar: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -44,6 +51,17 @@ class Rollouts:
     @property
     def n_groups(self) -> int:
         return self.offsets.shape[0] - 1
+
+    def batches(self) -> list[np.ndarray] | None:
+        """The rows of each training batch (ascending), or None when the table is one batch."""
+        if self.batch is None or self.n == 0:
+            return None
+        b = self.batch
+        if b.min() == b.max():
+            return None
+        order = np.argsort(b, kind="stable")
+        bounds = np.flatnonzero(np.diff(b[order])) + 1
+        return np.split(order, bounds)
 
     @classmethod
     def from_arrays(
@@ -55,9 +73,12 @@ class Rollouts:
         minimize: Sequence[str] = (),
         length=None,
         baseline=None,
+        batch=None,
     ) -> "Rollouts":
         """Build from plain arrays; ``group`` is any 1-d array of keys (factorised here,
-        groups numbered in order of first appearance)."""
+        groups numbered in order of first appearance). ``batch``: the training batch of
+        each row (any keys; batch-wide statistics are taken per batch, and a group key
+        seen in two batches makes two groups)."""
         r = np.asarray(rewards, dtype=np.float64)
         if r.ndim == 1:
             r = r[:, None]
@@ -67,20 +88,26 @@ class Rollouts:
             raise UsageError(f"{len(names)} names for {k} reward columns")
         w = np.ones(k) if weights is None else np.asarray(weights, dtype=np.float64)
         codes, n_groups = dense_codes(np.asarray(group))
+        batch_codes = None
+        if batch is not None:
+            batch_codes, n_batches = dense_codes(np.asarray(batch))
+            if batch_codes.shape[0] != r.shape[0]:
+                raise UsageError(f"batch has {batch_codes.shape[0]} keys for {r.shape[0]} rows")
+            codes, n_groups = dense_codes(batch_codes * max(n_groups, 1) + codes)
         order, offsets = csr_from_codes(codes, n_groups)
         mins = np.array([nm in set(minimize) for nm in names], dtype=bool)
         as_col = lambda a: None if a is None else np.asarray(a, dtype=np.float64)
-        return cls(r, names, w, mins, codes, order, offsets, as_col(length), as_col(baseline))
+        return cls(r, names, w, mins, codes, order, offsets, as_col(length), as_col(baseline), batch_codes)
 
     def subset(self, mask: np.ndarray) -> "Rollouts":
-        """The rows where ``mask`` is true, groups renumbered: the table a separate run on
-        the filtered rows would load."""
+        """The rows where ``mask`` is true (or the rows an index array names, in that
+        order), groups renumbered: the table a separate run on those rows would load."""
         codes, n_groups = dense_codes(self.codes[mask])
         order, offsets = csr_from_codes(codes, n_groups)
         pick = lambda a: None if a is None else a[mask]
         return Rollouts(
             np.ascontiguousarray(self.rewards[mask]), self.names, self.weights, self.minimize,
-            codes, order, offsets, pick(self.length), pick(self.baseline),
+            codes, order, offsets, pick(self.length), pick(self.baseline), pick(self.batch), pick(self.scalar),
         )
 
 
@@ -202,24 +229,42 @@ def apply_nan_policy(raw: np.ndarray, names: Sequence[str], weights: np.ndarray,
     raise UsageError(f"nan_policy must be one of {', '.join(NAN_POLICIES)}, not '{policy}'")
 
 
+def uses_logged_scalar(rollouts: Rollouts, scheme: Scheme, conditions: Sequence[Condition] = ()) -> bool:
+    """Whether ``s`` is the trainer's logged scalar (a dump's ``score``): only under the
+    default scheme with no conditions; any other scheme combines the objectives."""
+    return rollouts.scalar is not None and scheme.name == "weighted_sum" and not conditions
+
+
 def prepare(
     rollouts: Rollouts,
     scheme: Scheme,
     conditions: Sequence[Condition] = (),
     nan_policy: str = "omit",
+    scalar: np.ndarray | None = None,
 ) -> Batch:
     """NaN policy, then conditions (on the file's values), then directions, then the
-    scheme. Rows whose weighted objectives are all NaN are unscorable."""
+    scheme. Rows whose weighted objectives are all NaN are unscorable. The logged scalar
+    (:func:`uses_logged_scalar`) replaces the scheme's score, and a row where it is NaN is
+    unscorable. ``scalar``: the score already computed (batch by batch), used as it is."""
     if not np.any(rollouts.weights != 0):
         raise UsageError("every objective has weight 0; give at least one a non-zero weight")
     raw = apply_nan_policy(rollouts.rewards, rollouts.names, rollouts.weights, nan_policy)
     raw = apply_conditions(raw, rollouts.names, conditions)
     # no copy when nothing is minimised (the matrix is never written to)
     directed = np.where(rollouts.minimize[None, :], -raw, raw) if rollouts.minimize.any() else raw
-    scorable = np.zeros(directed.shape[0], dtype=bool)
-    for k in np.flatnonzero(rollouts.weights != 0):  # a column at a time: no (n, k) temporaries
-        scorable |= ~np.isnan(directed[:, k])
-    s = np.asarray(scheme(directed, rollouts.weights, rollouts.names, raw=raw), dtype=np.float64)
+    logged = uses_logged_scalar(rollouts, scheme, conditions)
+    if logged:
+        scorable = ~np.isnan(rollouts.scalar)
+    else:
+        scorable = np.zeros(directed.shape[0], dtype=bool)
+        for k in np.flatnonzero(rollouts.weights != 0):  # a column at a time: no (n, k) temporaries
+            scorable |= ~np.isnan(directed[:, k])
+    if scalar is not None:
+        s = scalar
+    elif logged:
+        s = rollouts.scalar
+    else:
+        s = np.asarray(scheme(directed, rollouts.weights, rollouts.names, raw=raw), dtype=np.float64)
     bad = scorable & ~np.isfinite(s)
     if bad.any():
         raise InputError(

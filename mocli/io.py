@@ -281,11 +281,11 @@ def _float_column(df: pl.DataFrame, name: str, what: str, *, allow_nan: bool = T
     return np.ascontiguousarray(arr)
 
 
-def factorize(series: pl.Series) -> tuple[np.ndarray, int]:
+def factorize(series: pl.Series, what: str = "group") -> tuple[np.ndarray, int]:
     """Dense codes in order of first appearance (hash-based, no sort of the keys)."""
     if series.null_count():
         raise InputError(
-            f"group column '{series.name}' holds {series.null_count()} null values; every row needs a group key"
+            f"{what} column '{series.name}' holds {series.null_count()} null values; every row needs a {what} key"
         )
     grouped = (
         series.to_frame("k").with_row_index("__row")
@@ -312,6 +312,33 @@ class Loaded:
     files: list[Path] = field(default_factory=list)
     logged: str | None = None  # the advantage column a framework dump logs, if any
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    batch: str | None = None  # the column that names the training batches
+    source: str | None = None  # the framework whose dump this is
+    group_rule: str | None = None
+    batch_rule: str | None = None
+    scalar: str | None = None  # the logged scalar that trains (verl's score)
+
+    @property
+    def batch_label(self) -> str:
+        """What a training batch is, as the JSON ``params.batch`` says it."""
+        return describe_batch(self.batch)
+
+    def public_frame(self) -> pl.DataFrame | None:
+        """The frame without mocli's own helper columns (never written or shown)."""
+        if self.frame is None:
+            return None
+        from .frameworks import public_columns
+
+        return self.frame.select(public_columns(self.frame.columns))
+
+
+def describe_batch(column: str | None) -> str:
+    from .frameworks import FILE
+
+    if column is None:
+        return "whole table"
+    return "file" if column == FILE else column
 
 
 def parse_steps(text: str | None) -> tuple[float, float] | None:
@@ -345,13 +372,21 @@ class Plan:
     steps: str | None = None
     dump: Any = None
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    batch: str | None = None
+    scalar: str | None = None
 
     @property
     def window(self) -> tuple[float, float] | None:
         return parse_steps(self.steps)
 
+    @property
+    def files(self) -> list[Path]:
+        """Every file read: the inputs, or a framework dump's files."""
+        return list(self.dump.files) if self.dump is not None else list(self.paths)
+
     def no_rows(self) -> InputError:
-        where = ", ".join(str(p) for p in self.paths) or "the dump"
+        where = ", ".join(str(p) for p in self.files) or "the dump"
         return InputError(f"no rows in {where}" + (f" within --steps {self.steps}" if self.steps else ""))
 
 
@@ -367,20 +402,27 @@ def plan(
     extra: Sequence[str] = (),
     source: str | None = None,
     steps: str | None = None,
+    batch_by: str | None = None,
 ) -> Plan:
     """Resolve the column roles from the files' schemas (nothing but a framework dump is
     read yet); every naming error is raised here."""
     notes: list[str] = []
+    warnings: list[str] = []
     dump = None
+    scalar = None
     if source:
         from . import frameworks
 
-        dump = frameworks.read(source, [str(i) for i in inputs])
-        schema = dict(dump.frame.schema)
+        dump = frameworks.read(source, [str(i) for i in inputs], [group, length, baseline, step, batch_by])
+        schema = {c: t for c, t in dump.frame.schema.items()}
         group = group or dump.group
-        rewards = rewards or dump.objectives
+        if not rewards:
+            rewards = dump.reward_specs()
+            scalar = dump.scalar
         step = step or dump.step
-        notes = [f"read as a {dump.source} dump"] + dump.notes
+        batch_by = batch_by or dump.batch
+        notes = [f"read {len(dump.files)} file(s) as a {dump.source} dump"] + dump.notes
+        warnings = list(dump.warnings)
         paths: list[Path] = []
     else:
         paths = expand_inputs(inputs)
@@ -391,11 +433,13 @@ def plan(
         raise UsageError("--steps needs a step column: pass --step COL")
     parse_steps(steps)
     gcol = detect_group(schema, group)
-    extras = {"length": (length, "--length"), "baseline": (baseline, "--baseline"), "step": (step, "--step")}
+    extras = {"length": (length, "--length"), "baseline": (baseline, "--baseline"), "step": (step, "--step"),
+              "batch": (batch_by, "--batch-by")}
     for what, (col, opt) in extras.items():
         if col is not None and col not in schema:
             raise _missing(col, schema, what, opt)
-    objs = detect_rewards(schema, rewards, exclude=[gcol, length or "", baseline or "", step or ""])
+    roles = [gcol, length or "", baseline or "", step or "", batch_by or ""]
+    objs = detect_rewards(schema, rewards, exclude=roles)
     names = [o.name for o in objs]
     for m in minimize:
         if m not in names:
@@ -403,8 +447,9 @@ def plan(
     for col in extra:
         if col not in schema:
             raise _missing(col, schema, "requested", "--by/--logged")
-    needed = [gcol, *names] + [c for c in (length, baseline, step) if c] + list(extra)
-    return Plan(paths, schema, gcol, objs, minimize, length, baseline, step, list(dict.fromkeys(needed)), steps, dump, notes)
+    needed = [gcol, *names] + [c for c in (length, baseline, step, batch_by, scalar) if c] + list(extra)
+    return Plan(paths, schema, gcol, objs, minimize, length, baseline, step, list(dict.fromkeys(needed)), steps, dump,
+                notes, warnings, batch_by, scalar)
 
 
 def load(
@@ -417,7 +462,8 @@ def load(
     """Read rollout files into :class:`Rollouts`; ``frame`` holds the columns read (every
     column with ``all_columns``, else the needed ones plus ``extra``). ``roles`` are
     :func:`plan`'s: group, rewards, minimize, length, baseline, step, ``source`` (a
-    framework's dump: trl, verl, nemo_rl, auto) and ``steps`` (a step range)."""
+    framework's dump: trl, verl, nemo_rl, auto), ``steps`` (a step range) and
+    ``batch_by`` (the training batch column)."""
     p = plan(inputs, extra=extra, **roles)
     dump = p.dump
     if dump is not None:
@@ -428,8 +474,39 @@ def load(
     df = keep_steps(df, p)
     if df.height == 0:
         raise p.no_rows()
-    ro = to_rollouts(df, p.group, p.objectives, p.minimize, p.length, p.baseline)
-    return Loaded(ro, p.group, p.objectives, p.length, p.baseline, p.step, df, p.paths, dump.logged if dump else None, p.notes)
+    ro = to_rollouts(df, p.group, p.objectives, p.minimize, p.length, p.baseline, batch=p.batch, scalar=p.scalar)
+    warnings = list(p.warnings) + layout_warnings(ro, df, p)
+    return Loaded(
+        ro, p.group, p.objectives, p.length, p.baseline, p.step, df, p.files, dump.logged if dump else None,
+        p.notes, warnings, p.batch, dump.source if dump else None, dump.group_rule if dump else None,
+        dump.batch_rule if dump else None, p.scalar,
+    )
+
+
+def layout_warnings(ro: Rollouts, df: pl.DataFrame, p: Plan) -> list[str]:
+    """What the loaded layout says may be wrong: every group a singleton (no
+    group-relative signal at all: the wrong group column?), and in a framework's dump,
+    groups of another size than the rest of their batch."""
+    out = []
+    if ro.n > 1 and ro.n_groups == ro.n:
+        out.append(
+            f"every group has one row ({ro.n} groups of one, group column '{p.group}'): no advantage is group-relative; "
+            "is the group column right (-g COL)?"
+        )
+    elif p.dump is not None:
+        from .frameworks import group_size_warnings
+
+        sizes = np.diff(ro.offsets)
+        if p.batch is not None and ro.batch is not None:
+            first_row = ro.order[ro.offsets[:-1]]
+            batch_of_group = ro.batch[first_row]
+            values = df.get_column(p.batch).to_list()
+            by_batch = {values[int(first_row[np.flatnonzero(batch_of_group == b)[0]])]: sizes[batch_of_group == b]
+                        for b in np.unique(batch_of_group)}
+        else:
+            by_batch = {"all": sizes}
+        out += group_size_warnings(by_batch, describe_batch(p.batch))
+    return out
 
 
 def keep_steps(df: pl.DataFrame, p: Plan) -> pl.DataFrame:
@@ -444,10 +521,12 @@ def keep_steps(df: pl.DataFrame, p: Plan) -> pl.DataFrame:
 def to_rollouts(
     df: pl.DataFrame, gcol: str, objs: Sequence[Objective], minimize: Sequence[str] = (),
     length: str | None = None, baseline: str | None = None, *, whole: bool = True,
+    batch: str | None = None, scalar: str | None = None,
 ) -> Rollouts:
     """The arrays of a frame whose columns were checked to exist. ``whole=False`` (one
     chunk of a streamed table) skips the check that a reward column has some value, which
-    only the whole table can answer."""
+    only the whole table can answer. ``batch``: the training batch column (a group is
+    then its key within one batch); ``scalar``: the logged scalar that trains."""
     cols = []
     for o in objs:
         col = _float_column(df, o.name, "reward", whole=whole)
@@ -459,11 +538,20 @@ def to_rollouts(
     if len_arr is not None and (len_arr < 0).any():
         raise InputError(f"length column '{length}' holds negative values; lengths are token counts >= 0")
     base_arr = _float_column(df, baseline, "baseline", whole=whole) if baseline else None
-    codes, n_groups = factorize(df.get_column(gcol))
+    batch_codes = None
+    if batch is not None and batch != gcol:
+        batch_codes, _ = factorize(df.get_column(batch), "batch")
+        if df.get_column(gcol).null_count():
+            factorize(df.get_column(gcol))  # raises the group column's error
+        codes, n_groups = factorize(df.select(pl.struct(batch, gcol)).to_series().alias(gcol))
+    else:
+        codes, n_groups = factorize(df.get_column(gcol))
+    scalar_arr = _float_column(df, scalar, "score", whole=whole) if scalar else None
     order, offsets = csr_from_codes(codes, n_groups)
     weights = np.array([o.weight for o in objs], dtype=np.float64)
     mins = np.array([o.name in set(minimize) for o in objs], dtype=bool)
-    return Rollouts(np.ascontiguousarray(r), tuple(o.name for o in objs), weights, mins, codes, order, offsets, len_arr, base_arr)
+    return Rollouts(np.ascontiguousarray(r), tuple(o.name for o in objs), weights, mins, codes, order, offsets, len_arr,
+                    base_arr, batch_codes, scalar_arr)
 
 
 # ---------------------------------------------------------------------------------------

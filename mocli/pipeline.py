@@ -90,7 +90,30 @@ def run_estimators(
 ) -> tuple[dict[str, np.ndarray], dict[str, Batch]]:
     """Advantages by label, and the prepared batch of each NaN policy used (``omit``
     always). Each estimator and each preparation runs in its own batch scope, so that a
-    table streamed in chunks gets the same batch-wide statistics as the whole table."""
+    table streamed in chunks gets the same batch-wide statistics as the whole table.
+
+    A table with training batches (``rollouts.batch``) is worked through one batch at a
+    time, so that every batch-wide statistic (a batch z-score, whitening, GPG's factor,
+    the Chebyshev ideal point) is that batch's own, as the trainer computed it; the
+    prepared batches returned cover the whole table."""
+    parts = rollouts.batches()
+    if parts is None:
+        return _run_one(rollouts, resolved, scheme, conds)
+    out = {r.label: np.empty(rollouts.n) for r in resolved}
+    scores: dict[str, np.ndarray] = {}
+    for rows in parts:
+        advs, batches = _run_one(rollouts.subset(rows), resolved, scheme, conds)
+        for label, a in advs.items():
+            out[label][rows] = a
+        for policy, b in batches.items():
+            scores.setdefault(policy, np.empty(rollouts.n))[rows] = b.scalar
+    whole = {policy: prepare(rollouts, scheme, conds, policy, scalar=s) for policy, s in scores.items()}
+    return out, whole
+
+
+def _run_one(
+    rollouts: Rollouts, resolved: Sequence[Resolved], scheme: Scheme, conds: Sequence[Condition]
+) -> tuple[dict[str, np.ndarray], dict[str, Batch]]:
     batches: dict[str, Batch] = {}
 
     def get(policy: str) -> Batch:

@@ -129,7 +129,9 @@ class Chunked:
     def rollouts(self, stage: str) -> Iterator[tuple[Rollouts, pl.DataFrame]]:
         p = self.plan
         for df in self.frames(stage):
-            yield to_rollouts(df, p.group, p.objectives, p.minimize, p.length, p.baseline, whole=False), df
+            ro = to_rollouts(df, p.group, p.objectives, p.minimize, p.length, p.baseline, whole=False,
+                             batch=p.batch, scalar=p.scalar)
+            yield ro, df
 
 
 def _target_schema(plan: Plan) -> dict[str, pl.DataType]:
@@ -155,8 +157,10 @@ _CHUNK = "__mocli_chunk__"
 
 
 def partition(plan: Plan, n_chunks: int, folder: str, batch_rows: int = 1 << 18, row_index: bool = False) -> Chunked:
-    """Read the needed columns once and write each row to chunk ``hash(group) % n``; with
-    ``row_index`` each row also carries its position in the input (column ``ROW``)."""
+    """Read the needed columns once and write each row to chunk ``hash(group) % n`` (with
+    training batches, ``hash(batch) % n``: every batch lands whole in one chunk, and its
+    groups with it); with ``row_index`` each row also carries its position in the input
+    (column ``ROW``)."""
     target = _target_schema(plan)
     parts: list[list[Path]] = [[] for _ in range(n_chunks)]
     rows = 0
@@ -182,7 +186,7 @@ def partition(plan: Plan, n_chunks: int, folder: str, batch_rows: int = 1 << 18,
                 rows += df.height
                 for name in seen:
                     seen[name] += df.height - df.get_column(name).null_count() - int(df.get_column(name).is_nan().sum() if df.schema[name].is_float() else 0)
-                ids = (df.get_column(plan.group).hash(seed=0) % n_chunks).cast(pl.Int64).alias(_CHUNK)
+                ids = (df.get_column(plan.batch or plan.group).hash(seed=0) % n_chunks).cast(pl.Int64).alias(_CHUNK)
                 pieces = df.with_columns(ids).partition_by(_CHUNK, maintain_order=True, include_key=False, as_dict=True)
                 for (c,), piece in pieces.items():
                     out = Path(folder) / f"chunk{int(c):05d}-{written:06d}.arrow"
@@ -228,6 +232,8 @@ def settle_statistics(chunked: Chunked, resolved, scheme, conds, scopes=None):
 
     scopes = scopes or (lambda ro, frame: iter([(None, ro)]))
     stats: dict[str | None, BatchStats] = {}
+    if chunked.plan.batch is not None:
+        return stats, False  # each training batch lies whole in one chunk: its statistics are its own
     needed, first, run = True, True, list(resolved)
     while needed:
         for i, (ro, frame) in enumerate(chunked.rollouts("batch statistics")):

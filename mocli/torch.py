@@ -40,6 +40,7 @@ def advantages(
     minimize: Sequence[str] = (),
     length: Any = None,
     baseline: Any = None,
+    batch_index: Any = None,
     dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
     """One advantage per row.
@@ -49,7 +50,10 @@ def advantages(
     strings, verl's ``uid`` array). ``weights``, ``names``, ``minimize``, ``scheme``,
     ``conditions`` and ``gates`` are those of the CLI (conditions and gates name
     objectives, so give ``names`` with them). ``length`` (token counts) and ``baseline``
-    are per-row tensors where the estimator needs them. The result has the rewards'
+    are per-row tensors where the estimator needs them. ``batch_index`` (``(n,)`` keys of
+    any kind, e.g. the step) splits the rows into training batches: batch-wide statistics
+    (GDPO's batch z-score, whitening, ``scale=batch``) are then taken within each batch,
+    as ``--batch-by`` does; by default the rows are one batch. The result has the rewards'
     floating dtype (float32 when they are integers) unless ``dtype`` says otherwise, and
     lives on the rewards' device.
     """
@@ -62,6 +66,7 @@ def advantages(
     ro = Rollouts.from_arrays(
         r, keys, names=names, weights=weights, minimize=minimize,
         length=None if length is None else _numpy(length), baseline=None if baseline is None else _numpy(baseline),
+        batch=None if batch_index is None else _numpy(batch_index),
     )
     adv = compute_advantages(ro, [estimator], scheme=scheme, conditions=conditions, gates=gates, profile=profile)[estimator]
     if dtype is None:

@@ -14,13 +14,19 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .batch import Rollouts, prepare
-from .errors import InputError
+from .batch import Rollouts
+from .errors import InputError, MocliError
 from .params import describe
-from .pipeline import make_estimator, make_scheme
+from .pipeline import Resolved, make_estimator, make_scheme, run_estimators
 from .schemes import Condition
 
 EPS_CANDIDATES = (0.0, 1e-9, 1e-8, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2)
+# the other estimators a trainer may have run, tried when no variation of the given one
+# reproduces the log (TRL's normalize_then_sum and scale_rewards, verl's adv_estimator)
+OTHER_ESTIMATORS = (
+    "grpo", "gdpo", "grpo:scale=batch", "grpo:scale=none", "rloo", "rloo:normalize=true", "reinforce_pp",
+    "reinforce_pp_baseline", "opo", "gpg", "dr_grpo", "advantage_sum",
+)
 
 
 @dataclass
@@ -36,6 +42,8 @@ class Verification:
     passed: bool
     worst_groups: list[dict[str, Any]] = field(default_factory=list)
     hints: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -55,7 +63,14 @@ def _variations(est, has_length: bool) -> list[tuple[str, dict[str, Any]]]:
     if "ddof" in p:
         other = 1 - p["ddof"]
         kind = "unbiased (ddof=1)" if other else "biased / population (ddof=0)"
-        out.append((f"biased vs unbiased std: the log matches a {kind} std", {"ddof": other}))
+        if p.get("leave_one_out"):
+            out.append((
+                f"biased vs unbiased leave-one-out std: the log divides by the {kind} std of the other responses"
+                + ("" if other else " (NeMo-RL's code of June 2025; newer NeMo-RL uses the unbiased one)"),
+                {"ddof": other},
+            ))
+        else:
+            out.append((f"biased vs unbiased std: the log matches a {kind} std", {"ddof": other}))
     if p.get("scale") in ("group", "batch"):
         out.append(("no std scaling: the log is only centred (as TRL 0.22.0-0.22.1 under its default, or Dr. GRPO)", {"scale": "none"}))
         flip = "batch" if p["scale"] == "group" else "group"
@@ -74,6 +89,71 @@ def _variations(est, has_length: bool) -> list[tuple[str, dict[str, Any]]]:
             if mode != p["eps_mode"]:
                 out.append((f"eps placement: the log matches eps_mode={mode}", {"eps_mode": mode}))
     return out
+
+
+def _fit_direction(x: np.ndarray, segments, logged: np.ndarray, current: np.ndarray) -> np.ndarray | None:
+    """The weights ``w`` under which ``x @ w``, centred in each segment, is proportional
+    to the logged values, centred likewise, in every segment (with a factor of its own
+    per segment): the least-squares direction, scaled so that the first fitted weight is
+    1 and rounded to 4 significant digits. A column that never varies within a segment
+    cannot be fitted and keeps its ``current`` weight; None when fewer than two can."""
+    k = x.shape[1]
+    m = np.zeros((k, k))
+    moves = np.zeros(k, dtype=bool)
+    for rows in segments:
+        if rows.size < 2:
+            continue
+        a = logged[rows] - logged[rows].mean()
+        norm = float(a @ a)
+        c = x[rows] - x[rows].mean(axis=0)
+        moves |= np.abs(c).max(axis=0) > 1e-12
+        if norm == 0:
+            continue
+        pc = c - np.outer(a, a @ c) / norm  # the part of each column not along the log
+        m += pc.T @ pc
+    free = np.flatnonzero(moves)
+    if free.size < 2:
+        return None
+    w_free = np.linalg.eigh(m[np.ix_(free, free)])[1][:, 0]
+    w_free = w_free / w_free[np.argmax(np.abs(w_free) > 1e-6 * np.abs(w_free).max())]
+    w = np.array(current, dtype=np.float64)
+    w[free] = [float(f"{v:.4g}") for v in w_free]
+    return w + 0.0
+
+
+def _scorable_rows(rollouts: Rollouts, logged: np.ndarray) -> np.ndarray:
+    return ~np.isnan(rollouts.rewards[:, rollouts.weights != 0]).all(axis=1) & ~np.isnan(logged)
+
+
+def fit_reward_weights(rollouts: Rollouts, logged: np.ndarray) -> np.ndarray | None:
+    """The objective weights under which the weighted sum (NaN cells as 0, as a NaN-skipping
+    sum), centred in its group, is proportional to the logged advantages in every group:
+    what a sum-then-normalise trainer computes, up to its eps. None with one objective."""
+    if rollouts.rewards.shape[1] < 2:
+        return None
+    x = np.where(np.isnan(rollouts.rewards), 0.0, rollouts.rewards)
+    x = np.where(rollouts.minimize[None, :], -x, x)
+    keep = _scorable_rows(rollouts, logged)
+    groups = (rollouts.order[rollouts.offsets[g]:rollouts.offsets[g + 1]] for g in range(rollouts.n_groups))
+    return _fit_direction(x, (rows[keep[rows]] for rows in groups), logged, rollouts.weights)
+
+
+def fit_decoupled_weights(rollouts: Rollouts, logged: np.ndarray, profile: str) -> np.ndarray | None:
+    """The objective weights under which the weighted sum of per-objective group z-scores
+    (GDPO before its batch step), centred in its training batch, is proportional to the
+    logged advantages in every batch. None with one objective."""
+    from .pipeline import compute_advantages
+
+    k = rollouts.rewards.shape[1]
+    if k < 2:
+        return None
+    z = np.column_stack([
+        compute_advantages(replace(rollouts, weights=np.eye(k)[j]), ["advantage_sum"], profile=profile)["advantage_sum"]
+        for j in range(k)
+    ])
+    keep = _scorable_rows(rollouts, logged)
+    return _fit_direction(z, (rows[keep[rows]] for rows in rollouts.batches() or [np.arange(rollouts.n)]), logged,
+                          rollouts.weights)
 
 
 def verify_rollouts(
@@ -96,12 +176,9 @@ def verify_rollouts(
     est = make_estimator(estimator, profile)
     sch = make_scheme(scheme, gates)
     conds = [Condition.parse(c) for c in conditions]
-    batches: dict[str, Any] = {}
 
-    def run(e) -> np.ndarray:
-        if e.nan_policy not in batches:
-            batches[e.nan_policy] = prepare(rollouts, sch, conds, e.nan_policy)
-        return e(batches[e.nan_policy])
+    def run(e, ro: Rollouts = rollouts) -> np.ndarray:
+        return run_estimators(ro, [Resolved("verify", e)], sch, conds)[0]["verify"]
 
     A = run(est)
     diff = np.abs(A - logged)[present]
@@ -132,33 +209,74 @@ def verify_rollouts(
             ],
         })
     if not passed:
-        from .profiles import PROFILES
-
-        has_length = rollouts.length is not None
-        candidates = []
-        for reason, change in _variations(est, has_length):
-            try:
-                alt = replace(est, **change)
-                alt.validate()
-            except Exception:
-                continue
-            candidates.append((alt, reason, change))
-        for name, _ in PROFILES:
-            if name != profile:
-                alt = make_estimator(estimator, name)
-                candidates.append((alt, f"another framework: the log matches --profile {name}", {"profile": name}))
-        scored = []
-        for alt, reason, change in candidates:
-            try:
-                d = float(np.abs(run(alt) - logged)[present].max())
-            except Exception:  # a variation that does not apply to this data (e.g. needs --length)
-                continue
-            scored.append((d, reason, change))
-        scored.sort(key=lambda t: t[0])
-        matches = [s for s in scored if s[0] <= tol]
-        chosen = matches[:3] or [s for s in scored[:1] if s[0] < max_diff / 10]
-        for d, reason, change in chosen:
-            result.hints.append({
-                "likely_cause": reason, "change": change, "max_abs_diff": d, "reproduces_log": d <= tol,
-            })
+        result.hints = _hints(est, estimator, profile, rollouts, logged, present, tol, max_diff, run)
     return result
+
+
+def _hints(est, estimator, profile, rollouts, logged, present, tol, max_diff, run) -> list[dict[str, Any]]:
+    """What reproduces the log, tried in order of how far it strays from what was asked:
+    a variation of the estimator's parameters or another framework's profile; then other
+    estimators; then the reward weights that fit the log (alone and with each estimator
+    tried). The first group that reproduces the log (or, when none does, the closest
+    candidate, if ten times closer than the run) is named."""
+    from .profiles import PROFILES
+
+    def score(candidates) -> list[tuple[float, str, dict]]:
+        out = []
+        for alt, reason, change, ro in candidates:
+            try:
+                d = float(np.abs(run(alt, ro) - logged)[present].max())
+            except MocliError:  # a variation that does not apply to this data (e.g. needs --length)
+                continue
+            out.append((d, reason, change))
+        return sorted(out, key=lambda t: t[0])
+
+    tiers: list[list] = []
+    own = []
+    for reason, change in _variations(est, rollouts.length is not None):
+        try:
+            alt = replace(est, **change)
+            alt.validate()
+        except Exception:
+            continue
+        own.append((alt, reason, change, rollouts))
+    for name, _ in PROFILES:
+        if name != profile:
+            own.append((make_estimator(estimator, name), f"another framework: the log matches --profile {name}", {"profile": name}, rollouts))
+    tiers.append(own)
+    others = []
+    for spec in OTHER_ESTIMATORS:
+        if spec == estimator:
+            continue
+        try:
+            alt = make_estimator(spec, profile)
+        except MocliError:
+            continue
+        others.append((alt, f"another estimator: the log matches -e {spec}", {"estimator": spec}, rollouts))
+    tiers.append(others)
+    fitted = []
+    for w, tried in ((fit_reward_weights(rollouts, logged), [(est, "", {})] + [t[:3] for t in others]),
+                     (fit_decoupled_weights(rollouts, logged, profile),
+                      [(est, "", {})] + [t[:3] for t in others if t[0].decoupled])):
+        if w is None or np.allclose(w, rollouts.weights) or not np.any(w != 0):
+            continue
+        weighted = replace(rollouts, weights=w)
+        flags = " ".join(f"-r {n}={v:g}" for n, v in zip(rollouts.names, w))
+        for alt, reason, change in tried:
+            reason = f"{reason} {flags}" if reason else f"reward weights: the log matches {flags}"
+            fitted.append((alt, reason, {**change, "weights": dict(zip(rollouts.names, w.tolist()))}, weighted))
+    tiers.append(fitted)
+    best: list[tuple[float, str, dict]] = []
+    for tier in tiers:
+        scored = score(tier)
+        matches = [t for t in scored if t[0] <= tol]
+        if matches:
+            return [_hint(t, tol) for t in matches[:3]]
+        best += scored[:1]
+    best.sort(key=lambda t: t[0])
+    return [_hint(t, tol) for t in best[:1] if t[0] < max_diff / 10]
+
+
+def _hint(t: tuple[float, str, dict], tol: float) -> dict[str, Any]:
+    d, reason, change = t
+    return {"likely_cause": reason, "change": change, "max_abs_diff": d, "reproduces_log": d <= tol}

@@ -74,6 +74,7 @@ def report(R, raw, w, names, codes, scorable, advs, length=None):
             "unscorable_rows": sum(1 for s in scorable if not s),
             "group_size": {"min": min(sizes), "median": float(np.median(sizes)), "max": max(sizes)},
             "objectives": list(names), "weights": list(w),
+            "batch_by": None, "notes": [], "warnings": [],  # one batch; nothing inferred from arrays
         },
         "objectives": {},
     }

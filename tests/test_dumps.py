@@ -12,24 +12,62 @@ import pytest
 import mocli
 from mocli import InputError, UsageError, load
 
-DUMPS = Path(__file__).parent / "data" / "dumps"
+FIXTURES = Path(__file__).parent / "fixtures"  # written by the frameworks' own code (make_*.py beside them)
+TRL = FIXTURES / "trl"
+VERL = FIXTURES / "verl"
+NEMO = FIXTURES / "nemo_rl"
 
 
 def test_trl_groups_are_runs_of_the_same_prompt_per_file_and_step():
-    loaded = load([DUMPS / "trl"], source="trl")
+    loaded = load([TRL / "default"], source="trl")
     ro = loaded.rollouts
-    assert ro.names == ("accuracy_reward", "format_reward")
-    # step 10 has prompts A, B, A (A twice, not merged), step 11 has A again: four groups
-    assert ro.n_groups == 4 and np.diff(ro.offsets).tolist() == [4, 4, 4, 4]
-    assert loaded.logged == "advantage"
-    assert load([DUMPS / "trl"], source="auto").rollouts.n_groups == 4
+    assert ro.names == ("correctness_reward", "format_reward", "length_penalty")
+    assert ro.n_groups == 6 and set(np.diff(ro.offsets).tolist()) == {4}
+    assert loaded.logged == "advantage" and loaded.batch == "step" and len(ro.batches()) == 3
+    assert load([TRL / "default"], source="auto").rollouts.n_groups == 6
+    assert [p.name for p in loaded.files] == ["completions_00001.parquet", "completions_00002.parquet", "completions_00003.parquet"]
 
 
-def test_verl_groups_by_uid_and_uses_components():
-    loaded = load([DUMPS / "verl"], source="verl")
-    assert loaded.rollouts.names == ("acc", "format")
-    assert loaded.rollouts.n_groups == 2
-    assert loaded.rollouts.codes.tolist() == [0, 1, 0, 1, 0, 1, 0, 1]  # interleaved rows
+@pytest.mark.parametrize("name", ["default", "gdpo_weighted", "batch_chat"])
+def test_trl_fixtures_verify_with_their_settings(run_cli, name):
+    cfg = json.loads((TRL / name / "trl_config.json").read_text())
+    flags = []
+    if cfg["multi_objective_aggregation"] == "normalize_then_sum":
+        flags += ["-e", "gdpo"]
+    elif cfg["scale_rewards"] != "group":
+        flags += ["-e", f"grpo:scale={cfg['scale_rewards']}"]
+    for reward, w in zip(("correctness_reward", "format_reward", "length_penalty"), cfg["reward_weights"] or []):
+        flags += ["-r", f"{reward}={w}"]
+    code, out, err = run_cli("verify", TRL / name, "--from", "trl", *flags, "--format", "json")
+    doc = json.loads(out)
+    assert code == 0 and doc["max_abs_diff"] < 1e-5, (doc["max_abs_diff"], err)
+    if flags:  # without them, verify names what the log matches
+        code, out, _ = run_cli("verify", TRL / name, "--from", "trl", "--format", "json")
+        doc = json.loads(out)
+        assert code == 1 and doc["hints"][0]["reproduces_log"], doc["hints"]
+
+
+def test_verl_legacy_reads_components_and_the_trained_score(tmp_path):
+    loaded = load([VERL / "legacy"], source="verl", length="response_length")
+    ro = loaded.rollouts
+    assert ro.names == ("acc", "format_reward", "length_penalty") and ro.weights.tolist() == [1.0, 0.5, 0.2]
+    assert ro.n_groups == 16 and set(np.diff(ro.offsets).tolist()) == {4}
+    assert np.allclose(ro.scalar, loaded.frame["score"].to_numpy())
+    assert not np.all(np.diff(ro.codes) >= 0)  # the writer's rows are not in group order
+
+
+def test_verl_fixture_advantages_equal_verls(run_cli, tmp_path):
+    truth = pl.read_ndjson(VERL / "truth.jsonl")
+    specs = {"adv_grpo": "grpo", "adv_grpo_nostd": "grpo:scale=none", "adv_rloo": "rloo",
+             "adv_reinforce_plus_plus_baseline": "reinforce_pp_baseline", "adv_gdpo": "gdpo"}
+    out = tmp_path / "adv.parquet"
+    args = [a for spec in specs.values() for a in ("-e", spec)]
+    code, _, err = run_cli("advantages", VERL / "legacy", "--from", "verl", "--length", "response_length", *args, "-o", out)
+    assert code == 0, err
+    joined = pl.read_parquet(out).join(truth, on=["step", "input", "output"], how="inner")
+    assert joined.height == truth.height == 64
+    for column, spec in specs.items():
+        assert np.abs(joined[f"adv:{spec}"].to_numpy() - joined[column].to_numpy()).max() < 1e-5, column
 
 
 def test_verl_without_uid_groups_by_input_within_step(tmp_path):
@@ -44,11 +82,17 @@ def test_verl_without_uid_groups_by_input_within_step(tmp_path):
     assert sorted(set(loaded.frame["step"].to_list())) == [1, 2]  # step from the file name
 
 
-def test_nemo_rl_reads_total_reward_and_sequence_advantage():
-    loaded = load([DUMPS / "nemo_rl"], source="auto")
-    assert loaded.rollouts.names == ("rewards",) and loaded.rollouts.n_groups == 2
-    adv = loaded.frame["advantage"].to_list()
-    assert adv[0] == pytest.approx(1.154699, abs=1e-6)
+def test_nemo_rl_reads_the_logged_rows(run_cli, tmp_path):
+    loaded = load([NEMO], source="auto", all_columns=True)
+    truth = pl.read_ndjson(FIXTURES / "nemo_rl_truth.jsonl")
+    assert loaded.rollouts.names == ("rewards",) and loaded.rollouts.n_groups == 12
+    assert loaded.frame["prompt"].to_list() == truth["prompt"].to_list()
+    assert loaded.frame["response"].to_list() == truth["response"].to_list()
+    assert np.abs(loaded.frame["advantage"].to_numpy() - truth["adv_nemo"].to_numpy()).max() < 1e-6
+    out = tmp_path / "adv.csv"
+    code, _, err = run_cli("advantages", NEMO, "--from", "nemo_rl", "-o", out)
+    assert code == 0, err
+    assert np.abs(pl.read_csv(out)["adv:grpo"].to_numpy() - truth["adv_nemo"].to_numpy()).max() < 1e-5
 
 
 def test_auto_detection_failure_is_clear(tmp_path):
@@ -61,9 +105,9 @@ def test_auto_detection_failure_is_clear(tmp_path):
 
 
 def test_verify_passes_faithful_dumps_and_names_the_cause():
-    assert mocli.verify([DUMPS / "trl"], source="trl", profile="trl").passed
-    assert mocli.verify([DUMPS / "nemo_rl"], source="nemo_rl", profile="nemo_rl").passed
-    v = mocli.verify([DUMPS / "nemo_rl"], source="nemo_rl")
+    assert mocli.verify([TRL / "default"], source="trl").passed
+    assert mocli.verify([NEMO], source="nemo_rl").passed  # --from nemo_rl implies its profile
+    v = mocli.verify([NEMO], source="nemo_rl", profile="mocli")
     assert not v.passed and "--profile nemo_rl" in v.hints[0]["likely_cause"]
 
 
@@ -71,13 +115,13 @@ def test_verify_catches_skipped_std_scaling(tmp_path):
     """A TRL dump whose advantages were only centred (TRL 0.22.0-0.22.1's default)."""
     out = tmp_path / "completions"
     out.mkdir()
-    for f in sorted((DUMPS / "trl" / "completions").glob("*.parquet")):
+    for f in sorted((TRL / "default" / "completions").glob("*.parquet")):
         df = pl.read_parquet(f)
-        s = pl.col("accuracy_reward") + pl.col("format_reward")
+        s = pl.sum_horizontal("correctness_reward", "format_reward", "length_penalty")
         run = (pl.col("prompt") != pl.col("prompt").shift(1)).fill_null(True).cum_sum()
         df = df.with_columns((s - s.mean().over(run)).alias("advantage"))
         df.write_parquet(out / f.name)
-    v = mocli.verify([tmp_path], source="trl", profile="trl")
+    v = mocli.verify([tmp_path], source="trl")
     assert not v.passed
     assert "no std scaling" in v.hints[0]["likely_cause"] and v.hints[0]["reproduces_log"]
 
@@ -93,9 +137,9 @@ def test_verify_cli_on_real_run(run_cli, real_data):
 
 
 def test_verify_usage_errors(run_cli):
-    code, _, err = run_cli("verify", DUMPS / "verl", "--from", "verl")
+    code, _, err = run_cli("verify", VERL / "legacy", "--from", "verl")
     assert code == 2 and "--logged" in err
-    code, _, err = run_cli("verify", DUMPS / "trl", "--from", "trl", "-e", "grpo", "-e", "rloo")
+    code, _, err = run_cli("verify", TRL / "default", "--from", "trl", "-e", "grpo", "-e", "rloo")
     assert code == 2 and "one estimator" in err
 
 
@@ -123,9 +167,9 @@ def test_steps_option_errors(run_cli, tmp_path):
     f.write_text("g,r\n1,1\n1,0\n")
     code, _, err = run_cli("analyze", f, "-g", "g", "-r", "r", "--steps", "1:2")
     assert code == 2 and "--step COL" in err
-    code, _, err = run_cli("analyze", DUMPS / "trl", "--from", "trl", "--steps", "20:x")
+    code, _, err = run_cli("analyze", TRL / "default", "--from", "trl", "--steps", "20:x")
     assert code == 2 and "--steps" in err
-    code, _, err = run_cli("analyze", DUMPS / "trl", "--from", "trl", "--steps", "50:60")
+    code, _, err = run_cli("analyze", TRL / "default", "--from", "trl", "--steps", "50:60")
     assert code == 2 and "no rows" in err
 
 
@@ -142,9 +186,10 @@ def test_long_work_reports_progress(tmp_path):
 
 
 def test_reports_on_dumps_by_step(run_cli):
-    code, out, err = run_cli("compare", DUMPS / "trl", "--from", "trl", "-e", "grpo", "-e", "gdpo", "--by", "step", "--format", "json")
+    code, out, err = run_cli("compare", TRL / "default", "--from", "trl", "-e", "grpo", "-e", "gdpo", "--by", "step", "--format", "json")
     assert code == 0, err
     doc = json.loads(out)
-    assert list(doc["by"]) == ["10", "11"] and doc["input"]["groups"] == 4
-    code, _, err = run_cli("analyze", DUMPS / "verl", "--from", "verl", "--by", "nope")
+    assert list(doc["by"]) == ["1", "2", "3"] and doc["input"]["groups"] == 6
+    assert doc["by"]["2"]["input"]["groups"] == 2 and doc["estimators"]["gdpo"]["params"]["batch"] == "step"
+    code, _, err = run_cli("analyze", VERL / "legacy", "--from", "verl", "--by", "nope")
     assert code == 2 and "'nope'" in err

@@ -72,9 +72,8 @@ def advantages(
     """Write the input rows plus one adv:<label> column per estimator."""
     s = _settings(locals())
     check_output(output)
-    rows, labels, notes = write_advantages(inputs, output, s, float32=float32)
-    for note in notes:
-        sys.stderr.write(f"note: {note}\n")
+    rows, labels, notes, warnings = write_advantages(inputs, output, s, float32=float32)
+    _say(notes, warnings)
     sys.stderr.write(f"wrote {rows} rows with {', '.join(labels)} to {output}\n")
 
 
@@ -143,44 +142,43 @@ def inspect(
     minimize: o.Minimize = None,
     source: o.Source = None,
     steps: o.Steps = None,
+    batch_by: o.BatchBy = None,
+    profile: o.Profile = None,
     config: o.Config = None,
     fmt: o.Format = None,
 ) -> None:
-    """Show columns, the detected group and reward columns, and the group sizes."""
+    """Show columns, the framework and roles detected, and the group sizes (per batch)."""
     f = _format(fmt)
     s = _settings(locals())
     doc = inspect_api(inputs, s)
+    layouts = doc.get("layouts", [doc])
+    if "layouts" in doc:
+        _say(doc["notes"], [])
+    for one in layouts:
+        if "error" not in one and "layouts" not in doc:
+            _say(one["notes"], one["warnings"])
     if f == "json":
         _json(doc)
         return
     if f == "markdown":
-        lines = [f"- files: {len(doc['files'])}", f"- rows: {doc['rows']}", f"- group column: `{doc['group']}` ({doc['groups']} groups)",
-                 f"- group size: min {doc['group_size']['min']}, median {doc['group_size']['median']:g}, max {doc['group_size']['max']}",
-                 "", "| reward | weight | direction | missing |", "|---|---|---|---|"]
-        lines += [f"| `{n}` | {r['weight']:g} | {r['direction']} | {r['missing']} |" for n, r in doc["rewards"].items()]
-        sys.stdout.write("\n".join(lines) + "\n")
+        sys.stdout.write("\n".join(line for one in layouts for line in render.markdown_inspect(one)) + "\n")
         return
     con = _out()
-    con.print(f"[bold]{doc['rows']}[/] rows in {len(doc['files'])} file(s); group column [bold]{doc['group']}[/]: "
-              f"{doc['groups']} groups, size min {doc['group_size']['min']} / median {doc['group_size']['median']:g} / max {doc['group_size']['max']}"
-              f", {doc['singleton_groups']} singletons", soft_wrap=True)
-    for note in doc["notes"]:
-        con.print(note, soft_wrap=True)
-    table = Table("reward", "weight", "direction", "missing")
-    for n, r in doc["rewards"].items():
-        table.add_row(n, f"{r['weight']:g}", r["direction"], str(r["missing"]))
-    con.print(table)
-    columns = Table("column", "type", "role")
-    for name, info in doc["columns"].items():
-        columns.add_row(name, info["type"], info["role"] or "")
-    con.print(columns)
+    for one in layouts:
+        render.rich_inspect(con, one)
 
 
+def _say(notes, warnings) -> None:
+    """What mocli inferred (``note:``) and what may make its numbers wrong (``warning:``),
+    on stderr."""
+    for note in notes:
+        sys.stderr.write(f"note: {note}\n")
+    for warning in warnings:
+        sys.stderr.write(f"warning: {warning}\n")
 
 
 def _notes(report) -> None:
-    for note in getattr(report, "notes", ()):
-        sys.stderr.write(f"note: {note}\n")
+    _say(getattr(report, "notes", ()), getattr(report, "warnings", ()))
 
 
 def _terminal() -> bool:
@@ -340,6 +338,7 @@ def verify(
     if not tol >= 0:
         raise UsageError(f"--tol must be a number >= 0, not {tol}")
     v = verify_api(inputs, logged, s, tol=tol)
+    _say(v.notes, v.warnings)
     doc = v.to_dict()
     if f == "json":
         _json(doc)

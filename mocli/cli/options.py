@@ -27,6 +27,7 @@ By = Annotated[Optional[str], typer.Option("--by", help="Also report per value o
 Source = Annotated[Optional[str], typer.Option("--from", help="Read a framework's rollout dump: trl, verl, nemo_rl or auto.")]
 Steps = Annotated[Optional[str], typer.Option("--steps", help="Keep a step range A:B (inclusive; A: or :B open).")]
 MemoryLimit = Annotated[Optional[str], typer.Option("--memory-limit", help="Work in group-complete chunks when the columns would not fit in this much memory (e.g. 2GB; default auto = half the available memory).")]
+BatchBy = Annotated[Optional[str], typer.Option("--batch-by", help="Training batch column: batch-wide statistics (batch z-scores, whitening) are taken per value. Default: the step of a --from dump, else the whole table.")]
 Device = Annotated[Optional[str], typer.Option("--device", help="cpu (default), cuda, or auto (CUDA only when a GPU is present).")]
 
 
@@ -36,7 +37,7 @@ def data_options(command: Callable) -> Callable:
     shared = [
         ("estimator", Estimator), ("group", Group), ("reward", Reward), ("minimize", Minimize), ("length", Length),
         ("baseline", Baseline), ("step", Step), ("scheme", Scheme), ("gate", Gate), ("when", When),
-        ("profile", Profile), ("source", Source), ("steps", Steps), ("device", Device), ("config", Config),
+        ("profile", Profile), ("source", Source), ("steps", Steps), ("batch_by", BatchBy), ("device", Device), ("config", Config),
     ]
     hints = typing.get_type_hints(command, include_extras=True)  # resolve string annotations
     sig = inspect.signature(command)

@@ -201,3 +201,58 @@ def markdown_verify(doc: dict[str, Any]) -> str:
     if doc["worst_groups"]:
         out += ["### Worst groups", ""] + _md_table(*worst_rows(doc))
     return "\n".join(out)
+
+
+def inspect_lines(doc: dict[str, Any]) -> list[str]:
+    """The summary lines of ``mocli inspect`` (one file or one layout)."""
+    if "error" in doc:
+        return [f"{', '.join(doc['files'])}: {doc['error']}"]
+    gs = doc["group_size"]
+    lines = [
+        f"{doc['rows']} rows in {len(doc['files'])} file(s)"
+        + (f", written by {doc['source']}" if doc.get("source") else "")
+        + f"; profile {doc['profile']}",
+        f"groups: {doc['group_rule']}: {doc['groups']} groups, size min {gs['min']} / median {fmt(gs['median'])} / max {gs['max']}, "
+        f"{doc['singleton_groups']} singletons",
+        f"training batch: {doc['batch']}; trained scalar: {doc['trained_scalar']}"
+        + (f"; logged advantage: {doc['logged']}" if doc.get("logged") else ""),
+    ]
+    if len(doc["files"]) == 1 and not doc.get("source"):
+        lines[0] = f"{doc['files'][0]}: " + lines[0]
+    return lines
+
+
+def _batch_rows(doc) -> tuple[list[str], list[list[str]]]:
+    rows = [[k, str(v["groups"]), str(v["min"]), fmt(v["median"]), str(v["max"])] for k, v in doc["group_size_by_batch"].items()]
+    return [doc["batch"], "groups", "min size", "median size", "max size"], rows
+
+
+def rich_inspect(con, doc: dict[str, Any]) -> None:
+    lines = inspect_lines(doc)
+    con.print(Text(lines[0], style="bold"), soft_wrap=True)
+    for line in lines[1:]:
+        con.print(Text(line), soft_wrap=True)
+    if "error" in doc:
+        con.print("")
+        return
+    rewards = Table("reward", "weight", "direction", "missing")
+    for n, r in doc["rewards"].items():
+        rewards.add_row(n, f"{r['weight']:g}", r["direction"], str(r["missing"]))
+    con.print(rewards)
+    if doc["group_size_by_batch"]:
+        con.print(_rich_table(f"Group sizes by {doc['batch']}", *_batch_rows(doc)))
+    columns = Table("column", "type", "role")
+    for name, info in doc["columns"].items():
+        columns.add_row(name, info["type"], info["role"] or "")
+    con.print(columns)
+
+
+def markdown_inspect(doc: dict[str, Any]) -> list[str]:
+    lines = [f"- {line}" for line in inspect_lines(doc)] + [""]
+    if "error" in doc:
+        return lines
+    lines += _md_table(["reward", "weight", "direction", "missing"],
+                       [[f"`{n}`", f"{r['weight']:g}", r["direction"], str(r["missing"])] for n, r in doc["rewards"].items()])
+    if doc["group_size_by_batch"]:
+        lines += _md_table(*_batch_rows(doc))
+    return lines

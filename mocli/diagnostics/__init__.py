@@ -36,6 +36,7 @@ class Report:
     by_column: str | None = None
     figures: Figures | None = field(default=None, repr=False, compare=False)
     notes: list[str] = field(default_factory=list, repr=False, compare=False)
+    warnings: list[str] = field(default_factory=list, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -158,6 +159,11 @@ def _one(rollouts, resolved, scheme, conds, compare, keep, figures=False) -> Rep
 def report_from(tree: dict[str, Any]) -> Report:
     """The report of a (merged) tally tree."""
     doc = finish(tree)
+    # what loading inferred and warned of (filled in by whoever loaded the table)
+    # and the training batch (one, the whole table, unless the caller says otherwise)
+    doc["input"].update(batch_by=None, notes=[], warnings=[])
+    for entry in doc["estimators"].values():
+        entry["params"] = {**entry["params"], "batch": "whole table"}
     return Report(doc["input"], doc["objectives"], doc["conflict"], doc["estimators"], doc.get("agreement"))
 
 

@@ -58,7 +58,9 @@ def findings(doc: dict[str, Any], limit: int = 8) -> list[tuple[float, str]]:
         if z is not None and z >= 0.5 and weights.get(name, 0) != 0:
             out.append((0.6 * z, f"{name} is constant within {fmt(z, True)} of groups (saturated {fmt(o['all_max_group_rate'], True)}, starved {fmt(o['all_min_group_rate'], True)})"))
     out.sort(key=lambda t: -t[0])
-    return out[:limit]
+    # what may make every number above wrong comes first, whatever the limit
+    warned = [(float("inf"), f"warning: {w}") for w in doc["input"].get("warnings", [])]
+    return warned + out[:limit]
 
 
 # ---------------------------------------------------------------------------------------
