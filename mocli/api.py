@@ -373,24 +373,28 @@ def verify(
 def inspect(inputs: Sequence[str | os.PathLike], settings: Settings | None = None, **options: Any) -> dict[str, Any]:
     """Columns and their types, the detected framework, group rule, objectives, trained
     scalar, training batch and group sizes (per batch), and the profile that applies. On
-    several files that do not share one layout (and no ``--from``), each file is
-    described on its own under ``layouts``."""
+    several files that do not share one layout and cannot be read as one table (and no
+    ``--from``), each file is described on its own under ``layouts``."""
     from .errors import MocliError
     from .io import expand_inputs, schema_of
 
     s = (settings or Settings.merge(**options)).settled(inputs)
-    if not s.source:
+    try:
+        return _inspect_one(inputs, s)
+    except MocliError:
+        if s.source:
+            raise
         paths = expand_inputs(inputs)
-        if len(paths) > 1 and len({tuple(schema_of([p])) for p in paths}) > 1:
-            layouts = []
-            for p in paths:
-                try:
-                    layouts.append(_inspect_one([p], s))
-                except MocliError as exc:
-                    layouts.append({"files": [str(p)], "error": str(exc)})
-            return {"files": [str(p) for p in paths], "layouts": layouts,
-                    "notes": [f"the {len(paths)} files do not share one layout: each is described on its own"]}
-    return _inspect_one(inputs, s)
+        if len(paths) < 2 or len({tuple(schema_of([p])) for p in paths}) < 2:
+            raise
+    layouts = []  # the files do not read as one table: describe each
+    for p in paths:
+        try:
+            layouts.append(_inspect_one([p], s))
+        except MocliError as exc:
+            layouts.append({"files": [str(p)], "error": str(exc)})
+    return {"files": [str(p) for p in paths], "layouts": layouts,
+            "notes": [f"the {len(paths)} files do not share one layout: each is described on its own"]}
 
 
 def _inspect_one(inputs, s: Settings) -> dict[str, Any]:

@@ -193,3 +193,16 @@ def test_reports_on_dumps_by_step(run_cli):
     assert doc["by"]["2"]["input"]["groups"] == 2 and doc["estimators"]["gdpo"]["params"]["batch"] == "step"
     code, _, err = run_cli("analyze", VERL / "legacy", "--from", "verl", "--by", "nope")
     assert code == 2 and "'nope'" in err
+
+
+def test_inspect_describes_each_file_of_a_folder_of_different_layouts(run_cli):
+    samples = Path(__file__).resolve().parents[1] / "sample_data"
+    code, out, err = run_cli("inspect", samples, "--format", "json")
+    doc = json.loads(out)
+    assert code == 0 and "do not share one layout" in err
+    by_file = {Path(d["files"][0]).name: d for d in doc["layouts"]}
+    assert set(by_file) == {"gdpo_toy.csv", "math.parquet", "safety.parquet", "tool_calling.parquet"}
+    assert "no group column found" in by_file["gdpo_toy.csv"]["error"]
+    assert by_file["math.parquet"]["groups"] == 160 and by_file["math.parquet"]["batch"] == "whole table"
+    code, out, _ = run_cli("inspect", samples)
+    assert code == 0 and "sample_data/safety.parquet: 720 rows" in out.replace("\\", "/")
