@@ -110,15 +110,18 @@ def write_advantages(
     output: str | os.PathLike,
     settings: Settings | None = None,
     float32: bool = False,
+    overwrite_input: bool = False,
     **options: Any,
 ) -> tuple[int, list[str], list[str], list[str]]:
     """Write :func:`advantages_table` to ``output``; returns the row count, the columns
-    added, notes and warnings. Only the columns the estimators read are loaded; the advantage
+    added, notes and warnings. An ``output`` that is one of the inputs is refused unless
+    ``overwrite_input``. Only the columns the estimators read are loaded; the advantage
     columns are then written alongside the input files streamed through, so the whole
     table is never held. An input over the memory limit (``memory_limit``, see
     :func:`mocli.stream.chunks_needed`) is computed in group-complete chunks, so that only
     the advantage columns are held whole. A framework's dump is read and written whole."""
     from .io import plan, write_table
+    from .outputs import refuse_inputs
     from .pipeline import make_scheme
     from .schemes import Condition
     from .stream import advantages_chunked, chunked_input, chunks_needed, human_size
@@ -127,6 +130,7 @@ def write_advantages(
     specs = s.estimators or ["grpo"]
     resolved = resolve(specs, s.profile)  # fail on a bad spec before reading anything
     p = plan(inputs, **s.roles())
+    refuse_inputs([("-o/--output", output)], p.files, overwrite_input)
     n, limit = chunks_needed(p, s.memory_limit, share=0.25)  # the rest: the advantage columns, the writer
     if p.dump is not None:
         table, loaded = _advantages_loaded(inputs, s, float32)
@@ -168,7 +172,7 @@ def _write_beside_inputs(p, adv: dict[str, np.ndarray], output, dtype) -> list[s
     replaced = {names[label]: temp[label] for label in names}
     select = [pl.col(replaced[c]).alias(c) if c in replaced else pl.col(c) for c in have]
     select += [pl.col(temp[label]).alias(col) for label, col in names.items() if col not in have]
-    write_table(pl.concat([source, added.lazy()], how="horizontal").select(select), output)
+    write_table(pl.concat([source, added.lazy()], how="horizontal").select(select), output, inputs=p.paths)
     return list(names.values())
 
 
@@ -200,7 +204,7 @@ def analyze(
     """
     from .batch import Rollouts
     from .diagnostics import analyze_rollouts
-    from .io import describe_batch, expand_inputs, schema_of
+    from .io import expand_inputs, schema_of
 
     s = (settings or Settings.merge(**options)).settled(inputs)
     if isinstance(inputs, Rollouts):

@@ -212,6 +212,36 @@ class Batch:
             del self._cache[key]
 
 
+def largest_values(rewards: np.ndarray, names: Sequence[str]) -> str:
+    """Which reward column holds the largest magnitude, for an error about arithmetic that
+    overflowed (or a parameter that made it non-finite)."""
+    with np.errstate(invalid="ignore"):
+        tops = [float(np.nanmax(np.abs(rewards[:, k]))) if not np.isnan(rewards[:, k]).all() else 0.0
+                for k in range(rewards.shape[1])]
+    if not tops:
+        return "check the reward values it needs"
+    k = int(np.argmax(tops))
+    if tops[k] > 1e150:
+        return (f"reward column '{names[k]}' holds values up to {tops[k]:.3g} in magnitude, where squares and sums "
+                "overflow float64; rescale it")
+    return f"check the reward values it needs (largest magnitude: {tops[k]:.3g} in '{names[k]}')"
+
+
+def check_finite(adv: np.ndarray, label: str, rollouts: "Rollouts") -> np.ndarray:
+    """``adv`` if every advantage is finite, else an InputError: arithmetic overflowed."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = float(np.add.reduce(adv)) if adv.size else 0.0
+    if np.isfinite(total):  # one pass, no temporaries: a NaN or inf anywhere makes the sum so
+        return adv
+    bad = ~np.isfinite(adv)
+    if not bad.any():  # finite values whose sum overflows: as telling
+        bad = np.abs(adv) > 1e300
+    raise InputError(
+        f"estimator '{label}' gave {int(bad.sum())} non-finite advantages (first row {int(np.flatnonzero(bad)[0]) if bad.any() else 0}): "
+        + largest_values(rollouts.rewards, rollouts.names)
+    )
+
+
 def apply_nan_policy(raw: np.ndarray, names: Sequence[str], weights: np.ndarray, policy: str) -> np.ndarray:
     if policy == "omit":
         return raw
@@ -269,7 +299,7 @@ def prepare(
     if bad.any():
         raise InputError(
             f"scheme '{scheme.name}' gave a non-finite score on {int(bad.sum())} scorable rows "
-            f"(first row {int(np.flatnonzero(bad)[0])}); check the reward values it needs"
+            f"(first row {int(np.flatnonzero(bad)[0])}); {largest_values(rollouts.rewards, rollouts.names)}"
         )
     s = np.where(scorable, s, np.nan)
     return Batch(

@@ -14,6 +14,7 @@ from typing import Any, Iterable, Sequence
 from xml.sax.saxutils import escape, quoteattr
 
 from .errors import UsageError
+from .params import finite
 from .registry import suggest
 
 _OPS = {">=": operator.ge, "<=": operator.le, "==": operator.eq, "!=": operator.ne, ">": operator.gt, "<": operator.lt}
@@ -33,10 +34,7 @@ class Expression:
         if not m:
             raise UsageError(f"--fail-if '{text}' is not 'PATH OP NUMBER' with OP one of > >= < <= == !=")
         path, op, value = m.groups()
-        try:
-            threshold = float(value)
-        except ValueError:
-            raise UsageError(f"--fail-if '{text}': '{value}' is not a number") from None
+        threshold = finite(value, f"--fail-if '{text}': threshold")
         return cls(path, op, threshold, f"{path} {op} {value}")
 
     @classmethod

@@ -15,3 +15,15 @@ class UsageError(MocliError):
 
 class InputError(MocliError):
     """A file, column or value in the rollout data is not usable."""
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived: the run stops, leaving no partial output behind. A
+    BaseException, as KeyboardInterrupt, so that no ``except Exception`` swallows it."""
+
+    def __init__(self, signum: int):
+        import signal
+
+        self.signum = signum
+        self.exit_code = 128 + signum
+        super().__init__(signal.Signals(signum).name)

@@ -70,12 +70,18 @@ def _first_line(exc: Exception) -> str:
 
 
 def _read(path: Path) -> pl.DataFrame:
+    from .io import read_ndjson_lines
+
     try:
         if path.suffix.lower() == ".parquet":
             return pl.read_parquet(path)
         return pl.read_ndjson(path, infer_schema_length=None)
     except Exception as exc:
-        raise InputError(f"cannot read '{path}': {_first_line(exc)}") from None
+        if path.suffix.lower() == ".parquet":
+            raise InputError(f"cannot read '{path}': {_first_line(exc)}") from None
+    # a byte-order mark, NaN tokens (json.dumps writes them for a NaN score), or a bad
+    # line: read line by line, which names the line
+    return read_ndjson_lines(path, constants=True)
 
 
 def _is_number(dtype: pl.DataType) -> bool:
@@ -332,7 +338,7 @@ def read_nemo_rl(paths: Sequence[Path], exclude: Sequence[str] = ()) -> Dump:
     for path in paths:
         step = _step_from_name(path) or 0
         try:
-            lines = path.read_text(encoding="utf-8").splitlines()
+            lines = path.read_text(encoding="utf-8-sig").splitlines()
         except (OSError, UnicodeDecodeError) as exc:
             raise InputError(f"cannot read '{path}': {_first_line(exc)}") from None
         for ln, line in enumerate(lines, 1):

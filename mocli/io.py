@@ -8,7 +8,6 @@ import contextlib
 import glob
 import os
 import re
-import tempfile
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,8 @@ from .registry import suggest
 READERS = {".parquet": "parquet", ".pq": "parquet", ".jsonl": "ndjson", ".ndjson": "ndjson", ".json": "json", ".csv": "csv"}
 WRITERS = (".parquet", ".jsonl", ".ndjson", ".json", ".csv")
 GROUP_CANDIDATES = ("group_id", "prompt_id", "uid", "group", "prompt", "input")
+# magnitudes whose squares (variances, whitening) overflow float64 long before the values do
+HUGE = 1e150
 _REWARD_NAME = re.compile(r"^(.+_reward|reward_.+|rewards/.+)$")
 
 
@@ -71,6 +72,10 @@ def reporting(callback: Callable[[str, int, int], None]) -> Iterator[None]:
 
 
 def report_progress(stage: str, done: int, total: int) -> None:
+    """Also where long work stops when the command line was interrupted (SIGINT, SIGTERM)."""
+    from .outputs import check_interrupted
+
+    check_interrupted()
     callback = _PROGRESS.get()
     if callback is not None:
         callback(stage, done, total)
@@ -108,6 +113,16 @@ def expand_inputs(inputs: Sequence[str | os.PathLike]) -> list[Path]:
     return out
 
 
+def input_files(inputs: Sequence[str | os.PathLike], source: str | None = None) -> list[Path]:
+    """The files a run reads: the inputs expanded, or a framework dump's files."""
+    if source:
+        from . import frameworks
+
+        kind = frameworks.resolve_source(source, [str(i) for i in inputs])
+        return frameworks._files([str(i) for i in inputs], frameworks.PATTERNS[kind])
+    return expand_inputs(inputs)
+
+
 _HIVE = re.compile(r"^([^=]+)=(.*)$")
 
 
@@ -135,6 +150,80 @@ def _first_line(exc: Exception) -> str:
     return text[0] if text else type(exc).__name__
 
 
+# cells a CSV writer leaves for "no value" (pandas, R, Python's str(float('nan'))): null,
+# which in a reward column means not applicable
+CSV_NULLS = ["", "NA", "N/A", "nan", "NaN", "NAN", "null", "NULL", "None"]
+_BOM = b"\xef\xbb\xbf"
+
+
+def _head(path: Path, n: int = 1 << 16) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read(n)
+
+
+def _csv_header(path: Path) -> None:
+    """Refuse a CSV header that names a column twice (a reader would rename one)."""
+    import csv
+
+    first = _head(path).split(b"\n", 1)[0].decode("utf-8-sig", errors="replace").rstrip("\r")
+    names = next(csv.reader([first]), [])
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names, 1):
+        if name in seen:
+            raise InputError(
+                f"file '{path}' names column '{name}' twice in its header (columns {seen[name]} and {i}); "
+                "column names must be unique"
+            )
+        seen[name] = i
+
+
+def _json_constant(token: str):
+    raise ValueError(f"'{token}' is not JSON (Python's json module writes it for a float NaN or infinity); write null for a missing value")
+
+
+def read_ndjson_lines(path: Path, constants: bool = False) -> pl.DataFrame:
+    """A JSON-lines file read line by line (slower than Polars' reader, which it stands in
+    for on files that start with a byte-order mark, and which it follows to name the line
+    of an error): an InputError naming the file and line of the first bad one. With
+    ``constants``, ``NaN`` and ``Infinity`` tokens (Python's json writes them, and so
+    the frameworks' dump writers) are read as those floats."""
+    import json
+
+    rows = []
+    with open(path, encoding="utf-8-sig") as fh:
+        for ln, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line.rstrip("\r\n"), parse_constant=None if constants else _json_constant)
+            except ValueError as exc:
+                msg = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+                where = f", character {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
+                raise InputError(f"file '{path}' line {ln}{where}: {msg}") from None
+            if not isinstance(rec, dict):
+                raise InputError(f"file '{path}' line {ln}: a {type(rec).__name__}, not a JSON object (one row per line)")
+            rows.append(rec)
+    if not rows:
+        raise InputError(f"file '{path}' holds no rows")
+    try:
+        return pl.DataFrame(rows, infer_schema_length=None)
+    except Exception as exc:
+        raise InputError(f"cannot read '{path}': {_first_line(exc)}") from None
+
+
+def read_error(path: Path, exc: BaseException) -> InputError:
+    """The error to report for an input that failed to read: for JSON lines, the file and
+    line of the first bad one; else the reader's first line, against the file."""
+    if isinstance(exc, InputError):
+        return exc
+    if READERS.get(path.suffix.lower()) == "ndjson":
+        try:
+            read_ndjson_lines(path)
+        except InputError as located:
+            return located
+    return InputError(f"cannot read '{path}': {_first_line(exc)}")
+
+
 def _scan(path: Path) -> pl.LazyFrame:
     kind = READERS[path.suffix.lower()]
     if path.stat().st_size == 0:
@@ -143,29 +232,62 @@ def _scan(path: Path) -> pl.LazyFrame:
         if kind == "parquet":
             return pl.scan_parquet(path)
         if kind == "ndjson":
+            if _head(path, 3) == _BOM:
+                return read_ndjson_lines(path).lazy()
             return pl.scan_ndjson(path, infer_schema_length=10000)
         if kind == "csv":
-            return pl.scan_csv(path, infer_schema_length=10000)
+            _csv_header(path)
+            return pl.scan_csv(path, infer_schema_length=10000, null_values=CSV_NULLS)
+        if _head(path, 3) == _BOM:
+            return pl.read_json(_head(path, path.stat().st_size)[3:]).lazy()
         return pl.read_json(path).lazy()
+    except InputError:
+        raise
     except Exception as exc:  # polars raises many kinds
         raise InputError(f"cannot read '{path}' as {kind}: {_first_line(exc)}") from None
 
 
-def schema_of(paths: Sequence[Path]) -> dict[str, pl.DataType]:
-    """Union of the files' columns (first-seen order, first-seen type)."""
+def _kind(dtype: pl.DataType) -> str:
+    if dtype.is_numeric() or dtype == pl.Boolean:
+        return "number"
+    if dtype == pl.Null:
+        return "null"
+    return "text" if dtype in (pl.String, pl.Categorical) else str(dtype)
+
+
+def schema_of(paths: Sequence[Path], per_file: dict[Path, dict[str, pl.DataType]] | None = None) -> dict[str, pl.DataType]:
+    """Union of the files' columns (first-seen order, first-seen type); ``per_file`` (if
+    given) receives each file's own."""
     cols: dict[str, pl.DataType] = {}
     for p in paths:
         try:
-            schema = _scan(p).collect_schema()
-        except InputError:
-            raise
+            schema = dict(_scan(p).collect_schema())
         except Exception as exc:
-            raise InputError(f"cannot read '{p}': {_first_line(exc)}") from None
+            raise read_error(p, exc) from None
+        for name, value in hive_columns(p).items():
+            schema.setdefault(name, pl.Int64 if isinstance(value, int) else pl.Float64 if isinstance(value, float) else pl.String)
+        if per_file is not None:
+            per_file[p] = schema
         for name, dtype in schema.items():
             cols.setdefault(name, dtype)
-        for name, value in hive_columns(p).items():
-            cols.setdefault(name, pl.Int64 if isinstance(value, int) else pl.Float64 if isinstance(value, float) else pl.String)
     return cols
+
+
+def same_key_kind(per_file: dict[Path, dict[str, pl.DataType]], column: str, what: str) -> None:
+    """Refuse a key column that is a number in one file and text in another: the two
+    would be merged as text, so that key 1 and key "1" become one group."""
+    first: tuple[Path, str] | None = None
+    for path, schema in per_file.items():
+        if column not in schema or schema[column] == pl.Null:
+            continue
+        kind = _kind(schema[column])
+        if first is None:
+            first = (path, kind)
+        elif kind != first[1]:
+            raise InputError(
+                f"{what} column '{column}' holds {first[1]} in '{first[0]}' but {kind} in '{path}': keys such as 1 "
+                f"and \"1\" would be merged; give the column one type in every file"
+            )
 
 
 def scan_all(p: "Plan") -> pl.LazyFrame:
@@ -201,7 +323,7 @@ def read_columns(paths: Sequence[Path], columns: Sequence[str] | None) -> pl.Dat
                 lf = lf.select([c for c in columns if c in have])
             df = lf.collect()
         except Exception as exc:
-            raise InputError(f"cannot read '{p}': {_first_line(exc)}") from None
+            raise read_error(p, exc) from None
         frames.append(df)
     report_progress("reading", len(paths), len(paths))
     if len(frames) == 1:
@@ -271,10 +393,19 @@ def _float_column(df: pl.DataFrame, name: str, what: str, *, allow_nan: bool = T
     if not _is_numeric(dtype):
         raise InputError(f"{what} column '{name}' is {dtype}, not numeric; {what} columns must hold numbers (or booleans)")
     arr = df.get_column(name).cast(pl.Float64).to_numpy().astype(np.float64, copy=False)
-    if np.isinf(arr).any():
+    with np.errstate(invalid="ignore"):
+        huge = np.abs(arr) >= HUGE  # inf too; NaN is not
+    if huge.any():
+        inf = np.isinf(arr[huge])
+        if inf.any():
+            raise InputError(
+                f"{what} column '{name}' holds {int(inf.sum())} infinite values; "
+                f"use finite numbers, or null/NaN for not applicable"
+            )
+        top = float(np.abs(arr[huge]).max())
         raise InputError(
-            f"{what} column '{name}' holds {int(np.isinf(arr).sum())} infinite values; "
-            f"use finite numbers, or null/NaN for not applicable"
+            f"{what} column '{name}' holds values up to {top:.3g} in magnitude ({int(huge.sum())} rows at {HUGE:.0e} "
+            "or more): mocli's statistics square them, which overflows float64 near 1e154; rescale the column"
         )
     if not allow_nan and np.isnan(arr).any():
         raise InputError(f"{what} column '{name}' holds {int(np.isnan(arr).sum())} null/NaN values; every row needs a value")
@@ -426,13 +557,18 @@ def plan(
         paths: list[Path] = []
     else:
         paths = expand_inputs(inputs)
-        schema = schema_of(paths)
+        per_file: dict[Path, dict[str, pl.DataType]] = {}
+        schema = schema_of(paths, per_file)
     if step is None and steps is not None and "step" in schema:
         step = "step"
     if steps is not None and step is None:
         raise UsageError("--steps needs a step column: pass --step COL")
     parse_steps(steps)
     gcol = detect_group(schema, group)
+    if dump is None and len(paths) > 1:
+        same_key_kind(per_file, gcol, "group")
+        if batch_by:
+            same_key_kind(per_file, batch_by, "batch")
     extras = {"length": (length, "--length"), "baseline": (baseline, "--baseline"), "step": (step, "--step"),
               "batch": (batch_by, "--batch-by")}
     for what, (col, opt) in extras.items():
@@ -568,41 +704,47 @@ def output_format(path: str | os.PathLike) -> str:
 
 def check_output(path: str | os.PathLike) -> None:
     """Fail before any work when the output cannot be written."""
+    from .outputs import check_writable
+
     output_format(path)
-    parent = Path(path).resolve().parent
-    if not parent.is_dir():
-        raise UsageError(f"output folder '{Path(path).parent}' does not exist (-o/--output)")
-    if Path(path).is_dir():
-        raise UsageError(f"output '{path}' is a directory; give a file name (-o/--output)")
+    check_writable(path, "-o/--output")
 
 
-def write_table(df: pl.DataFrame | pl.LazyFrame, path: str | os.PathLike) -> None:
+def write_table(df: pl.DataFrame | pl.LazyFrame, path: str | os.PathLike, inputs: Sequence[Path] = ()) -> None:
     """Write to a temporary file beside ``path`` and rename: no partial output, and an
-    existing file is left untouched on failure. A LazyFrame is streamed to the file
-    (collected first only for ``.json``, which has no streaming writer)."""
+    existing file is left untouched on failure or interruption. A LazyFrame is streamed to
+    the file (collected first only for ``.json``, which has no streaming writer); when that
+    fails, the ``inputs`` it reads are checked first, so that an unreadable input is named
+    as the culprit rather than the output."""
+    from .outputs import replacing
+
     check_output(path)
     fmt = output_format(path)
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=target.resolve().parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would otherwise reach the output
     lazy = isinstance(df, pl.LazyFrame)
     try:
-        if lazy and fmt == ".json":
-            df, lazy = df.collect(), False
-        if fmt == ".parquet":
-            df.sink_parquet(tmp) if lazy else df.write_parquet(tmp)
-        elif fmt in (".jsonl", ".ndjson"):
-            df.sink_ndjson(tmp) if lazy else df.write_ndjson(tmp)
-        elif fmt == ".json":
-            df.write_json(tmp)
-        else:
-            df.sink_csv(tmp) if lazy else df.write_csv(tmp)
-        os.replace(tmp, target)
+        with replacing(path, fmt[1:]) as tmp:
+            if lazy and fmt == ".json":
+                df, lazy = df.collect(), False
+            if fmt == ".parquet":
+                df.sink_parquet(tmp) if lazy else df.write_parquet(tmp)
+            elif fmt in (".jsonl", ".ndjson"):
+                df.sink_ndjson(tmp) if lazy else df.write_ndjson(tmp)
+            elif fmt == ".json":
+                df.write_json(tmp)
+            else:
+                df.sink_csv(tmp) if lazy else df.write_csv(tmp)
+    except InputError:
+        if lazy:
+            for p in inputs:
+                check_readable(p)
+        raise
+
+
+def check_readable(path: Path) -> None:
+    """Read a whole input file (every column, in streaming batches): an InputError naming
+    it when it cannot be read, as a corrupt page or a value of another type far down does."""
+    try:
+        for _ in _scan(path).collect_batches(chunk_size=1 << 18):
+            pass
     except Exception as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, (InputError, UsageError)):
-            raise
-        raise InputError(f"cannot write '{path}' as {fmt[1:]}: {_first_line(exc)}") from None
+        raise read_error(path, exc) from None

@@ -16,12 +16,26 @@ from .errors import UsageError
 from .registry import suggest
 
 
-def param(default: Any, help: str, *, choices: tuple[str, ...] | None = None, type: type | None = None):
-    """A dataclass field that is a user-settable parameter."""
+def param(default: Any, help: str, *, choices: tuple[str, ...] | None = None, type: type | None = None,
+          nan_means: str | None = None):
+    """A dataclass field that is a user-settable parameter. A float must be finite;
+    ``nan_means`` lets NaN through, saying what it stands for (``"same as eps"``)."""
     kind = type if type is not None else builtin_type(default)
     return dataclasses.field(
-        default=default, metadata={"help": help, "choices": choices, "type": kind}
+        default=default, metadata={"help": help, "choices": choices, "type": kind, "nan_means": nan_means}
     )
+
+
+def finite(text: str, where: str, *, nan_ok: bool = False) -> float:
+    """``text`` as a finite number (NaN too with ``nan_ok``), or a UsageError naming
+    ``where`` and what was given."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise UsageError(f"{where}: '{text}' is not a number") from None
+    if math.isinf(value) or (math.isnan(value) and not nan_ok):
+        raise UsageError(f"{where}: '{text}' is not a finite number; give a finite number" + (" or nan" if nan_ok else ""))
+    return value
 
 
 def builtin_type(value: Any) -> type:
@@ -82,6 +96,11 @@ def coerce(value: Any, field: dataclasses.Field, owner: str) -> Any:
             out = None
         if out is None or math.isnan(out) and str(value).lower() != "nan":
             raise UsageError(f"{where} must be a number, not '{value}'")
+        nan_means = field.metadata.get("nan_means")
+        if math.isinf(out) or (math.isnan(out) and not nan_means):
+            raise UsageError(
+                f"{where} must be a finite number, not '{value}'" + (f" (nan: {nan_means})" if nan_means else "")
+            )
         return out
     if kind is int:
         try:

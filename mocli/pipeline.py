@@ -8,10 +8,11 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .batch import Batch, Rollouts, prepare
+from .batch import Batch, Rollouts, check_finite, prepare
 from .errors import UsageError
 from .estimators import ESTIMATORS, Estimator
 from .estimators.normalise import batch_scope
+from .outputs import check_interrupted
 from .params import build, parse_spec
 from .profiles import PROFILES
 from .schemes import SCHEMES, Condition, Constraint, Gated, Scheme
@@ -125,9 +126,10 @@ def _run_one(
     get("omit")
     out: dict[str, np.ndarray] = {}
     for r in resolved:
+        check_interrupted()
         batch = get(r.estimator.nan_policy)
         with batch_scope(r.label):
-            out[r.label] = r.estimator(batch)
+            out[r.label] = check_finite(r.estimator(batch), r.label, rollouts)
     for batch in batches.values():
         batch.release()  # the group-order copies served the estimators; free them
     return out, batches

@@ -29,7 +29,8 @@ import polars as pl
 from .batch import Rollouts
 from .errors import InputError, UsageError
 from .estimators.normalise import BatchStats, batch_statistics
-from .io import Plan, _first_line, _scan, hive_columns, keep_steps, report_progress, to_rollouts
+from .outputs import check_interrupted
+from .io import Plan, _scan, hive_columns, keep_steps, read_error, report_progress, to_rollouts
 
 # analyze holds about this many times the columns it reads at its peak (measured on the
 # benchmark table: 9.5x); the chunk size is chosen so that one chunk stays within the limit
@@ -99,10 +100,8 @@ def count_rows(paths: Sequence[Path]) -> int:
     for p in paths:
         try:
             total += int(_scan(p).select(pl.len()).collect().item())
-        except InputError:
-            raise
         except Exception as exc:
-            raise InputError(f"cannot read '{p}': {_first_line(exc)}") from None
+            raise read_error(p, exc) from None
     return total
 
 
@@ -178,6 +177,7 @@ def partition(plan: Plan, n_chunks: int, folder: str, batch_rows: int = 1 << 18,
             lf = lf.select(cols)
             batches = lf.collect_batches(chunk_size=batch_rows)
             for df in batches:
+                check_interrupted()
                 df = keep_steps(df, plan)
                 if df.height == 0:
                     continue
@@ -196,7 +196,7 @@ def partition(plan: Plan, n_chunks: int, folder: str, batch_rows: int = 1 << 18,
         except (InputError, UsageError):
             raise
         except Exception as exc:
-            raise InputError(f"cannot read '{p}': {_first_line(exc)}") from None
+            raise read_error(p, exc) from None
     report_progress("splitting into chunks", len(plan.paths), len(plan.paths))
     if rows == 0:
         raise plan.no_rows()
@@ -206,15 +206,52 @@ def partition(plan: Plan, n_chunks: int, folder: str, batch_rows: int = 1 << 18,
     return Chunked(plan, folder, parts, rows, target)
 
 
+CHUNKS_PREFIX = "mocli-chunks-"
+_OWNER = re.compile(rf"^{CHUNKS_PREFIX}(\d+)-")
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def clean_stale_chunks(folder: str | None = None) -> list[str]:
+    """Remove the chunk folders that processes no longer running left behind (killed
+    before their own clean-up could run); returns their paths."""
+    root = Path(folder or tempfile.gettempdir())
+    removed = []
+    with contextlib.suppress(OSError):
+        for entry in root.iterdir():
+            m = _OWNER.match(entry.name)
+            if m and entry.is_dir() and not pid_alive(int(m.group(1))):
+                shutil.rmtree(entry, ignore_errors=True)
+                removed.append(str(entry))
+    return removed
+
+
 @contextlib.contextmanager
 def chunked_input(plan: Plan, n_chunks: int, row_index: bool = False) -> Iterator[Chunked]:
-    """The split input in a temporary folder (``$MOCLI_TMPDIR`` or the system's), removed
-    afterwards."""
-    folder = tempfile.mkdtemp(prefix="mocli-chunks-", dir=os.environ.get("MOCLI_TMPDIR") or None)
+    """The split input in a temporary folder (``$MOCLI_TMPDIR`` or the system's), named
+    after this process and removed afterwards, on an error or an interruption too; the
+    folders of processes that died without removing theirs are removed first."""
+    root = os.environ.get("MOCLI_TMPDIR") or None
+    clean_stale_chunks(root)
+    folder = tempfile.mkdtemp(prefix=f"{CHUNKS_PREFIX}{os.getpid()}-", dir=root)
     try:
         yield partition(plan, n_chunks, folder, row_index=row_index)
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        from .outputs import deferred_signals
+
+        with deferred_signals():  # an interruption here must not leave half the folder
+            for _ in range(3):  # a file a native writer was still finishing: once more
+                shutil.rmtree(folder, ignore_errors=True)
+                if not os.path.exists(folder):
+                    break
 
 
 def slice_keys(frame: pl.DataFrame, by: str | None) -> np.ndarray | None:

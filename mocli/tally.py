@@ -373,11 +373,16 @@ class Influence(Tally):
         for start in range(0, n, block):
             sel = slice(start, start + block) if rows is None else rows[start:start + block]
             part = d[sel] if cols is None else d[sel][:, cols]
-            r = np.linalg.qr(np.vstack([r, np.column_stack([part, a[sel]])]), mode="r")
+            stacked = np.vstack([r, np.column_stack([part, a[sel]])])
+            if not np.isfinite(stacked).all():  # LAPACK would complain on stdout: no fit
+                return cls(tuple(names), np.full((1, r.shape[1]), np.nan))
+            r = np.linalg.qr(stacked, mode="r")
         return cls(tuple(names), r)
 
     def merge(self, o):
         both = np.vstack([self.r, o.r])
+        if not np.isfinite(both).all():
+            return Influence(self.names, np.full((1, both.shape[1]), np.nan))
         return Influence(self.names, np.linalg.qr(both, mode="r") if both.shape[0] else both)
 
     def value(self):
@@ -385,8 +390,10 @@ class Influence(Tally):
         out["r2"] = None
         k = len(self.names)
         rd, ra = self.r[:, :k], self.r[:, k]
+        if not np.isfinite(self.r).all():
+            return out
         ss = float(ra @ ra)
-        if ss <= 0:
+        if not 0 < ss < np.inf:
             return out
         beta, *_ = np.linalg.lstsq(rd, ra, rcond=None)
         shares = beta * (rd.T @ ra) / ss

@@ -153,7 +153,7 @@ def test_bad_input_exits_2_with_one_line(run_cli, tmp_path, case):
 
 def test_output_folder_missing(run_cli, tmp_path, toy):
     code, _, err = run_cli("advantages", toy, "-g", "g", "-r", "a", "-o", tmp_path / "no" / "out.parquet")
-    assert code == 2 and err.startswith("error: output folder") and len(err.splitlines()) == 1
+    assert code == 2 and err.startswith("error: -o/--output") and "does not exist" in err and len(err.splitlines()) == 1
 
 
 def test_unknown_output_extension(run_cli, tmp_path, toy):

@@ -8,7 +8,8 @@ import sys
 
 import typer
 
-from ..errors import MocliError
+from ..errors import Interrupted, MocliError
+from ..outputs import check_interrupted, committed, handling_signals
 from .commands import app
 
 
@@ -51,9 +52,18 @@ def main(argv: list[str] | None = None) -> int:
     args = [a for a in args if a != "--debug"]
     command = typer.main.get_command(app)
     try:
-        with progress_on_stderr():
+        with handling_signals(last=argv is None), progress_on_stderr():
             rv = command.main(args=args, prog_name="mocli", standalone_mode=False)
+            check_interrupted()  # a signal whose exception native code swallowed still stops the run
         code = rv if isinstance(rv, int) else 0
+    except (Interrupted, KeyboardInterrupt) as exc:
+        signum = exc.signum if isinstance(exc, Interrupted) else 2
+        name = "SIGINT" if signum == 2 else "SIGTERM" if signum == 15 else f"signal {signum}"
+        if committed:
+            sys.stderr.write(f"error: interrupted by {name} after {', '.join(repr(c) for c in committed)} was written in full\n")
+        else:
+            sys.stderr.write(f"error: interrupted by {name}; no output was written or changed\n")
+        code = 128 + signum
     except typer.Exit as exc:
         code = exc.exit_code
     except typer.Abort:

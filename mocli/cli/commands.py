@@ -66,13 +66,14 @@ def advantages(
     inputs: o.Inputs,
     output: Annotated[str, typer.Option("-o", "--output", help="Output file; format by extension (.parquet default, .jsonl, .json, .csv).")],
     float32: Annotated[bool, typer.Option("--float32", help="Write advantages as float32 (computed in float64).")] = False,
+    overwrite_input: Annotated[bool, typer.Option("--overwrite-input", help="Allow -o to name one of the inputs (replaced once the whole output is written).")] = False,
     memory_limit: o.MemoryLimit = None,
     **options,
 ) -> None:
     """Write the input rows plus one adv:<label> column per estimator."""
     s = _settings(locals())
     check_output(output)
-    rows, labels, notes, warnings = write_advantages(inputs, output, s, float32=float32)
+    rows, labels, notes, warnings = write_advantages(inputs, output, s, float32=float32, overwrite_input=overwrite_input)
     _say(notes, warnings)
     sys.stderr.write(f"wrote {rows} rows with {', '.join(labels)} to {output}\n")
 
@@ -220,7 +221,8 @@ def analyze(
     s = _settings(locals())
     f = _format(s.format)
     if html:
-        check_output_text(html)
+        check_output_text(html, "--html")
+        _refuse_inputs(inputs, s, ("--html", html))
     report = analyze_api(inputs, s, by=by, figures=(f == "table" and _terminal()) or bool(html), require_figures=bool(html))
     _notes(report)
     if html:
@@ -272,17 +274,19 @@ def check(
     exprs += [check_mod.Expression.from_config(e) for e in s.check]
     if not exprs:
         raise UsageError("no --fail-if expression given (and no [[tool.mocli.check]] in the config)")
-    for path in (junit, summary):
+    for option, path in (("--junit", junit), ("--summary", summary)):
         if path:
-            check_output_text(path)
+            check_output_text(path, option)
+    _refuse_inputs(inputs, s, ("--junit", junit), ("--summary", summary))
     report = analyze_api(inputs, s)
     _notes(report)
     outcomes = check_mod.evaluate(report, exprs)
     if junit:
         _write_text(junit, check_mod.junit(outcomes))
     if summary:
-        with open(summary, "a", encoding="utf-8") as fh:
-            fh.write(check_mod.summary_markdown(outcomes))
+        from ..outputs import append_text
+
+        append_text(summary, check_mod.summary_markdown(outcomes), "--summary")
     if f == "json":
         _json({
             "passed": not check_mod.failed(outcomes),
@@ -304,23 +308,25 @@ def check(
         raise typer.Exit(1)
 
 
-def check_output_text(path: str) -> None:
-    from pathlib import Path
+def check_output_text(path: str, option: str = "output") -> None:
+    from ..outputs import check_writable
 
-    if not Path(path).resolve().parent.is_dir():
-        raise UsageError(f"folder of '{path}' does not exist")
+    check_writable(path, option)
+
+
+def _refuse_inputs(inputs, s: Settings, *outputs: tuple[str, Optional[str]]) -> None:
+    """No report file may replace an input (the contract's rule for every output)."""
+    from ..io import input_files
+    from ..outputs import refuse_inputs
+
+    if any(path for _, path in outputs):
+        refuse_inputs(outputs, input_files(inputs, s.source))
 
 
 def _write_text(path: str, text: str) -> None:
-    import tempfile
-    from pathlib import Path
+    from ..outputs import write_text
 
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=target.resolve().parent, prefix=f".{target.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, target)
+    write_text(path, text)
 
 
 @app.command()
@@ -335,8 +341,8 @@ def verify(
     """Recompute logged advantages under a profile; exit 1 when they differ beyond --tol."""
     s = _settings(locals())
     f = _format(s.format)
-    if not tol >= 0:
-        raise UsageError(f"--tol must be a number >= 0, not {tol}")
+    if not 0 <= tol < float("inf"):
+        raise UsageError(f"--tol must be a finite number >= 0, not {tol}")
     v = verify_api(inputs, logged, s, tol=tol)
     _say(v.notes, v.warnings)
     doc = v.to_dict()
@@ -364,6 +370,7 @@ def report(
     if not output.lower().endswith((".html", ".htm")):
         raise UsageError(f"-o/--output '{output}' should end in .html")
     check_output_text(output)
+    _refuse_inputs(inputs, s, ("-o/--output", output))
     if by is None:
         from ..io import expand_inputs, schema_of
 

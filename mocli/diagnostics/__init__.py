@@ -12,6 +12,7 @@ import numpy as np
 from ..batch import Rollouts, apply_nan_policy
 from ..errors import UsageError
 from ..estimators import Estimator
+from ..outputs import check_interrupted
 from ..params import describe
 from ..pipeline import make_scheme, resolve, run_estimators
 from ..schemes import Condition, Scheme, apply_conditions
@@ -176,6 +177,7 @@ def tally_rollouts(rollouts, resolved, scheme, conds, compare):
     raw = apply_conditions(apply_nan_policy(rollouts.rewards, rollouts.names, rollouts.weights, "omit"), rollouts.names, conds)
     est_tallies: dict[str, dict[str, Any]] = {}
     for r in resolved:
+        check_interrupted()
         policy = r.estimator.nan_policy
         entry: dict[str, Any] = {"params": Const({k: metrics.num(x) if isinstance(x, float) else x for k, x in describe(r.estimator).items()})}
         entry.update(metrics.estimator_metrics(advs[r.label], batches[policy], views[policy], rollouts.length))

@@ -85,7 +85,7 @@ class GDPO(_Decoupled):
     name = "gdpo"
     source = "GDPO (NVIDIA, arXiv 2601.05242); TRL multi_objective_aggregation='normalize_then_sum'"
     batch_norm: bool = param(True, "z-score the summed advantage over B")
-    eps_batch: float = param(float("nan"), "eps of the batch step (NaN = same as eps)", type=float)
+    eps_batch: float = param(float("nan"), "eps of the batch step (NaN = same as eps)", type=float, nan_means="same as eps")
     token_weighted: bool = param(False, "token-weighted batch whitening (verl masked_whiten; needs --length)")
     var_eps: float = param(1e-8, "variance stabiliser of token-weighted whitening")
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from .. import kernels
 from ..errors import InputError, UsageError
-from ..params import param
+from ..params import finite, param
 from ..registry import Registry, suggest
 
 SCHEMES: Registry[type] = Registry("scheme")
@@ -50,11 +50,7 @@ class Constraint:
                 f"{where} '{text}' is not 'objective OP number' with OP one of >= > <= < =="
             )
         name, op, num = m.groups()
-        try:
-            value = float(num)
-        except ValueError:
-            raise UsageError(f"{where} '{text}': threshold '{num}' is not a number") from None
-        return cls(name.strip(), op, value)
+        return cls(name.strip(), op, finite(num, f"{where} '{text}': threshold"))
 
     def holds(self, column: np.ndarray) -> np.ndarray:
         with np.errstate(invalid="ignore"):
@@ -85,13 +81,8 @@ class Condition:
             )
         else_value = 0.0
         if len(parts) == 3:
-            try:
-                else_value = float(parts[2])
-            except ValueError:
-                raise UsageError(
-                    f"{where} '{text}': else value '{parts[2]}' is not a number or nan"
-                ) from None
-        return cls(parts[0].strip(), Constraint.parse(parts[1], where), else_value)
+            else_value = finite(parts[2], f"{where} '{text}': else value", nan_ok=True)
+        return cls(parts[0].strip(), Constraint.parse(parts[1], f"{where} '{text}': condition"), else_value)
 
     def __str__(self) -> str:
         tail = "" if self.else_value == 0.0 else f":{self.else_value:g}"
@@ -249,6 +240,8 @@ class Chebyshev(Scheme):
                     f"parameter 'ideal' of scheme 'chebyshev' must be 'max', a number or "
                     f"'a;b;...', not '{self.ideal}'"
                 ) from None
+            if not np.all(np.isfinite(vals)):
+                raise UsageError(f"parameter 'ideal' of scheme 'chebyshev' must hold finite numbers, not '{self.ideal}'")
             if len(vals) == 1:
                 vals = vals * k
             if len(vals) != k:
