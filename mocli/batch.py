@@ -212,6 +212,10 @@ class Batch:
             del self._cache[key]
 
 
+# magnitudes whose squares (variances, whitening) overflow float64 long before the values do
+HUGE = 1e150
+
+
 def largest_values(rewards: np.ndarray, names: Sequence[str]) -> str:
     """Which reward column holds the largest magnitude, for an error about arithmetic that
     overflowed (or a parameter that made it non-finite)."""
@@ -302,6 +306,15 @@ def prepare(
             f"(first row {int(np.flatnonzero(bad)[0])}); {largest_values(rollouts.rewards, rollouts.names)}"
         )
     s = np.where(scorable, s, np.nan)
+    if s.size and scorable.any():
+        with np.errstate(invalid="ignore"):
+            top = max(abs(float(np.nanmax(s))), abs(float(np.nanmin(s))))
+        if top >= HUGE:  # its variance would overflow: every z-score would silently be 0
+            raise InputError(
+                f"scheme '{scheme.name}' gives scores up to {top:.3g} in magnitude (weights "
+                f"{', '.join(f'{n}={w:g}' for n, w in zip(rollouts.names, rollouts.weights))}): their squares "
+                "overflow float64 near 1e154; use smaller weights or rescale the rewards"
+            )
     return Batch(
         directed, rollouts.names, rollouts.weights, s, scorable,
         rollouts.codes, rollouts.order, rollouts.offsets, rollouts.length, rollouts.baseline,

@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 import polars as pl
 
-from .batch import Rollouts
+from .batch import HUGE, Rollouts
 from .errors import InputError, UsageError
 from .kernels import csr_from_codes
 from .registry import suggest
@@ -24,8 +24,6 @@ from .registry import suggest
 READERS = {".parquet": "parquet", ".pq": "parquet", ".jsonl": "ndjson", ".ndjson": "ndjson", ".json": "json", ".csv": "csv"}
 WRITERS = (".parquet", ".jsonl", ".ndjson", ".json", ".csv")
 GROUP_CANDIDATES = ("group_id", "prompt_id", "uid", "group", "prompt", "input")
-# magnitudes whose squares (variances, whitening) overflow float64 long before the values do
-HUGE = 1e150
 _REWARD_NAME = re.compile(r"^(.+_reward|reward_.+|rewards/.+)$")
 
 

@@ -83,6 +83,9 @@ def test_large_but_safe_rewards_still_work(run_cli, folder):
     (["--gate", "a_reward>=nan"], "--gate 'a_reward>=nan'"),
     (["--when", "b_reward:a_reward>=inf"], "--when 'b_reward:a_reward>=inf'"),
     (["-r", "a_reward=nan"], "--reward 'a_reward=nan'"),
+    (["-r", "a_reward=1e300", "-r", "b_reward"], "weights a_reward=1e+300"),  # squares of the score overflow
+    (["-e", "gd2po:tau=nan"], "parameter 'tau' of estimator 'gd2po'"),
+    (["--scheme", "chebyshev:rho=inf"], "parameter 'rho' of scheme 'chebyshev'"),
 ])
 def test_parameters_must_be_finite(run_cli, folder, args, culprit):
     refused(run_cli, folder, "advantages", folder / "ok.parquet", "-g", "g", *args, "-o", "OUT", culprit=culprit)
