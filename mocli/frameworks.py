@@ -126,13 +126,15 @@ _RUN = f"{INTERNAL}run"
 
 
 def _trl_objectives(df: pl.DataFrame) -> list[str]:
-    """The reward functions' columns: the numeric ones between ``completion`` and
-    ``advantage`` (TRL writes one per reward function there, then any ``log_extra``)."""
+    """The reward functions' columns: the float ones between ``completion`` and
+    ``advantage`` (TRL writes one float column per reward function there, then any
+    ``log_extra`` columns, which an integer, boolean or text type tells apart; a float
+    extra cannot be told apart, and ``-r`` names the rewards then)."""
     cols = df.columns
     lo = cols.index("completion") + 1 if "completion" in cols else 0
     hi = cols.index("advantage") if "advantage" in cols else len(cols)
     skip = {"step", "advantage"}
-    return [c for c in cols[lo:hi] if c not in skip and not c.startswith(INTERNAL) and _is_number(df.schema[c])]
+    return [c for c in cols[lo:hi] if c not in skip and not c.startswith(INTERNAL) and df.schema[c].is_float()]
 
 
 def read_trl(paths: Sequence[Path], exclude: Sequence[str] = ()) -> Dump:

@@ -206,3 +206,19 @@ def test_inspect_describes_each_file_of_a_folder_of_different_layouts(run_cli):
     assert by_file["math.parquet"]["groups"] == 160 and by_file["math.parquet"]["batch"] == "whole table"
     code, out, _ = run_cli("inspect", samples)
     assert code == 0 and "sample_data/safety.parquet: 720 rows" in out.replace("\\", "/")
+
+
+def test_trl_log_extra_columns_that_are_not_floats_are_carried(tmp_path):
+    """Columns a reward function adds with log_extra sit between the rewards and
+    advantage: integer and text ones are not objectives."""
+    out = tmp_path / "completions"
+    out.mkdir()
+    for f in sorted((TRL / "default" / "completions").glob("*.parquet")):
+        df = pl.read_parquet(f)
+        extra = [pl.col("completion").str.len_chars().alias("n_chars"), pl.lit("ok").alias("judge_note")]
+        cols = df.columns
+        df = df.with_columns(extra).select(cols[:-1] + ["n_chars", "judge_note", "advantage"])
+        df.write_parquet(out / f.name)
+    loaded = load([tmp_path], source="trl")
+    assert loaded.rollouts.names == ("correctness_reward", "format_reward", "length_penalty")
+    assert mocli.verify([tmp_path], source="trl").passed
