@@ -27,7 +27,7 @@ class Profile:
 
 
 def _add(profile: Profile) -> None:
-    PROFILES.register(profile.name)(profile)
+    PROFILES.register(profile)
 
 
 _BASE = {"eps": 1e-6, "eps_mode": "add", "ddof": 1, "singleton": "zero", "nan_policy": "omit"}

@@ -31,14 +31,16 @@ class Registry(Generic[T]):
         self._entry_point_group = entry_point_group
         self._plugins_loaded = entry_point_group is None
 
-    def register(self, name: str) -> Callable[[T], T]:
-        def add(obj: T) -> T:
-            if name in self._items:
-                raise ValueError(f"{self.kind} '{name}' is registered twice")
-            self._items[name] = obj
-            return obj
-
-        return add
+    def register(self, obj: T) -> T:
+        """Add ``obj`` under its own ``name`` (the name users type, defined once, on the
+        class or instance); usable as a class decorator."""
+        name = getattr(obj, "name", None)
+        if not isinstance(name, str) or not name or name == "?":
+            raise ValueError(f"a {self.kind} needs a name to be registered: {obj!r}")
+        if name in self._items:
+            raise ValueError(f"{self.kind} '{name}' is registered twice")
+        self._items[name] = obj
+        return obj
 
     def _load_plugins(self) -> None:
         if self._plugins_loaded:

@@ -13,7 +13,7 @@ VALUES = [0.0, 1.0, 0.5, -1.0, 2.5, 2.0**-10, NAN]
 
 
 @st.composite
-def tables(draw, k_max=3, nan=True, nonneg=False, min_rows=1, max_rows=36):
+def tables(draw, k_max=6, nan=True, nonneg=False, min_rows=1, max_rows=36):
     n = draw(st.integers(min_rows, max_rows))
     k = draw(st.integers(1, k_max))
     codes = draw(st.lists(st.integers(0, 9), min_size=n, max_size=n))

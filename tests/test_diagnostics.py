@@ -45,7 +45,7 @@ def naive_for(data, specs, with_length=True):
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=tables(k_max=3))
+@given(data=tables(k_max=6))
 def test_report_matches_naive(data):
     ro, want = naive_for(data, ESTIMATORS)
     if not np.any(prepare(ro, make_scheme()).scorable):

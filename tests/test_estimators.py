@@ -122,3 +122,14 @@ def test_unscorable_rows_get_zero_and_do_not_count():
     assert a[2] == 0.0
     # s = 1, 0, 2 over three scorable rows: mean 1, std 1
     np.testing.assert_allclose(a[[0, 1, 3]], [0.0, -1.0, 1.0])
+
+
+def test_every_registered_estimator_and_scheme_is_checked_against_a_naive_reference():
+    """A new estimator or scheme is not done until the naive references (tests/naive.py)
+    compute it and the lists above run it."""
+    from mocli import ESTIMATORS, SCHEMES
+
+    from .test_schemes import SCHEMES as SCHEME_CASES
+
+    assert set(ESTIMATORS.names()) <= {spec.split(":")[0] for spec in SPECS}
+    assert set(SCHEMES.names()) - {"gated"} <= {spec.split(":")[0] for spec, _, _ in SCHEME_CASES}

@@ -39,14 +39,26 @@ PLUGIN = textwrap.dedent('''
 
 
 def test_did_you_mean_and_accepted_list():
-    reg: Registry[int] = Registry("thing")
-    reg.register("alpha")(1)
-    reg.register("beta")(2)
-    assert reg.get("beta") == 2
+    from types import SimpleNamespace as Thing
+
+    reg: Registry = Registry("thing")
+    reg.register(Thing(name="alpha"))
+    beta = reg.register(Thing(name="beta"))
+    assert reg.get("beta") is beta
     with pytest.raises(UsageError, match=r"unknown thing 'alpah' \(did you mean 'alpha'\?\); accepted: alpha, beta"):
         reg.get("alpah")
     with pytest.raises(ValueError):
-        reg.register("alpha")(3)
+        reg.register(Thing(name="alpha"))  # twice
+    with pytest.raises(ValueError):
+        reg.register(Thing(name=""))  # no name
+
+
+def test_every_registered_name_is_the_objects_own():
+    from mocli import ESTIMATORS, PROFILES, SCHEMES
+
+    for registry in (ESTIMATORS, SCHEMES, PROFILES):
+        for key, obj in registry:
+            assert key == obj.name
 
 
 def test_unknown_parameter_lists_the_accepted_ones():

@@ -20,7 +20,7 @@ SCHEMES = [
     ("uwo:lam=0.7", {"lam": 0.7}, False),
     ("chebyshev", {}, False),
     ("chebyshev:rho=0.05", {"rho": 0.05}, False),
-    ("chebyshev:ideal=3", {"z": [3.0, 3.0, 3.0], "rho": 0.0}, False),
+    ("chebyshev:ideal=3", {"z": [3.0] * 6, "rho": 0.0}, False),
     ("power_mean", {"p": 0.5}, True),
     ("power_mean:p=2", {"p": 2.0}, True),
     ("power_mean:p=0", {"p": 0.0}, True),

@@ -9,6 +9,9 @@ from typing import Annotated, Callable, List, Optional
 
 import typer
 
+from ..frameworks import SOURCES
+from ..profiles import PROFILES
+
 Inputs = Annotated[List[str], typer.Argument(help="Rollout files (.parquet, .jsonl, .json, .csv), directories or globs.", show_default=False)]
 Group = Annotated[Optional[str], typer.Option("-g", "--group", help="Group (prompt) column; default: first of group_id, prompt_id, uid, group, prompt, input.")]
 Reward = Annotated[Optional[List[str]], typer.Option("-r", "--reward", help="Reward column NAME[=WEIGHT], repeatable; weight 0 = monitored only. Default: *_reward, reward_*, rewards/* columns.")]
@@ -20,13 +23,13 @@ Estimator = Annotated[Optional[List[str]], typer.Option("-e", "--estimator", hel
 Scheme = Annotated[Optional[str], typer.Option("--scheme", help="Reward-combination scheme SPEC (default weighted_sum).")]
 Gate = Annotated[Optional[List[str]], typer.Option("--gate", help="Constraint 'objective OP number' of the gated scheme, repeatable.")]
 When = Annotated[Optional[List[str]], typer.Option("--when", help="Condition 'objective:other OP number[:else]', repeatable.")]
-Profile = Annotated[Optional[str], typer.Option("--profile", help="Framework defaults: mocli, trl, trl_gdpo_fork, verl, openrlhf, nemo_rl.")]
+Profile = Annotated[Optional[str], typer.Option("--profile", help=f"Framework defaults: {', '.join(PROFILES.names())} (default: the --from framework's, else mocli).")]
 Config = Annotated[Optional[str], typer.Option("--config", help="TOML settings file (default: [tool.mocli] in ./pyproject.toml).")]
 Format = Annotated[Optional[str], typer.Option("--format", help="table, json or markdown.")]
 By = Annotated[Optional[str], typer.Option("--by", help="Also report per value of this column (e.g. step).")]
-Source = Annotated[Optional[str], typer.Option("--from", help="Read a framework's rollout dump: trl, verl, nemo_rl or auto.")]
+Source = Annotated[Optional[str], typer.Option("--from", help=f"Read a framework's rollout dump as its own code writes it: {', '.join(SOURCES)}; implies --profile of the same name.")]
 Steps = Annotated[Optional[str], typer.Option("--steps", help="Keep a step range A:B (inclusive; A: or :B open).")]
-MemoryLimit = Annotated[Optional[str], typer.Option("--memory-limit", help="Work in group-complete chunks when the columns would not fit in this much memory (e.g. 2GB; default auto = half the available memory).")]
+MemoryLimit = Annotated[Optional[str], typer.Option("--memory-limit", help="Work in group-complete chunks when the columns would not fit in this much memory (e.g. 2GB). Default auto: half the available memory, lowered to max(256 MiB, 1.5 x the columns read) where nothing needs the whole table in memory.")]
 BatchBy = Annotated[Optional[str], typer.Option("--batch-by", help="Training batch column: batch-wide statistics (batch z-scores, whitening) are taken per value. Default: the step of a --from dump, else the whole table.")]
 Device = Annotated[Optional[str], typer.Option("--device", help="cpu (default), cuda, or auto (CUDA only when a GPU is present).")]
 

@@ -70,7 +70,7 @@ class _Decoupled(GroupScaled):
     leave_one_out: bool = param(False, "per-objective baseline and std from the other rows (NeMo-RL)")
 
 
-@ESTIMATORS.register("gdpo")
+@ESTIMATORS.register
 @dataclass(frozen=True)
 class GDPO(_Decoupled):
     """Group reward-decoupled normalisation: ``a_i = sum_k w_k z_ik``, then (``batch_norm``)
@@ -105,7 +105,7 @@ class GDPO(_Decoupled):
         )
 
 
-@ESTIMATORS.register("advantage_sum")
+@ESTIMATORS.register
 @dataclass(frozen=True)
 class AdvantageSum(_Decoupled):
     """Sum of per-objective group z-scores: ``A = sum_k w_k z_ik`` (= ``gdpo:batch_norm=false``),
@@ -118,7 +118,7 @@ class AdvantageSum(_Decoupled):
         return objective_z(self, batch, want_z=False)[1]
 
 
-@ESTIMATORS.register("dvao")
+@ESTIMATORS.register
 @dataclass(frozen=True)
 class DVAO(Grouped):
     """Variance-adaptive weights: ``A = sum_k w_k (r_ik - mu_gk) / sum_l w_l sigma_gl`` with
@@ -170,7 +170,7 @@ class DVAO(Grouped):
         return np.where(lone, 0.0, a)
 
 
-@ESTIMATORS.register("gd2po")
+@ESTIMATORS.register
 @dataclass(frozen=True)
 class GD2PO(_Decoupled):
     """Conflict-aware decoupling. Per objective ``A_ik`` = grpo of objective k alone (the

@@ -2,7 +2,8 @@
 
 Notation in the docstrings: ``mu_g``, ``sigma_g`` are the mean and standard deviation
 (``ddof``) of ``s`` over the scorable rows of group ``g``, ``n_g`` their count, ``B`` the
-whole table (or the current slice). Unscorable rows always get 0.
+training batch (each value of ``--batch-by``, the step of a framework's dump, else the
+whole table; under ``--by``, its part in the slice). Unscorable rows always get 0.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from .normalise import (
 )
 
 
-@ESTIMATORS.register("grpo")
+@ESTIMATORS.register
 @dataclass(frozen=True)
 class GRPO(GroupScaled):
     """Group-relative z-score: ``A = (s - mu_g) / scale``.
@@ -70,7 +71,7 @@ class GRPO(GroupScaled):
         return expand(s, v, batch, shift, live, den=float(denominator(sd, self.eps, self.eps_mode)), final=True)
 
 
-@ESTIMATORS.register("dr_grpo")
+@ESTIMATORS.register
 @dataclass(frozen=True)
 class DrGRPO(Grouped):
     """Group-centred score with no scaling: ``A = s - mu_g`` (= ``grpo:scale=none``).
@@ -86,7 +87,7 @@ class DrGRPO(Grouped):
         return GRPO(scale="none", singleton=self.singleton).compute(batch)
 
 
-@ESTIMATORS.register("rloo")
+@ESTIMATORS.register
 @dataclass(frozen=True)
 class RLOO(GroupScaled):
     """REINFORCE leave-one-out: ``A = s - (sum_g s - s) / (n_g - 1) = n_g/(n_g-1) (s -
@@ -128,7 +129,7 @@ class _Whitened(Scaled):
         )
 
 
-@ESTIMATORS.register("reinforce_pp")
+@ESTIMATORS.register
 @dataclass(frozen=True)
 class ReinforcePP(_Whitened):
     """REINFORCE++: ``A = whiten_B(s)`` with no group baseline.
@@ -148,7 +149,7 @@ class ReinforcePP(_Whitened):
         return self._whiten(batch.scalar, batch)
 
 
-@ESTIMATORS.register("reinforce_pp_baseline")
+@ESTIMATORS.register
 @dataclass(frozen=True)
 class ReinforcePPBaseline(_Whitened, Grouped):
     """REINFORCE++ with a group-mean baseline: ``A = whiten_B(s - mu_g)``.
@@ -170,7 +171,7 @@ class ReinforcePPBaseline(_Whitened, Grouped):
         return self._whiten(x, batch)
 
 
-@ESTIMATORS.register("remax")
+@ESTIMATORS.register
 @dataclass(frozen=True)
 class ReMax(Estimator):
     """ReMax: ``A = s - baseline_i`` with the greedy-decoding reward from the ``--baseline``
@@ -186,7 +187,7 @@ class ReMax(Estimator):
         return np.where(np.isnan(b), 0.0, batch.scalar - b)
 
 
-@ESTIMATORS.register("opo")
+@ESTIMATORS.register
 @dataclass(frozen=True)
 class OPO(Grouped):
     """Optimal-baseline policy optimisation: ``A = s - sum_g(L s) / sum_g L`` with ``L`` the
@@ -209,11 +210,11 @@ class OPO(Grouped):
         return expand(s, v, batch, shift, live, final=True)
 
 
-@ESTIMATORS.register("gpg")
+@ESTIMATORS.register
 @dataclass(frozen=True)
 class GPG(Grouped):
     """Group policy gradient: ``A = (s - mu_g) * |B| / (|B| - M)`` with ``|B|`` the scorable
-    rows of the table and ``M`` those in zero-variance groups (constant groups and
+    rows of the training batch and ``M`` those in zero-variance groups (constant groups and
     singletons), which carry no signal; the factor rescales the gradient to the live rows.
 
     Singleton group: 0, or ``s`` times the factor with ``singleton=raw``. When every row
@@ -236,7 +237,7 @@ class GPG(Grouped):
         return expand(s, v, batch, shift, live, mul=factor, final=True)
 
 
-@ESTIMATORS.register("passk")
+@ESTIMATORS.register
 @dataclass(frozen=True)
 class PassK(Scaled):
     """Pass@k advantage: only the group's first (in file order) row with the largest ``s``
@@ -272,7 +273,7 @@ class PassK(Scaled):
         return final_placed(out)
 
 
-@ESTIMATORS.register("mc_grpo")
+@ESTIMATORS.register
 @dataclass(frozen=True)
 class MCGRPO(GroupScaled):
     """Median-centred GRPO: ``A = (s - median_g) / scale``.
@@ -312,7 +313,7 @@ class MCGRPO(GroupScaled):
         return singleton_rule(a, s, v, count[codes], self.singleton, eps, mode)
 
 
-@ESTIMATORS.register("g2rpo")
+@ESTIMATORS.register
 @dataclass(frozen=True)
 class G2RPO(Grouped):
     """Gaussian rank advantage: ``A = Phi^-1((rank - 0.5) / n_g)`` with ranks 1..n_g
@@ -331,7 +332,7 @@ class G2RPO(Grouped):
         return seg_normal_scores(batch.scalar, batch.scorable, batch.order, batch.offsets, out=work("values", batch.n))
 
 
-@ESTIMATORS.register("ngrpo")
+@ESTIMATORS.register
 @dataclass(frozen=True)
 class NGRPO(GroupScaled):
     """Negative-enhanced GRPO: the group's mean and std (``ddof``, default 1) are taken over

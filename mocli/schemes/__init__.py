@@ -142,7 +142,7 @@ def _nonnegative(r: np.ndarray, scheme: str) -> None:
         )
 
 
-@SCHEMES.register("weighted_sum")
+@SCHEMES.register
 @dataclass(frozen=True)
 class WeightedSum(Scheme):
     """``s = sum_k w_k r_k`` over the non-NaN weighted objectives (TRL ``reward_weights``
@@ -156,7 +156,7 @@ class WeightedSum(Scheme):
         return kernels.weighted_nansum(r, w)
 
 
-@SCHEMES.register("weighted_mean")
+@SCHEMES.register
 @dataclass(frozen=True)
 class WeightedMean(Scheme):
     """``s = sum_k w_k r_k / sum_{k valid} w_k``: the weights of NaN cells drop out of
@@ -178,7 +178,7 @@ class WeightedMean(Scheme):
         return num / den
 
 
-@SCHEMES.register("min")
+@SCHEMES.register
 @dataclass(frozen=True)
 class Min(Scheme):
     """``s = min_k r_k``: the worst weighted objective (worst-case optimisation)."""
@@ -190,7 +190,7 @@ class Min(Scheme):
         return np.nanmin(np.where(np.isnan(r), np.inf, r), axis=1)
 
 
-@SCHEMES.register("uwo")
+@SCHEMES.register
 @dataclass(frozen=True)
 class UWO(Scheme):
     """``s = mean_k r_k - lam * var_k r_k`` with the population variance across the valid
@@ -208,12 +208,12 @@ class UWO(Scheme):
         return mean - self.lam * var
 
 
-@SCHEMES.register("chebyshev")
+@SCHEMES.register
 @dataclass(frozen=True)
 class Chebyshev(Scheme):
     """``s = -( max_k w_k (z_k - r_k) + rho * sum_k (z_k - r_k) )`` (augmented
-    Tchebycheff). The ideal point ``z`` defaults to each column's maximum over the whole
-    table; set ``ideal`` to one number for every objective or to ``a;b;c`` in objective
+    Tchebycheff). The ideal point ``z`` defaults to each column's maximum over the training
+    batch (the whole table when there is one); set ``ideal`` to one number for every objective or to ``a;b;c`` in objective
     order (all objectives, weighted or not)."""
 
     name = "chebyshev"
@@ -260,7 +260,7 @@ class Chebyshev(Scheme):
         return -(worst + self.rho * total)
 
 
-@SCHEMES.register("power_mean")
+@SCHEMES.register
 @dataclass(frozen=True)
 class PowerMean(Scheme):
     """``s = (sum_k w_k r_k^p / sum_k w_k)^(1/p)`` over the valid weighted objectives;
@@ -281,7 +281,7 @@ class PowerMean(Scheme):
         return ((powered @ w) / den) ** (1.0 / self.p)
 
 
-@SCHEMES.register("product")
+@SCHEMES.register
 @dataclass(frozen=True)
 class Product(Scheme):
     """``s = prod_k r_k^(w_k)`` over the valid weighted objectives (multiplicative
@@ -296,7 +296,7 @@ class Product(Scheme):
         return np.prod(powered, axis=1)
 
 
-@SCHEMES.register("gated")
+@SCHEMES.register
 @dataclass(frozen=True)
 class Gated(Scheme):
     """``s = sum_{k in B} w_k r_k`` when every constraint holds, else ``fail_value``.
