@@ -191,6 +191,13 @@ def test_docs_page_is_generated_from_the_code():
     assert page == reference_markdown(), "docs/estimators.md drifted: run python -m mocli.catalog > docs/estimators.md"
 
 
+def test_cli_reference_page_is_generated_from_the_help():
+    from mocli.cli.reference import reference_markdown
+
+    page = (ROOT / "docs" / "cli.md").read_text()
+    assert page == reference_markdown(), "docs/cli.md drifted: run python -m mocli.cli.reference > docs/cli.md"
+
+
 def test_every_estimator_docstring_states_its_numerics():
     from mocli.catalog import estimators
 
