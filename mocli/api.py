@@ -239,8 +239,8 @@ def analyze(
             profile=s.profile, compare=compare, slices=slices, slice_column=by, keep_advantages=compare,
             figures=figures,
         )
-    report._frame = loaded.public_frame()  # type: ignore[attr-defined]
-    report._group = loaded.group  # type: ignore[attr-defined]
+    report.frame = loaded.public_frame()
+    report.group = loaded.group
     return annotate(report, loaded.batch_label, s.profile_notes() + loaded.notes, loaded.warnings)
 
 
@@ -296,9 +296,9 @@ def flip_rows(report, a: str, b: str, limit: int = 20, width: int = 60) -> list[
     first, with the group key, the rewards and any text columns (truncated)."""
     from .diagnostics import flips
 
-    frame = getattr(report, "_frame", None)
-    group = getattr(report, "_group", None)
-    batch = report._batch
+    frame = report.frame
+    group = report.group
+    batch = report.batch
     out = []
     for row, va, vb in flips(report, a, b, limit):
         entry: dict[str, Any] = {"row": row}

@@ -179,7 +179,7 @@ def _say(notes, warnings) -> None:
 
 
 def _notes(report) -> None:
-    _say(getattr(report, "notes", ()), getattr(report, "warnings", ()))
+    _say(report.notes, report.warnings)
 
 
 def _terminal() -> bool:
@@ -248,7 +248,7 @@ def compare(
     report = analyze_api(inputs, s, by=by, compare=True, figures=f == "table" and _terminal())
     _notes(report)
     labels = report.labels
-    if getattr(report, "_advantages", None) is None:  # streamed: the advantages were not kept
+    if report.advantages is None:  # streamed: the advantages were not kept
         sys.stderr.write("note: the rows that flip sign are listed only for a table analysed in memory\n")
         flips = None
     else:

@@ -38,6 +38,12 @@ class Report:
     figures: Figures | None = field(default=None, repr=False, compare=False)
     notes: list[str] = field(default_factory=list, repr=False, compare=False)
     warnings: list[str] = field(default_factory=list, repr=False, compare=False)
+    # kept for what reads rows back (the rows that flip sign), when the table was analysed
+    # in memory with ``keep_advantages``; None otherwise (streamed)
+    advantages: dict[str, np.ndarray] | None = field(default=None, repr=False, compare=False)
+    batch: Any = field(default=None, repr=False, compare=False)  # the prepared batch (NaN omitted)
+    frame: Any = field(default=None, repr=False, compare=False)  # the rows as read (a DataFrame)
+    group: str | None = field(default=None, repr=False, compare=False)  # the group column of ``frame``
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -152,8 +158,8 @@ def _one(rollouts, resolved, scheme, conds, compare, keep, figures=False) -> Rep
     if figures:
         report.figures = make_figures(advs, base)
     if keep:
-        report._advantages = advs  # type: ignore[attr-defined]
-        report._batch = base  # type: ignore[attr-defined]
+        report.advantages = advs
+        report.batch = base
     return report
 
 
@@ -200,8 +206,8 @@ def tally_rollouts(rollouts, resolved, scheme, conds, compare):
 def flips(report: Report, a: str, b: str, limit: int = 20) -> list[tuple[int, float, float]]:
     """Rows whose sign differs between estimators ``a`` and ``b``, most telling first (the
     smaller of the two magnitudes, descending): ``(row, A_a, A_b)``."""
-    advs = getattr(report, "_advantages", None)
-    batch = getattr(report, "_batch", None)
+    advs = report.advantages
+    batch = report.batch
     if advs is None or batch is None:
         raise UsageError("flips need a report made with keep_advantages=True")
     A, B = advs[a], advs[b]
