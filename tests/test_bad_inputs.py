@@ -285,8 +285,7 @@ def _interrupt(cmd: list[str], sig: int, delay: float, env: dict) -> tuple[int, 
     return proc.returncode, err.decode()
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-@pytest.mark.parametrize("streamed", [False, True])
+@pytest.mark.parametrize("sig, streamed", [(signal.SIGINT, True), (signal.SIGTERM, False)])
 def test_signals_mid_run_leave_nothing_behind(folder, large, sig, streamed):
     """The signal lands at several moments (reading, computing, writing); whatever the
     moment, the run ends with 128 + the signal and one line and the old output untouched,
