@@ -35,6 +35,7 @@ KEYS: dict[str, tuple[type, ...]] = {
     "steps": (str,),
     "device": (str,),
     "memory_limit": (str,),
+    "batch_by": (str,),
 }
 
 
