@@ -330,7 +330,7 @@ def test_chunk_folders_of_dead_processes_are_removed(run_cli, folder):
     (stale / "chunk00000-000000.arrow").write_bytes(b"x" * 1000)
     alive = chunks / f"mocli-chunks-{os.getpid()}-efgh"
     alive.mkdir()
-    code, _, err = run_cli("analyze", folder / "ok.parquet", "-g", "g", "--memory-limit", "1KB", "--format", "json")
-    assert code == 0 and "streamed in" in err, err
+    code, _, err = run_cli("inspect", folder / "ok.parquet", "-g", "g", "--format", "json")  # any command
+    assert code == 0, err
     assert not stale.exists() and alive.exists()
     shutil.rmtree(alive)

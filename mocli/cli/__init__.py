@@ -51,6 +51,12 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in args
     args = [a for a in args if a != "--debug"]
     command = typer.main.get_command(app)
+    with contextlib.suppress(OSError):
+        import os
+
+        from ..stream import clean_stale_chunks
+
+        clean_stale_chunks(os.environ.get("MOCLI_TMPDIR") or None)  # what killed runs left
     try:
         with handling_signals(last=argv is None), progress_on_stderr():
             rv = command.main(args=args, prog_name="mocli", standalone_mode=False)
