@@ -295,30 +295,41 @@ def flip_rows(report, a: str, b: str, limit: int = 20, width: int = 60) -> list[
     """The rows whose advantage sign differs between estimators ``a`` and ``b``, most telling
     first, with the group key, the rewards and any text columns (truncated)."""
     from .diagnostics import flips
+    from .frameworks import display_text
 
     frame = report.frame
     group = report.group
     batch = report.batch
-    out = []
-    for row, va, vb in flips(report, a, b, limit):
+    out: list[dict[str, Any]] = []
+    rows = flips(report, a, b, limit)
+    picked = frame[[r for r, _, _ in rows]] if frame is not None else None
+    texts = {}  # text columns as text (a TRL conversation as its messages)
+    if picked is not None:
+        for col in TEXT_COLUMNS:
+            if col in picked.columns and col != group:
+                texts[col] = display_text(picked.get_column(col)).to_list()
+    for i, (row, va, vb) in enumerate(rows):
         entry: dict[str, Any] = {"row": row}
-        if frame is not None and group is not None and group in frame.columns:  # not a helper column
-            key = frame.get_column(group)[row]
+        if picked is not None and group is not None and group in picked.columns:
+            key = picked.get_column(group)[i]
             entry["group"] = key if isinstance(key, (int, float, str)) else str(key)
+        elif "prompt" in texts:  # a group mocli formed (TRL's runs of one prompt): its prompt
+            entry["group"] = _clip(texts["prompt"][i], width)
         entry[a] = va
         entry[b] = vb
         entry["rewards"] = {
             name: (None if np.isnan(v) else float(v)) for name, v in zip(batch.names, batch.rewards[row])
         }
-        if frame is not None:
-            for col in TEXT_COLUMNS:
-                if col in frame.columns and frame.schema[col] == pl.String and col != group:
-                    text = frame.get_column(col)[row]
-                    if text is not None:
-                        text = " ".join(str(text).split())
-                        entry[col] = text if len(text) <= width else text[: width - 1] + "…"
+        for col, values in texts.items():
+            if values[i] is not None:
+                entry[col] = _clip(values[i], width)
         out.append(entry)
     return out
+
+
+def _clip(text: str, width: int) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def verify(

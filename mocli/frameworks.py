@@ -119,6 +119,18 @@ def text_key(column: pl.Series) -> pl.Series:
         return column.map_elements(lambda v: json.dumps(v, sort_keys=True, default=str), return_dtype=pl.String)
 
 
+def display_text(column: pl.Series) -> pl.Series:
+    """A column as text for people: a conversation as ``role: content`` messages joined by
+    `` | ``; anything else as :func:`text_key` gives it."""
+    dtype = column.dtype
+    if isinstance(dtype, pl.List) and isinstance(dtype.inner, pl.Struct):
+        fields = {f.name for f in dtype.inner.fields}
+        if {"role", "content"} <= fields:
+            message = pl.concat_str(pl.element().struct.field("role"), pl.lit(": "), pl.element().struct.field("content"))
+            return column.to_frame("c").select(pl.col("c").list.eval(message).list.join(" | ")).to_series()
+    return text_key(column)
+
+
 # ---------------------------------------------------------------------------------------
 # TRL: output_dir/completions/completions_NNNNN.parquet (one generation batch a file)
 # ---------------------------------------------------------------------------------------

@@ -251,3 +251,11 @@ def test_nemo_rl_groups_are_prompts_within_a_step():
     loaded = mocli.load([NEMO / "june2025"], source="nemo_rl")
     assert loaded.rollouts.n_groups == 96 and set(np.diff(loaded.rollouts.offsets)) == {4}
     assert loaded.batch == "step" and sorted(set(loaded.frame["step"].to_list())) == [0, 1, 2]
+
+
+def test_trl_chat_rows_that_flip_sign_show_the_conversation(run_cli):
+    code, out, err = run_cli("compare", TRL / "chat", "--from", "trl", "-e", "grpo", "-e", "gdpo", "--format", "json")
+    assert code == 0, err
+    first = json.loads(out)["flips"]["grpo|gdpo"][0]
+    assert first["group"].startswith("user: What is") and first["prompt"] == first["group"]
+    assert first["completion"].startswith("assistant: ")
