@@ -413,7 +413,7 @@ def inspect(inputs: Sequence[str | os.PathLike], settings: Settings | None = Non
 
 
 def _inspect_one(inputs, s: Settings) -> dict[str, Any]:
-    from .io import schema_of
+    from .io import group_sizes_by_batch, schema_of
     from .kernels import seg_mean_var
 
     loaded = s.load(inputs, all_columns=bool(s.source))
@@ -428,15 +428,10 @@ def _inspect_one(inputs, s: Settings) -> dict[str, Any]:
     sizes = np.diff(ro.offsets)
     scorable = ~np.all(np.isnan(ro.rewards), axis=1)
     _, _, counts, _ = seg_mean_var(np.zeros(ro.n), scorable, ro.order, ro.offsets, 0)
-    by_batch: dict[str, Any] = {}
-    if ro.batch is not None and loaded.batch in frame.columns:
-        first = ro.order[ro.offsets[:-1]]
-        of_group = ro.batch[first]
-        values = frame.get_column(loaded.batch).to_list()
-        for b in np.unique(of_group):
-            sz = sizes[of_group == b]
-            key = values[int(first[np.flatnonzero(of_group == b)[0]])]
-            by_batch[str(key)] = {"groups": int(sz.size), "min": int(sz.min()), "median": float(np.median(sz)), "max": int(sz.max())}
+    by_batch = {
+        str(key): {"groups": int(sz.size), "min": int(sz.min()), "median": float(np.median(sz)), "max": int(sz.max())}
+        for key, sz in (group_sizes_by_batch(ro, frame, loaded.batch).items() if loaded.batch else [])
+    }
     if loaded.scalar and not s.rewards:
         trained = f"'{loaded.scalar}' as logged"
     else:

@@ -617,6 +617,23 @@ def load(
     )
 
 
+def group_sizes_by_batch(ro: Rollouts, df: pl.DataFrame, batch: str) -> dict[Any, np.ndarray]:
+    """The sizes of the groups of each training batch, keyed by the batch column's value
+    (in the order batches first appear); empty without batches."""
+    if ro.batch is None or batch not in df.columns or ro.n_groups == 0:
+        return {}
+    sizes = np.diff(ro.offsets)
+    first = ro.order[ro.offsets[:-1]]  # each group's first row
+    of_group = ro.batch[first]
+    order = np.argsort(of_group, kind="stable")
+    bounds = np.flatnonzero(np.diff(of_group[order])) + 1
+    values = df.get_column(batch)
+    out = {}
+    for part in np.split(order, bounds):
+        out[values[int(first[part[0]])]] = sizes[part]
+    return out
+
+
 def layout_warnings(ro: Rollouts, df: pl.DataFrame, p: Plan) -> list[str]:
     """What the loaded layout says may be wrong: every group a singleton (no
     group-relative signal at all: the wrong group column?), and in a framework's dump,
@@ -630,15 +647,7 @@ def layout_warnings(ro: Rollouts, df: pl.DataFrame, p: Plan) -> list[str]:
     elif p.dump is not None:
         from .frameworks import group_size_warnings
 
-        sizes = np.diff(ro.offsets)
-        if p.batch is not None and ro.batch is not None:
-            first_row = ro.order[ro.offsets[:-1]]
-            batch_of_group = ro.batch[first_row]
-            values = df.get_column(p.batch).to_list()
-            by_batch = {values[int(first_row[np.flatnonzero(batch_of_group == b)[0]])]: sizes[batch_of_group == b]
-                        for b in np.unique(batch_of_group)}
-        else:
-            by_batch = {"all": sizes}
+        by_batch = group_sizes_by_batch(ro, df, p.batch) if p.batch is not None else {"all": np.diff(ro.offsets)}
         out += group_size_warnings(by_batch, describe_batch(p.batch))
     return out
 
