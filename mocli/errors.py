@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 
+def first_line(exc: BaseException) -> str:
+    """An exception's message as one line (a reader's error can run to many), for an
+    ``error:`` line that names the file or output it is about."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
 class MocliError(Exception):
     """Bad usage or bad input: the message names the culprit and what is accepted."""
 

@@ -22,7 +22,7 @@ from typing import Any, Sequence
 import numpy as np
 import polars as pl
 
-from .errors import InputError, UsageError
+from .errors import InputError, UsageError, first_line
 from .registry import suggest
 
 SOURCES = ("trl", "verl", "nemo_rl", "auto")
@@ -64,10 +64,6 @@ def _step_from_name(path: Path) -> int | None:
     return int(nums[-1]) if nums else None
 
 
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
 
 def _read(path: Path) -> pl.DataFrame:
     from .io import read_ndjson_lines
@@ -78,7 +74,7 @@ def _read(path: Path) -> pl.DataFrame:
         return pl.read_ndjson(path, infer_schema_length=None)
     except Exception as exc:
         if path.suffix.lower() == ".parquet":
-            raise InputError(f"cannot read '{path}': {_first_line(exc)}") from None
+            raise InputError(f"cannot read '{path}': {first_line(exc)}") from None
     # a byte-order mark, NaN tokens (json.dumps writes them for a NaN score), or a bad
     # line: read line by line, which names the line
     return read_ndjson_lines(path, constants=True)
@@ -94,7 +90,7 @@ def _concat(frames: list[pl.DataFrame]) -> pl.DataFrame:
     try:
         return pl.concat(frames, how="diagonal_relaxed")
     except Exception as exc:
-        raise InputError(f"the dump's files do not share one layout: {_first_line(exc)}") from None
+        raise InputError(f"the dump's files do not share one layout: {first_line(exc)}") from None
 
 
 def _with_step(df: pl.DataFrame, path: Path) -> pl.DataFrame:
@@ -354,7 +350,7 @@ def read_nemo_rl(paths: Sequence[Path], exclude: Sequence[str] = ()) -> Dump:
         try:
             lines = path.read_text(encoding="utf-8-sig").splitlines()
         except (OSError, UnicodeDecodeError) as exc:
-            raise InputError(f"cannot read '{path}': {_first_line(exc)}") from None
+            raise InputError(f"cannot read '{path}': {first_line(exc)}") from None
         for ln, line in enumerate(lines, 1):
             if not line.strip():
                 continue

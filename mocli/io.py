@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 
 from .batch import HUGE, Rollouts
-from .errors import InputError, UsageError
+from .errors import InputError, UsageError, first_line
 from .kernels import csr_from_codes
 from .registry import suggest
 
@@ -143,10 +143,6 @@ def hive_columns(path: Path) -> dict[str, object]:
     return out
 
 
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
 
 # cells a CSV writer leaves for "no value" (pandas, R, Python's str(float('nan'))): null,
 # which in a reward column means not applicable
@@ -206,7 +202,7 @@ def read_ndjson_lines(path: Path, constants: bool = False) -> pl.DataFrame:
     try:
         return pl.DataFrame(rows, infer_schema_length=None)
     except Exception as exc:
-        raise InputError(f"cannot read '{path}': {_first_line(exc)}") from None
+        raise InputError(f"cannot read '{path}': {first_line(exc)}") from None
 
 
 def read_error(path: Path, exc: BaseException) -> InputError:
@@ -219,7 +215,7 @@ def read_error(path: Path, exc: BaseException) -> InputError:
             read_ndjson_lines(path)
         except InputError as located:
             return located
-    return InputError(f"cannot read '{path}': {_first_line(exc)}")
+    return InputError(f"cannot read '{path}': {first_line(exc)}")
 
 
 def _scan(path: Path) -> pl.LazyFrame:
@@ -242,7 +238,7 @@ def _scan(path: Path) -> pl.LazyFrame:
     except InputError:
         raise
     except Exception as exc:  # polars raises many kinds
-        raise InputError(f"cannot read '{path}' as {kind}: {_first_line(exc)}") from None
+        raise InputError(f"cannot read '{path}' as {kind}: {first_line(exc)}") from None
 
 
 def _kind(dtype: pl.DataType) -> str:
@@ -329,7 +325,7 @@ def read_columns(paths: Sequence[Path], columns: Sequence[str] | None) -> pl.Dat
     try:
         return pl.concat(frames, how="diagonal_relaxed")
     except Exception as exc:
-        raise InputError(f"the inputs' columns do not fit together: {_first_line(exc)}") from None
+        raise InputError(f"the inputs' columns do not fit together: {first_line(exc)}") from None
 
 
 # ---------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from .errors import InputError, Interrupted, UsageError
+from .errors import InputError, Interrupted, UsageError, first_line
 
 _received: list[int] = []  # signals seen, acted on at the next check
 committed: list[str] = []  # outputs renamed into place, whole, in this run
@@ -78,10 +78,6 @@ def check_interrupted() -> None:
         raise Interrupted(_received[0])
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
 
 @contextlib.contextmanager
 def replacing(path: str | os.PathLike, what: str = "") -> Iterator[str]:
@@ -93,7 +89,7 @@ def replacing(path: str | os.PathLike, what: str = "") -> Iterator[str]:
     try:
         fd, tmp = tempfile.mkstemp(dir=target.resolve().parent, prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp")
     except OSError as exc:
-        raise InputError(f"cannot write '{path}': {exc.strerror or _first_line(exc)} (in folder '{target.resolve().parent}')") from None
+        raise InputError(f"cannot write '{path}': {exc.strerror or first_line(exc)} (in folder '{target.resolve().parent}')") from None
     try:
         os.close(fd)
         umask = os.umask(0)
@@ -111,7 +107,7 @@ def replacing(path: str | os.PathLike, what: str = "") -> Iterator[str]:
             raise
         if isinstance(exc, Exception):
             how = f" as {what}" if what else ""
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else _first_line(exc)
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else first_line(exc)
             with contextlib.suppress(OSError):
                 if shutil.disk_usage(target.resolve().parent).free < 1 << 20:
                     reason = f"no space left on the device ({reason})"
