@@ -5,12 +5,12 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from .api import Settings, advantages_table, analyze, flip_rows, verify
-from .batch import Batch, Rollouts, prepare
+from .core.rollouts import Batch, Rollouts, prepare
 from .diagnostics import Report, analyze_rollouts
 from .errors import InputError, MocliError, UsageError
 from .estimators import ESTIMATORS, Estimator
-from .io import load, write_table
-from .pipeline import compute_advantages, make_estimator, make_scheme
+from .io.files import load, write_table
+from .engine.pipeline import compute_advantages, make_estimator, make_scheme
 from .profiles import PROFILES
 from .schemes import SCHEMES
 

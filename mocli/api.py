@@ -15,9 +15,9 @@ import polars as pl
 
 from . import config as config_mod
 from . import kernels
-from .io import Loaded, load, scan_all
+from .io.files import Loaded, load, scan_all
 from .errors import UsageError
-from .pipeline import compute_advantages, resolve, run_estimators
+from .engine.pipeline import compute_advantages, resolve, run_estimators
 
 
 @dataclass
@@ -60,7 +60,7 @@ class Settings:
         """``--from auto`` resolved to the framework that wrote the inputs, and the profile
         that ``--from`` implies when none is given (else ``mocli``)."""
         if self.source and inputs is not None and not hasattr(inputs, "rewards"):
-            from .frameworks import resolve_source
+            from .io.frameworks import resolve_source
 
             self.source = resolve_source(self.source, [str(i) for i in inputs])
         if self.profile is None:
@@ -118,13 +118,13 @@ def write_advantages(
     ``overwrite_input``. Only the columns the estimators read are loaded; the advantage
     columns are then written alongside the input files streamed through, so the whole
     table is never held. An input over the memory limit (``memory_limit``, see
-    :func:`mocli.stream.chunks_needed`) is computed in group-complete chunks, so that only
+    :func:`mocli.engine.stream.chunks_needed`) is computed in group-complete chunks, so that only
     the advantage columns are held whole. A framework's dump is read and written whole."""
-    from .io import plan, write_table
-    from .outputs import refuse_inputs
-    from .pipeline import make_scheme
+    from .io.files import plan, write_table
+    from .io.outputs import refuse_inputs
+    from .engine.pipeline import make_scheme
     from .schemes import Condition
-    from .stream import advantages_chunked, chunked_input, chunks_needed, human_size
+    from .engine.stream import advantages_chunked, chunked_input, chunks_needed, human_size
 
     s = (settings or Settings.merge(**options)).settled(inputs)
     specs = s.estimators or ["grpo"]
@@ -161,8 +161,8 @@ def _write_beside_inputs(p, adv: dict[str, np.ndarray], output, dtype) -> list[s
     of ``adv`` (rows in input order) in place of a same-named input column (where
     ``with_columns`` would put it) or appended; ``adv`` is emptied as its columns are
     handed over. Returns the names of the columns written."""
-    from .io import write_table
-    from .stream import ROW
+    from .io.files import write_table
+    from .engine.stream import ROW
 
     names = {label: f"adv:{label}" for label in adv}
     temp = {label: f"{ROW}{i}" for i, label in enumerate(adv)}
@@ -199,12 +199,12 @@ def analyze(
     and keeps the advantages so that :func:`flip_rows` can list the rows that flip sign.
     An input whose columns would not fit in ``memory_limit`` (a size such as ``"2GB"``;
     default: half the available memory) is analysed in group-complete chunks
-    (:mod:`mocli.stream`): the same report, without the pictures (``figures``) and without
+    (:mod:`mocli.engine.stream`): the same report, without the pictures (``figures``) and without
     the advantages; ``require_figures`` makes that an error instead.
     """
-    from .batch import Rollouts
+    from .core.rollouts import Rollouts
     from .diagnostics import analyze_rollouts
-    from .io import expand_inputs, schema_of
+    from .io.files import expand_inputs, schema_of
 
     s = (settings or Settings.merge(**options)).settled(inputs)
     if isinstance(inputs, Rollouts):
@@ -264,10 +264,10 @@ def _analyze_streamed(inputs, s: Settings, by: str | None, compare: bool, requir
     """The report of an input too large for the memory limit, built chunk by chunk; None
     when the input fits (the caller then works in memory)."""
     from .diagnostics import default_estimators_for
-    from .io import plan
-    from .pipeline import make_scheme
+    from .io.files import plan
+    from .engine.pipeline import make_scheme
     from .schemes import Condition
-    from .stream import analyze_chunked, chunked_input, chunks_needed, human_size
+    from .engine.stream import analyze_chunked, chunked_input, chunks_needed, human_size
 
     p = plan(inputs, extra=[by] if by else [], **s.roles())
     n, limit = chunks_needed(p, s.memory_limit, keep_in_memory=require_figures or compare)
@@ -286,7 +286,7 @@ def _analyze_streamed(inputs, s: Settings, by: str | None, compare: bool, requir
     with kernels.device(s.device), chunked_input(p, n) as chunked:
         report = analyze_chunked(chunked, resolved, scheme, conds, compare=compare, by=by)
     streamed = f"streamed in {n} group-complete chunks ({chunked.rows} rows; memory limit {human_size(limit)})"
-    from .io import describe_batch
+    from .io.files import describe_batch
 
     return annotate(report, describe_batch(p.batch), s.profile_notes() + p.notes, p.warnings, [streamed])
 
@@ -295,7 +295,7 @@ def flip_rows(report, a: str, b: str, limit: int = 20, width: int = 60) -> list[
     """The rows whose advantage sign differs between estimators ``a`` and ``b``, most telling
     first, with the group key, the rewards and any text columns (truncated)."""
     from .diagnostics import flips
-    from .frameworks import display_text
+    from .io.frameworks import display_text
 
     frame = report.frame
     group = report.group
@@ -342,10 +342,10 @@ def verify(
     **options: Any,
 ):
     """Recompute the advantages under the profile and compare them with the ``logged``
-    column (:class:`mocli.verification.Verification`). With ``--from`` the dump's own advantage
+    column (:class:`mocli.diagnostics.verify.Verification`). With ``--from`` the dump's own advantage
     column is the default."""
     from .errors import UsageError
-    from .verification import verify_rollouts
+    from .diagnostics.verify import verify_rollouts
 
     s = (settings or Settings.merge(**options)).settled(inputs)
     spec = (s.estimators or ["grpo"])
@@ -369,7 +369,7 @@ def verify(
     if not loaded.group.startswith("__mocli_"):
         keys = loaded.frame.get_column(loaded.group).to_list()
     elif "prompt" in loaded.frame.columns:  # a group mocli formed (TRL's runs): name it by its prompt
-        from .frameworks import text_key
+        from .io.frameworks import text_key
 
         keys = text_key(loaded.frame.get_column("prompt")).to_list()
     else:
@@ -391,7 +391,7 @@ def inspect(inputs: Sequence[str | os.PathLike], settings: Settings | None = Non
     several files that do not share one layout and cannot be read as one table (and no
     ``--from``), each file is described on its own under ``layouts``."""
     from .errors import MocliError
-    from .io import expand_inputs, schema_of
+    from .io.files import expand_inputs, schema_of
 
     s = (settings or Settings.merge(**options)).settled(inputs)
     try:
@@ -413,7 +413,7 @@ def inspect(inputs: Sequence[str | os.PathLike], settings: Settings | None = Non
 
 
 def _inspect_one(inputs, s: Settings) -> dict[str, Any]:
-    from .io import group_sizes_by_batch, schema_of
+    from .io.files import group_sizes_by_batch, schema_of
     from .kernels import seg_mean_var
 
     loaded = s.load(inputs, all_columns=bool(s.source))

@@ -16,8 +16,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .batch import Rollouts
-from .pipeline import compute_advantages
+from .core.rollouts import Rollouts
+from .engine.pipeline import compute_advantages
 
 
 def _numpy(x: Any) -> np.ndarray:

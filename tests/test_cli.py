@@ -185,10 +185,10 @@ def test_listings_json(run_cli):
 
 
 def test_docs_page_is_generated_from_the_code():
-    from mocli.catalog import reference_markdown
+    from mocli.render.catalog import reference_markdown
 
     page = (ROOT / "docs" / "estimators.md").read_text()
-    assert page == reference_markdown(), "docs/estimators.md drifted: run python -m mocli.catalog > docs/estimators.md"
+    assert page == reference_markdown(), "docs/estimators.md drifted: run python -m mocli.render.catalog > docs/estimators.md"
 
 
 def test_cli_reference_page_is_generated_from_the_help():
@@ -199,7 +199,7 @@ def test_cli_reference_page_is_generated_from_the_help():
 
 
 def test_every_estimator_docstring_states_its_numerics():
-    from mocli.catalog import estimators
+    from mocli.render.catalog import estimators
 
     for e in estimators():
         assert "=" in e["doc"] and e["source"], e["name"]

@@ -174,7 +174,7 @@ def test_steps_option_errors(run_cli, tmp_path):
 
 
 def test_long_work_reports_progress(tmp_path):
-    from mocli.io import reporting
+    from mocli.io.files import reporting
 
     for i in range(5):
         pl.DataFrame({"g": [i, i], "r_reward": [0.0, 1.0], "step": [i, i]}).write_parquet(tmp_path / f"part-{i}.parquet")

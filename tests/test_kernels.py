@@ -178,9 +178,9 @@ def test_fused_group_z_equals_the_composed_rule_bit_for_bit(eps_mode, singleton,
     primitives and NumPy) must give the very same bits, for every eps mode, ddof and singleton policy, and
     unscaled (the group-centred values of dr_grpo and reinforce_pp_baseline)."""
     from mocli import kernels as K
-    from mocli.batch import Rollouts, prepare
+    from mocli.core.rollouts import Rollouts, prepare
     from mocli.estimators.normalise import group_z
-    from mocli.pipeline import make_scheme
+    from mocli.engine.pipeline import make_scheme
 
     rng = np.random.default_rng(11)
     n = 5000
@@ -203,8 +203,8 @@ def test_fused_group_z_equals_the_composed_rule_bit_for_bit(eps_mode, singleton,
 def test_group_order_layout_gathers_and_scatters_exactly():
     """take / put_finished are x[order] and its inverse (zeroing and clipping fused);
     a batch's grouped copy holds the same rows with each group contiguous."""
-    from mocli.batch import Rollouts, prepare
-    from mocli.pipeline import make_scheme
+    from mocli.core.rollouts import Rollouts, prepare
+    from mocli.engine.pipeline import make_scheme
 
     rng = np.random.default_rng(5)
     n = 3000
@@ -276,8 +276,8 @@ def test_fused_cpu_steps_equal_the_composed_path(spec, weights, monkeypatch):
     constant groups, rows out of group order; objectives taken one by one and four side
     by side."""
     from mocli import kernels as K
-    from mocli.batch import Rollouts, prepare
-    from mocli.pipeline import make_estimator, make_scheme
+    from mocli.core.rollouts import Rollouts, prepare
+    from mocli.engine.pipeline import make_estimator, make_scheme
 
     w = WEIGHTS[weights]
     k = len(w)
@@ -340,8 +340,8 @@ def test_objective_kernels_outside_the_estimator_call(spec):
     """The multi-objective kernels read rows in group order. Called on a batch out of
     group order (``compute`` directly, not through ``__call__``) they still answer in the
     batch's own order; a table whose rows already lie in group order gives the same numbers."""
-    from mocli.batch import Rollouts, prepare
-    from mocli.pipeline import make_estimator, make_scheme
+    from mocli.core.rollouts import Rollouts, prepare
+    from mocli.engine.pipeline import make_estimator, make_scheme
 
     rng = np.random.default_rng(5)
     n = 900
@@ -366,8 +366,8 @@ def test_estimators_share_scratch_arrays_and_never_return_them(sort_rows):
     array (an advantage vector sharing a scratch array would change under the caller
     when the next estimator runs). Outside an estimator call the steps get new arrays;
     release drops the scratch."""
-    from mocli.batch import Rollouts, prepare
-    from mocli.pipeline import make_estimator, make_scheme
+    from mocli.core.rollouts import Rollouts, prepare
+    from mocli.engine.pipeline import make_estimator, make_scheme
 
     rng = np.random.default_rng(8)
     n = 1200
@@ -401,8 +401,8 @@ def test_group_order_copy_is_freed_on_release_without_the_garbage_collector(sort
     import gc
     import weakref
 
-    from mocli.batch import Rollouts, prepare
-    from mocli.pipeline import make_estimator, make_scheme
+    from mocli.core.rollouts import Rollouts, prepare
+    from mocli.engine.pipeline import make_estimator, make_scheme
 
     rng = np.random.default_rng(2)
     codes = rng.integers(0, 50, 400)
@@ -425,7 +425,7 @@ def test_masked_comoments_read_in_place_equal_the_copied_rows():
     """The conflict correlations read two strided columns in place over the rows where both
     are valid: the co-moments of the copied rows, to rounding; none valid gives zeros."""
     from mocli.kernels import fused
-    from mocli.tally import CoMoments
+    from mocli.core.tally import CoMoments
 
     rng = np.random.default_rng(11)
     m = rng.normal(size=(70001, 3)) * [1.0, 1e-3, 50.0] + [1e6, 0.0, -3.0]
@@ -444,7 +444,7 @@ def test_masked_moments_in_four_lanes_equal_the_copied_rows(n):
     numbers of :meth:`Moments.of` on the copied valid rows, to rounding, whatever the
     table's length against the blocks and quads; extremes and counts exactly."""
     from mocli.kernels import fused
-    from mocli.tally import Moments
+    from mocli.core.tally import Moments
 
     rng = np.random.default_rng(n)
     x = rng.normal(size=n) * 3.0 + 1e6  # offset: the corrected two-pass must hold it

@@ -14,7 +14,7 @@ from rich.console import Console
 
 import mocli
 from mocli.cli import render
-from mocli.html import render_html
+from mocli.render.html import render_html
 
 ROOT = Path(__file__).resolve().parents[1]
 MATH = ROOT / "sample_data" / "math.parquet"

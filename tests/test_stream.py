@@ -13,11 +13,11 @@ import polars as pl
 import pytest
 
 import mocli
-from mocli.io import plan
-from mocli.pipeline import make_scheme, resolve
-from mocli.stream import analyze_chunked, chunked_input, parse_size
-from mocli.tally import CoMoments, Influence, Moments, SizeMedian, merge
-from mocli.values import Values, spilling
+from mocli.io.files import plan
+from mocli.engine.pipeline import make_scheme, resolve
+from mocli.engine.stream import analyze_chunked, chunked_input, parse_size
+from mocli.core.tally import CoMoments, Influence, Moments, SizeMedian, merge
+from mocli.core.values import Values, spilling
 
 
 def same(a, b, path="", rel=1e-9):
@@ -241,7 +241,7 @@ def test_the_statistics_pass_keeps_what_a_scheme_step_needs(tmp_path):
     statistics passes; one whose NaN policy prepares its own chebyshev score (a batch-wide
     ideal point) must stay, or its chunks would use their own ideal point."""
     from mocli import compute_advantages
-    from mocli.stream import advantages_chunked
+    from mocli.engine.stream import advantages_chunked
 
     path = tmp_path / "r.parquet"
     rollout_table(3000, seed=4).write_parquet(path)

@@ -9,7 +9,7 @@ import sys
 import typer
 
 from ..errors import Interrupted, MocliError
-from ..outputs import check_interrupted, committed, handling_signals
+from ..io.outputs import check_interrupted, committed, handling_signals
 from .commands import app
 
 
@@ -29,7 +29,7 @@ def progress_on_stderr():
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from ..io import reporting
+    from ..io.files import reporting
 
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    console=Console(stderr=True), transient=True)
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.suppress(OSError):
         import os
 
-        from ..stream import clean_stale_chunks
+        from ..engine.stream import clean_stale_chunks
 
         clean_stale_chunks(os.environ.get("MOCLI_TMPDIR") or None)  # what killed runs left
     try:

@@ -11,14 +11,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .. import catalog
-from .. import check as check_mod
+from ..render import catalog
+from ..diagnostics import check as check_mod
 from ..api import Settings, analyze as analyze_api, write_advantages, flip_rows, inspect as inspect_api, verify as verify_api
 from ..errors import UsageError
-from ..io import check_output, write_table
-from ..samples import SAMPLES, sample
+from ..io.files import check_output, write_table
+from ..io.samples import SAMPLES, sample
 from . import options as o
-from . import render
+from ..render import terminal as render
 
 app = typer.Typer(
     name="mocli",
@@ -200,7 +200,7 @@ def _report_output(report, fmt: str, title: str, flips: dict | None = None) -> N
 
 
 def _write_html(report, path: str, title: str) -> None:
-    from ..html import render_html
+    from ..render.html import render_html
 
     check_output_text(path)
     _write_text(path, render_html(report, title))
@@ -284,7 +284,7 @@ def check(
     if junit:
         _write_text(junit, check_mod.junit(outcomes))
     if summary:
-        from ..outputs import append_text
+        from ..io.outputs import append_text
 
         append_text(summary, check_mod.summary_markdown(outcomes), "--summary")
     if f == "json":
@@ -309,22 +309,22 @@ def check(
 
 
 def check_output_text(path: str, option: str = "output") -> None:
-    from ..outputs import check_writable
+    from ..io.outputs import check_writable
 
     check_writable(path, option)
 
 
 def _refuse_inputs(inputs, s: Settings, *outputs: tuple[str, Optional[str]]) -> None:
     """No report file may replace an input (the contract's rule for every output)."""
-    from ..io import input_files
-    from ..outputs import refuse_inputs
+    from ..io.files import input_files
+    from ..io.outputs import refuse_inputs
 
     if any(path for _, path in outputs):
         refuse_inputs(outputs, input_files(inputs, s.source))
 
 
 def _write_text(path: str, text: str) -> None:
-    from ..outputs import write_text
+    from ..io.outputs import write_text
 
     write_text(path, text)
 
@@ -372,7 +372,7 @@ def report(
     check_output_text(output)
     _refuse_inputs(inputs, s, ("-o/--output", output))
     if by is None:
-        from ..io import expand_inputs, schema_of
+        from ..io.files import expand_inputs, schema_of
 
         if s.step or (not s.source and "step" in schema_of(expand_inputs(inputs))) or s.source:
             by = s.step or "step"

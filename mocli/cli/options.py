@@ -9,7 +9,7 @@ from typing import Annotated, Callable, List, Optional
 
 import typer
 
-from ..frameworks import SOURCES
+from ..io.frameworks import SOURCES
 from ..profiles import PROFILES
 
 Inputs = Annotated[List[str], typer.Argument(help="Rollout files (.parquet, .jsonl, .json, .csv), directories or globs.", show_default=False)]

@@ -9,14 +9,14 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from ..batch import Rollouts, apply_nan_policy
+from ..core.rollouts import Rollouts, apply_nan_policy
 from ..errors import UsageError
 from ..estimators import Estimator
-from ..outputs import check_interrupted
+from ..io.outputs import check_interrupted
 from ..params import describe
-from ..pipeline import make_scheme, resolve, run_estimators
+from ..engine.pipeline import make_scheme, resolve, run_estimators
 from ..schemes import Condition, Scheme, apply_conditions
-from ..tally import Const, finish
+from ..core.tally import Const, finish
 from . import metrics
 from .figures import Figures, make_figures
 from .metrics import GroupView
@@ -132,7 +132,7 @@ def analyze_rollouts(
     if slices is not None:
         report.by_column = slice_column
         keys = np.array(["null" if v is None else str(v) for v in slices.tolist()], dtype=object)
-        from ..io import report_progress
+        from ..io.files import report_progress
 
         order = _slice_order(slices, keys)
         for done, value in enumerate(order):

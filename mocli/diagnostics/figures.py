@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..batch import Batch
+from ..core.rollouts import Batch
 from ..kernels import seg_mean_var
 
 

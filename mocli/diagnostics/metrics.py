@@ -10,11 +10,11 @@ from typing import Any
 
 import numpy as np
 
-from ..batch import Batch
+from ..core.rollouts import Batch
 from ..estimators.normalise import valid_moments
 from ..kernels import fused, seg_mean_var, seg_min_max
 from ..kernels.pairs import advantage_pairs, kendall_tau_b, objective_pairs, seg_cov
-from ..tally import (
+from ..core.tally import (
     REL, AdvantageSummary, AtExtreme, CoMoments, ColumnSummary, Const, Count, Extreme, Influence,
     Mean, Ratio, SizeMedian, VarianceShare, num, rate,
 )

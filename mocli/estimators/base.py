@@ -8,7 +8,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..batch import NAN_POLICIES, Batch
+from ..core.rollouts import NAN_POLICIES, Batch
 from ..errors import UsageError
 from ..kernels.cpu import put_finished
 from ..params import param

@@ -14,7 +14,7 @@ import numpy as np
 from .. import kernels
 from ..kernels import fused
 from ..kernels import seg_loo_mean_var, seg_mean_var
-from ..tally import Moments, Tally, merge
+from ..core.tally import Moments, Tally, merge
 
 EPS_MODES = ("add", "floor", "skip_zero")
 SINGLETON = ("zero", "raw")
@@ -52,7 +52,7 @@ _POOL: contextvars.ContextVar = contextvars.ContextVar("mocli_pool", default=Non
 def working(batch) -> Iterator[None]:
     """While an estimator computes inside its ``__call__`` (which copies or places what
     ``compute`` returns, so no work array reaches a caller), let :func:`work` hand out
-    ``batch``'s scratch arrays (see :meth:`mocli.batch.Batch.scratch`)."""
+    ``batch``'s scratch arrays (see :meth:`mocli.core.rollouts.Batch.scratch`)."""
     token = _POOL.set(batch)
     try:
         yield

@@ -16,7 +16,7 @@ from ..errors import InputError
 from ..kernels import seg_mean_var, seg_median, seg_median_mean_var, seg_normal_scores, seg_top2, seg_weighted_mean
 from ..params import param
 from .base import ESTIMATORS, Estimator, Grouped, GroupScaled, Scaled
-from ..tally import Count
+from ..core.tally import Count
 from .normalise import (
     GroupStats, batch_mean_std, batch_tally, centre, denominator, divide, expand, final_destination, final_placed,
     group_z, lone_rule, singleton_rule, whiten, work,

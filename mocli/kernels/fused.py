@@ -1,7 +1,7 @@
 """One-pass CPU kernels for estimator steps that the composed path writes as several
 primitives and NumPy expressions over whole columns.
 
-On a batch in group order (see :meth:`mocli.batch.Batch.grouped`) each kernel reads its
+On a batch in group order (see :meth:`mocli.core.rollouts.Batch.grouped`) each kernel reads its
 rows front to back, once or twice per group while they are still in cache, and writes the
 result once, where the composed path makes a NumPy pass over every row per operation.
 Every kernel here gives the numbers of its composed counterpart (the tests compare them;
@@ -187,7 +187,7 @@ def _masked_centred(x, valid, m, parts):
 
 def masked_moments(x, valid):
     """Count, mean, centred sum of squares, minimum and maximum of ``x[valid]`` (corrected
-    two-pass, as :meth:`mocli.tally.Moments.of`), without copying the valid rows out."""
+    two-pass, as :meth:`mocli.core.tally.Moments.of`), without copying the valid rows out."""
     parts = np.empty((_BLOCKS, 16))
     with _vectorised():
         _masked_moments(x, valid, parts)
@@ -238,7 +238,7 @@ def masked_comoments(x, y, vx, vy):
     """Count, means and centred sums of squares and cross products (corrected two-pass)
     of ``(x, y)`` over the rows where both ``vx`` and ``vy`` hold, reading the columns in
     place (strided views of a matrix will do): the numbers of
-    :meth:`mocli.tally.CoMoments.of` on the selected rows, to rounding. The same kernel
+    :meth:`mocli.core.tally.CoMoments.of` on the selected rows, to rounding. The same kernel
     makes both passes, about 0 and then about the means."""
     parts = np.empty((_BLOCKS, 6))
     _pair_pass(x, y, vx, vy, 0.0, 0.0, parts)

@@ -225,7 +225,7 @@ class Chebyshev(Scheme):
         k = rewards.shape[1]
         if self.ideal == "max":
             from ..estimators.normalise import batch_tally
-            from ..tally import Largest
+            from ..core.tally import Largest
 
             has = ~np.isnan(rewards)
             local = np.array([np.max(rewards[has[:, j], j]) if has[:, j].any() else -np.inf for j in range(k)])

@@ -3,7 +3,7 @@
 When the columns a report needs would not fit in the memory limit, the input is read once
 and split by a hash of the group key into chunk files in a temporary folder (every group
 lands whole in one chunk). The report is then built chunk by chunk from mergeable tallies
-(:mod:`mocli.tally`): a first pass collects the batch-wide statistics that some estimators
+(:mod:`mocli.core.tally`): a first pass collects the batch-wide statistics that some estimators
 and schemes need (GDPO's batch z-score, whitening, GPG's factor, Chebyshev's ideal point),
 a second pass computes every chunk's advantages with those whole-table statistics and
 merges its tallies. Quantiles and distinct counts come from sorted runs spilled to disk.
@@ -26,11 +26,11 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import polars as pl
 
-from .batch import Rollouts
-from .errors import InputError, UsageError
-from .estimators.normalise import BatchStats, batch_statistics
-from .outputs import check_interrupted
-from .io import Plan, _scan, hive_columns, keep_steps, read_error, report_progress, to_rollouts
+from ..core.rollouts import Rollouts
+from ..errors import InputError, UsageError
+from ..estimators.normalise import BatchStats, batch_statistics
+from ..io.outputs import check_interrupted
+from ..io.files import Plan, _scan, hive_columns, keep_steps, read_error, report_progress, to_rollouts
 
 # analyze holds about this many times the columns it reads at its peak (measured on the
 # benchmark table: 9.5x); the chunk size is chosen so that one chunk stays within the limit
@@ -245,7 +245,7 @@ def chunked_input(plan: Plan, n_chunks: int, row_index: bool = False) -> Iterato
     try:
         yield partition(plan, n_chunks, folder, row_index=row_index)
     finally:
-        from .outputs import deferred_signals
+        from ..io.outputs import deferred_signals
 
         with deferred_signals():  # an interruption here must not leave half the folder
             for _ in range(3):  # a file a native writer was still finishing: once more
@@ -316,9 +316,9 @@ def analyze_chunked(
 ):
     """The analyze report of a chunked table (equal to :func:`analyze_rollouts` on the
     whole table), with one report per value of ``by`` when given."""
-    from .diagnostics import _slice_order, report_from, tally_rollouts
-    from .tally import merge
-    from .values import spilling
+    from ..diagnostics import _slice_order, report_from, tally_rollouts
+    from ..core.tally import merge
+    from ..core.values import spilling
 
     def scopes(ro: Rollouts, frame: pl.DataFrame) -> Iterator[tuple[str | None, Rollouts]]:
         yield None, ro

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 from xml.sax.saxutils import escape, quoteattr
 
-from .errors import UsageError
-from .params import finite
-from .registry import suggest
+from ..errors import UsageError
+from ..params import finite
+from ..registry import suggest
 
 _OPS = {">=": operator.ge, "<=": operator.le, "==": operator.eq, "!=": operator.ne, ">": operator.gt, "<": operator.lt}
 _EXPR = re.compile(r"^\s*(\S+)\s*(>=|<=|==|!=|>|<)\s*(\S+)\s*$")
@@ -93,7 +93,7 @@ def evaluate(report, expressions: Sequence[Expression]) -> list[Outcome]:
 
 
 def _lookup(doc, path):
-    from .diagnostics import lookup
+    from . import lookup
 
     return lookup(doc, path)
 

@@ -14,11 +14,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .batch import Rollouts
-from .errors import InputError, MocliError
-from .params import describe
-from .pipeline import Resolved, make_estimator, make_scheme, run_estimators
-from .schemes import Condition
+from ..core.rollouts import Rollouts
+from ..errors import InputError, MocliError
+from ..params import describe
+from ..engine.pipeline import Resolved, make_estimator, make_scheme, run_estimators
+from ..schemes import Condition
 
 EPS_CANDIDATES = (0.0, 1e-9, 1e-8, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2)
 # the other estimators a trainer may have run, tried when no variation of the given one
@@ -142,7 +142,7 @@ def fit_decoupled_weights(rollouts: Rollouts, logged: np.ndarray, profile: str) 
     """The objective weights under which the weighted sum of per-objective group z-scores
     (GDPO before its batch step), centred in its training batch, is proportional to the
     logged advantages in every batch. None with one objective."""
-    from .pipeline import compute_advantages
+    from ..engine.pipeline import compute_advantages
 
     k = rollouts.rewards.shape[1]
     if k < 2:
@@ -219,7 +219,7 @@ def _hints(est, estimator, profile, rollouts, logged, present, tol, max_diff, ru
     estimators; then the reward weights that fit the log (alone and with each estimator
     tried). The first group that reproduces the log (or, when none does, the closest
     candidate, if ten times closer than the run) is named."""
-    from .profiles import PROFILES
+    from ..profiles import PROFILES
 
     def score(candidates) -> list[tuple[float, str, dict]]:
         out = []

@@ -1,7 +1,7 @@
 """What is available: estimators, schemes and profiles with their parameters, defaults,
 formulas and sources, read from the dataclass fields and docstrings. ``mocli estimators``,
 ``mocli schemes``, ``mocli profiles`` and ``docs/estimators.md`` are all made from here
-(regenerate the page with ``python -m mocli.catalog > docs/estimators.md``)."""
+(regenerate the page with ``python -m mocli.render.catalog > docs/estimators.md``)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import inspect
 import math
 from typing import Any
 
-from .estimators import ESTIMATORS
-from .params import fields_of
-from .profiles import PROFILES
-from .schemes import SCHEMES
+from ..estimators import ESTIMATORS
+from ..params import fields_of
+from ..profiles import PROFILES
+from ..schemes import SCHEMES
 
 
 def _default(value: Any) -> Any:
@@ -116,7 +116,7 @@ def reference_markdown() -> str:
     head = [
         "# Estimators, schemes and profiles",
         "",
-        "Generated from the docstrings and parameter fields by `python -m mocli.catalog`;",
+        "Generated from the docstrings and parameter fields by `python -m mocli.render.catalog`;",
         "a test fails when this page and the code disagree. Write any parameter as",
         "`NAME:key=value,key=value` (`-e gdpo:eps=1e-4,batch_norm=false`).",
         "",

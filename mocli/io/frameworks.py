@@ -22,8 +22,8 @@ from typing import Any, Sequence
 import numpy as np
 import polars as pl
 
-from .errors import InputError, UsageError, first_line
-from .registry import suggest
+from ..errors import InputError, UsageError, first_line
+from ..registry import suggest
 
 SOURCES = ("trl", "verl", "nemo_rl", "auto")
 # columns mocli adds to a dump's frame; never written, shown or analysed
@@ -66,7 +66,7 @@ def _step_from_name(path: Path) -> int | None:
 
 
 def _read(path: Path) -> pl.DataFrame:
-    from .io import read_ndjson_lines
+    from .files import read_ndjson_lines
 
     try:
         if path.suffix.lower() == ".parquet":

@@ -16,8 +16,8 @@ from typing import Callable
 import numpy as np
 import polars as pl
 
-from .errors import UsageError
-from .registry import suggest
+from ..errors import UsageError
+from ..registry import suggest
 
 
 def _math(rng: np.random.Generator) -> pl.DataFrame:

@@ -10,8 +10,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .diagnostics import Report
-from .diagnostics.figures import OUTCOMES
+from ..diagnostics import Report
+from ..diagnostics.figures import OUTCOMES
 
 PALETTE = ("#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2", "#FF9DA6", "#9D755D")
 W, H = 560, 300
@@ -309,7 +309,7 @@ window.addEventListener('load', function () {
 
 def render_html(report: Report, title: str = "mocli report") -> str:
     """The whole page. ``report`` needs figures (``analyze(..., figures=True)``)."""
-    from .diagnostics.summary import estimator_rows, findings, objective_rows, summary_line
+    from ..diagnostics.summary import estimator_rows, findings, objective_rows, summary_line
 
     doc = report.to_dict()
     fig = report.figures

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from .errors import InputError, Interrupted, UsageError, first_line
+from ..errors import InputError, Interrupted, UsageError, first_line
 
 _received: list[int] = []  # signals seen, acted on at the next check
 committed: list[str] = []  # outputs renamed into place, whole, in this run
@@ -118,7 +118,7 @@ def replacing(path: str | os.PathLike, what: str = "") -> Iterator[str]:
 def _remove_stale(target: Path) -> None:
     """Temporary files for ``target`` that a killed run (SIGKILL, a power cut) left: named
     after a process that no longer runs."""
-    from .stream import pid_alive
+    from ..engine.stream import pid_alive
 
     with contextlib.suppress(OSError):
         for entry in target.resolve().parent.glob(f".{glob.escape(target.name)}.*.tmp"):

@@ -16,10 +16,10 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 import polars as pl
 
-from .batch import HUGE, Rollouts
-from .errors import InputError, UsageError, first_line
-from .kernels import csr_from_codes
-from .registry import suggest
+from ..core.rollouts import HUGE, Rollouts
+from ..errors import InputError, UsageError, first_line
+from ..kernels import csr_from_codes
+from ..registry import suggest
 
 READERS = {".parquet": "parquet", ".pq": "parquet", ".jsonl": "ndjson", ".ndjson": "ndjson", ".json": "json", ".csv": "csv"}
 WRITERS = (".parquet", ".jsonl", ".ndjson", ".json", ".csv")

@@ -8,14 +8,14 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .batch import Batch, Rollouts, check_finite, prepare
-from .errors import UsageError
-from .estimators import ESTIMATORS, Estimator
-from .estimators.normalise import batch_scope
-from .outputs import check_interrupted
-from .params import build, parse_spec
-from .profiles import PROFILES
-from .schemes import SCHEMES, Condition, Constraint, Gated, Scheme
+from ..core.rollouts import Batch, Rollouts, check_finite, prepare
+from ..errors import UsageError
+from ..estimators import ESTIMATORS, Estimator
+from ..estimators.normalise import batch_scope
+from ..io.outputs import check_interrupted
+from ..params import build, parse_spec
+from ..profiles import PROFILES
+from ..schemes import SCHEMES, Condition, Constraint, Gated, Scheme
 
 
 @dataclass(frozen=True)
@@ -136,6 +136,6 @@ def _run_one(
 
 
 def params_of(resolved: Sequence[Resolved]) -> Mapping[str, dict]:
-    from .params import describe
+    from ..params import describe
 
     return {r.label: describe(r.estimator) for r in resolved}

@@ -15,10 +15,10 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import InputError, UsageError
-from .kernels import csr_from_codes
-from .kernels.cpu import in_group_order, take
-from .schemes import Condition, Scheme, apply_conditions
+from ..errors import InputError, UsageError
+from ..kernels import csr_from_codes
+from ..kernels.cpu import in_group_order, take
+from ..schemes import Condition, Scheme, apply_conditions
 
 NAN_POLICIES = ("omit", "zero", "raise")
 
