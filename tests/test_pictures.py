@@ -13,7 +13,7 @@ import pytest
 from rich.console import Console
 
 import mocli
-from mocli.cli import render
+from mocli.render import terminal as render
 from mocli.render.html import render_html
 
 ROOT = Path(__file__).resolve().parents[1]
