@@ -12,7 +12,8 @@ there, every framework dump read with ``--from auto``. For each input it hashes 
 ``adv:*`` columns ``mocli advantages`` writes for every registered estimator and for every
 profile's default estimators, and ``mocli analyze --format json`` (default and under every
 profile). A run that ends in an error hashes the error line instead, so a change in what is
-refused shows too. One line per output: ``<input> <command> <sha256 prefix>``.
+refused shows too. The benchmark tables are also run streamed (``--memory-limit 2MB``: many
+group-complete chunks, batch-wide statistics settled over them). One line per output: ``<input> <command> <sha256 prefix>``.
 """
 
 from __future__ import annotations
@@ -89,6 +90,14 @@ def inputs(work: Path) -> list[tuple[str, list[str]]]:
     return found
 
 
+# runs that split a benchmark table into chunks (a small memory limit)
+STREAMED = [
+    ["--memory-limit", "2MB", "-e", "gdpo", "-e", "gpg", "-e", "rloo:normalize=true", "-e", "grpo:scale=batch",
+     "-e", "gd2po", "-e", "reinforce_pp"],
+    ["--memory-limit", "2MB", "--scheme", "chebyshev", "-e", "grpo", "-e", "gdpo"],
+]
+
+
 def main_() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -101,6 +110,10 @@ def main_() -> None:
             print(name, "analyze", analyze_hash(source, []), flush=True)
             for profile in PROFILES.names():
                 print(name, f"analyze --profile {profile}", analyze_hash(source, ["--profile", profile]), flush=True)
+            if name.startswith("bench-"):  # streamed in chunks, with batch-wide statistics settled over them
+                for extra in STREAMED:
+                    print(name, "advantages " + " ".join(extra), advantages_hash(source, extra, work), flush=True)
+                    print(name, "analyze " + " ".join(extra), analyze_hash(source, extra), flush=True)
 
 
 if __name__ == "__main__":

@@ -5,17 +5,18 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from .api import Settings, advantages_table, analyze, flip_rows, verify
-from .core.rollouts import Batch, Rollouts, prepare
-from .diagnostics import Report, analyze_rollouts
+from .core.rollouts import Batch, Rollouts
+from .diagnostics import Analysis, Report, analyze_rollouts
+from .engine.pipeline import compute_advantages, make_estimator, make_scheme
+from .engine.prepare import prepare
 from .errors import InputError, MocliError, UsageError
 from .estimators import ESTIMATORS, Estimator
 from .io.files import load, write_table
-from .engine.pipeline import compute_advantages, make_estimator, make_scheme
 from .profiles import PROFILES
 from .schemes import SCHEMES
 
 __all__ = [
-    "Batch", "ESTIMATORS", "Estimator", "InputError", "MocliError", "PROFILES", "Report",
+    "Analysis", "Batch", "ESTIMATORS", "Estimator", "InputError", "MocliError", "PROFILES", "Report",
     "Rollouts", "SCHEMES", "Settings", "UsageError", "advantages_table", "analyze",
     "analyze_rollouts", "compute_advantages", "flip_rows", "load", "make_estimator",
     "make_scheme", "prepare", "verify", "write_table",

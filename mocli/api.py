@@ -7,48 +7,46 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, make_dataclass
 from typing import Any, Sequence
 
 import numpy as np
-import polars as pl
 
 from . import config as config_mod
 from . import kernels
-from .io.files import Loaded, load, scan_all
-from .errors import UsageError
-from .engine.pipeline import compute_advantages, resolve, run_estimators
+from .core.rollouts import Rollouts
+from .diagnostics import Analysis, analyze_chunked, analyze_rollouts, default_estimators_for
+from .diagnostics.verify import verify_rollouts
+from .engine.pipeline import compute_advantages, make_scheme, resolve, run_estimators
+from .engine.stream import advantages_chunked
+from .errors import MocliError, UsageError
+from .io.chunks import chunked_input, chunks_needed, human_size
+from .io.files import (
+    Loaded, Progress, describe_batch, expand_inputs, group_sizes_by_batch, load, plan, schema_of, silent, write_table,
+)
+from .io.frameworks import resolve_source
+from .io.outputs import refuse_inputs
+from .io.tables import (
+    column_values, group_names, numeric_column, picked_rows, text_columns, with_advantages, write_beside_inputs,
+)
+from .kernels import CPU
+from .options import OPTIONS
+from .schemes import Condition
 
 
-@dataclass
-class Settings:
-    """Every option that shapes loading and computing, merged from the command line and
-    the config file (the command line wins)."""
-
-    group: str | None = None
-    rewards: list[str] = field(default_factory=list)
-    minimize: list[str] = field(default_factory=list)
-    length: str | None = None
-    baseline: str | None = None
-    step: str | None = None
-    estimators: list[str] = field(default_factory=list)
-    scheme: str = "weighted_sum"
-    gate: list[str] = field(default_factory=list)
-    when: list[str] = field(default_factory=list)
-    profile: str | None = None  # None: the --from framework's, else mocli
-    format: str | None = None
-    check: list[Any] = field(default_factory=list)
-    source: str | None = None
-    steps: str | None = None
-    device: str = "cpu"
-    memory_limit: str | None = None
-    batch_by: str | None = None
+class _SettingsMethods:
+    """What every :class:`Settings` does with its fields."""
 
     @classmethod
     def merge(cls, config: str | None = None, **cli: Any) -> "Settings":
+        """The command line's values (``cli``, by field name) over the config file's."""
         table = config_mod.read(config)
         out = cls()
         for f in fields(cls):
+            if f.name == "progress":
+                if cli.get("progress") is not None:
+                    out.progress = cli["progress"]
+                continue
             value = cli.get(f.name)
             if value is None or value == [] or value == ():
                 value = table.get(f.name)
@@ -60,8 +58,6 @@ class Settings:
         """``--from auto`` resolved to the framework that wrote the inputs, and the profile
         that ``--from`` implies when none is given (else ``mocli``)."""
         if self.source and inputs is not None and not hasattr(inputs, "rewards"):
-            from .io.frameworks import resolve_source
-
             self.source = resolve_source(self.source, [str(i) for i in inputs])
         if self.profile is None:
             self.profile = self.source if self.source in ("trl", "verl", "nemo_rl") else "mocli"
@@ -78,7 +74,29 @@ class Settings:
         )
 
     def load(self, inputs: Sequence[str | os.PathLike], all_columns: bool = False, extra: Sequence[str] = ()) -> Loaded:
-        return load(inputs, extra=extra, all_columns=all_columns, **self.roles())
+        return load(inputs, extra=extra, all_columns=all_columns, progress=self.progress, **self.roles())
+
+    @property
+    def compute_device(self) -> kernels.Device:
+        """The device :attr:`device` names, resolved (refused with the reason when it cannot run)."""
+        return kernels.device(self.device)
+
+
+def _setting(option) -> tuple[str, Any, Any]:
+    if option.many:
+        return option.name, list, field(default_factory=list)
+    return option.name, Any, field(default=option.default)
+
+
+# Every option that shapes loading and computing (one field per entry of the option
+# table, mocli.options.OPTIONS), merged from the command line and the config file (the
+# command line wins), and ``progress``: what long work reports to (see io.files.Progress).
+Settings = make_dataclass(
+    "Settings",
+    [_setting(o) for o in OPTIONS] + [("progress", Any, field(default=silent, repr=False, compare=False))],
+    bases=(_SettingsMethods,),
+    namespace={"__module__": __name__, "__doc__": "The options of one run (see mocli.options.OPTIONS)."},
+)
 
 
 def advantages_table(
@@ -86,23 +104,21 @@ def advantages_table(
     settings: Settings | None = None,
     float32: bool = False,
     **options: Any,
-) -> pl.DataFrame:
+) -> "polars.DataFrame":
     """The input rows (every column) plus one ``adv:<label>`` column per estimator."""
     return _advantages_loaded(inputs, settings, float32, **options)[0]
 
 
-def _advantages_loaded(inputs, settings: Settings | None, float32: bool, **options: Any) -> tuple[pl.DataFrame, Loaded]:
+def _advantages_loaded(inputs, settings: Settings | None, float32: bool, **options: Any) -> tuple[Any, Loaded]:
     s = (settings or Settings.merge(**options)).settled(inputs)
     specs = s.estimators or ["grpo"]
     resolve(specs, s.profile)  # fail on a bad spec before reading anything
+    device = s.compute_device
     loaded = s.load(inputs, all_columns=True)
-    with kernels.device(s.device):
-        adv = compute_advantages(
-            loaded.rollouts, specs, scheme=s.scheme, conditions=s.when, gates=s.gate, profile=s.profile
-        )
-    dtype = np.float32 if float32 else np.float64
-    cols = [pl.Series(f"adv:{label}", a.astype(dtype)) for label, a in adv.items()]
-    return loaded.public_frame().with_columns(cols), loaded
+    adv = compute_advantages(
+        loaded.rollouts, specs, scheme=s.scheme, conditions=s.when, gates=s.gate, profile=s.profile, device=device
+    )
+    return with_advantages(loaded.public_frame(), adv, np.float32 if float32 else np.float64), loaded
 
 
 def write_advantages(
@@ -118,17 +134,12 @@ def write_advantages(
     ``overwrite_input``. Only the columns the estimators read are loaded; the advantage
     columns are then written alongside the input files streamed through, so the whole
     table is never held. An input over the memory limit (``memory_limit``, see
-    :func:`mocli.engine.stream.chunks_needed`) is computed in group-complete chunks, so that only
+    :func:`mocli.io.chunks.chunks_needed`) is computed in group-complete chunks, so that only
     the advantage columns are held whole. A framework's dump is read and written whole."""
-    from .io.files import plan, write_table
-    from .io.outputs import refuse_inputs
-    from .engine.pipeline import make_scheme
-    from .schemes import Condition
-    from .engine.stream import advantages_chunked, chunked_input, chunks_needed, human_size
-
     s = (settings or Settings.merge(**options)).settled(inputs)
     specs = s.estimators or ["grpo"]
     resolved = resolve(specs, s.profile)  # fail on a bad spec before reading anything
+    device = s.compute_device
     p = plan(inputs, **s.roles())
     refuse_inputs([("-o/--output", output)], p.files, overwrite_input)
     n, limit = chunks_needed(p, s.memory_limit, share=0.25)  # the rest: the advantage columns, the writer
@@ -145,38 +156,14 @@ def write_advantages(
         warnings = loaded.warnings
         rollouts = loaded.rollouts
         del loaded
-        with kernels.device(s.device):
-            adv, _ = run_estimators(rollouts, resolved, scheme, conds)
+        adv, _ = run_estimators(rollouts, resolved, scheme, conds, device=device)
         del rollouts
     else:
-        with kernels.device(s.device), chunked_input(p, n, row_index=True) as chunked:
-            adv = advantages_chunked(chunked, resolved, scheme, conds)
+        with chunked_input(p, n, row_index=True, progress=s.progress) as chunked:
+            adv = advantages_chunked(chunked, resolved, scheme, conds, device)
         notes.append(f"streamed in {n} group-complete chunks ({chunked.rows} rows; memory limit {human_size(limit)})")
     rows = next(iter(adv.values())).shape[0]
-    return rows, _write_beside_inputs(p, adv, output, np.float32 if float32 else np.float64), notes, warnings
-
-
-def _write_beside_inputs(p, adv: dict[str, np.ndarray], output, dtype) -> list[str]:
-    """Write the input files, streamed through, with one ``adv:<label>`` column per entry
-    of ``adv`` (rows in input order) in place of a same-named input column (where
-    ``with_columns`` would put it) or appended; ``adv`` is emptied as its columns are
-    handed over. Returns the names of the columns written."""
-    from .io.files import write_table
-    from .engine.stream import ROW
-
-    names = {label: f"adv:{label}" for label in adv}
-    temp = {label: f"{ROW}{i}" for i, label in enumerate(adv)}
-    added = pl.DataFrame({temp[label]: adv.pop(label).astype(dtype, copy=False) for label in list(adv)})
-    source = scan_all(p)
-    have = source.collect_schema().names()
-    replaced = {names[label]: temp[label] for label in names}
-    select = [pl.col(replaced[c]).alias(c) if c in replaced else pl.col(c) for c in have]
-    select += [pl.col(temp[label]).alias(col) for label, col in names.items() if col not in have]
-    write_table(pl.concat([source, added.lazy()], how="horizontal").select(select), output, inputs=p.paths)
-    return list(names.values())
-
-
-TEXT_COLUMNS = ("prompt", "question", "input", "completion", "response", "output", "text")
+    return rows, write_beside_inputs(p, adv, output, np.float32 if float32 else np.float64), notes, warnings
 
 
 def analyze(
@@ -188,34 +175,33 @@ def analyze(
     figures: bool = False,
     require_figures: bool = False,
     **options: Any,
-):
-    """Load rollouts (or take a :class:`~mocli.Rollouts`) and build the analyze report
-    (:class:`mocli.diagnostics.Report`; ``.to_dict()`` is the JSON document).
+) -> Analysis:
+    """Load rollouts (or take a :class:`~mocli.Rollouts`) and analyse them: an
+    :class:`~mocli.diagnostics.Analysis` whose ``report`` is the analyze report
+    (``.to_dict()`` is the JSON document).
 
-        >>> report = mocli.analyze(["rollouts.parquet"], estimators=["grpo", "gdpo"], by="step")
-        >>> report.to_dict()["estimators"]["grpo"]["collapse"]["zero_variance_group_rate"]
+        >>> analysis = mocli.analyze(["rollouts.parquet"], estimators=["grpo", "gdpo"], by="step")
+        >>> analysis.report.to_dict()["estimators"]["grpo"]["collapse"]["zero_variance_group_rate"]
 
     ``by`` adds one report per value of that column; ``compare`` adds pairwise agreement
-    and keeps the advantages so that :func:`flip_rows` can list the rows that flip sign.
-    An input whose columns would not fit in ``memory_limit`` (a size such as ``"2GB"``;
-    default: half the available memory) is analysed in group-complete chunks
-    (:mod:`mocli.engine.stream`): the same report, without the pictures (``figures``) and without
-    the advantages; ``require_figures`` makes that an error instead.
+    and keeps the advantages so that :func:`flip_rows` can list the rows that flip sign;
+    ``figures`` adds the data behind the pictures. An input whose columns would not fit in
+    ``memory_limit`` (a size such as ``"2GB"``; default: half the available memory) is
+    analysed in group-complete chunks (:mod:`mocli.engine.stream`): the same report,
+    without the pictures and without the advantages; ``require_figures`` makes that an
+    error instead.
     """
-    from .core.rollouts import Rollouts
-    from .diagnostics import analyze_rollouts
-    from .io.files import expand_inputs, schema_of
-
     s = (settings or Settings.merge(**options)).settled(inputs)
     if isinstance(inputs, Rollouts):
-        with kernels.device(s.device):
-            report = analyze_rollouts(
-                inputs, s.estimators or None, scheme=s.scheme, conditions=s.when, gates=s.gate,
-                profile=s.profile, compare=compare, keep_advantages=compare, figures=figures,
-            )
-        return annotate(report, "batch index" if inputs.batch is not None else "whole table", [], [])
+        out = analyze_rollouts(
+            inputs, s.estimators or None, scheme=s.scheme, conditions=s.when, gates=s.gate,
+            profile=s.profile, compare=compare, keep_advantages=compare, figures=figures,
+            device=s.compute_device, progress=s.progress,
+        )
+        return annotate(out, "batch index" if inputs.batch is not None else "whole table", [], [])
     if s.estimators:
         resolve(s.estimators, s.profile)  # fail on a bad spec before reading anything
+    device = s.compute_device
     if not s.source:
         streamed = _analyze_streamed(inputs, s, by, compare, require_figures)
         if streamed is not None:
@@ -229,46 +215,38 @@ def analyze(
             s.load(inputs, extra=[by])  # raises the usual missing-column error
     else:
         if compare:
-            schema = schema_of(expand_inputs(inputs))
-            extra += [c for c in TEXT_COLUMNS if c in schema and schema[c] == pl.String]
+            extra += text_columns(schema_of(expand_inputs(inputs)))
         loaded = s.load(inputs, extra=list(dict.fromkeys(extra)))
-    slices = loaded.frame.get_column(by).to_numpy() if by else None
-    with kernels.device(s.device):
-        report = analyze_rollouts(
-            loaded.rollouts, s.estimators or None, scheme=s.scheme, conditions=s.when, gates=s.gate,
-            profile=s.profile, compare=compare, slices=slices, slice_column=by, keep_advantages=compare,
-            figures=figures,
-        )
-    report.frame = loaded.public_frame()
-    report.group = loaded.group
-    return annotate(report, loaded.batch_label, s.profile_notes() + loaded.notes, loaded.warnings)
+    out = analyze_rollouts(
+        loaded.rollouts, s.estimators or None, scheme=s.scheme, conditions=s.when, gates=s.gate,
+        profile=s.profile, compare=compare, slices=column_values(loaded.frame, by) if by else None,
+        slice_column=by, keep_advantages=compare, figures=figures, device=device, progress=s.progress,
+    )
+    out.frame = loaded.public_frame()
+    out.group = loaded.group
+    return annotate(out, loaded.batch_label, s.profile_notes() + loaded.notes, loaded.warnings)
 
 
-def annotate(report, batch: str, notes: list[str], warnings: list[str], said: Sequence[str] = ()):
+def annotate(analysis: Analysis, batch: str, notes: list[str], warnings: list[str], said: Sequence[str] = ()) -> Analysis:
     """Put what was inferred about the input (``input.notes``), what may be wrong
     (``input.warnings``) and what a training batch is (every estimator's
     ``params.batch``) into the report. ``said``: notes for stderr only (how the work was
     done, such as streaming), which leave the report as it would be otherwise."""
-    report.notes = list(notes) + list(said)
-    report.warnings = list(warnings)
+    analysis.notes = list(notes) + list(said)
+    analysis.warnings = list(warnings)
+    report = analysis.report
     for rep in [report, *report.by.values()]:
         rep.input["batch_by"] = None if batch == "whole table" else batch
         rep.input["notes"] = list(notes)
         rep.input["warnings"] = list(warnings)
         for entry in rep.estimators.values():
             entry["params"] = {**entry["params"], "batch": batch}
-    return report
+    return analysis
 
 
-def _analyze_streamed(inputs, s: Settings, by: str | None, compare: bool, require_figures: bool):
-    """The report of an input too large for the memory limit, built chunk by chunk; None
+def _analyze_streamed(inputs, s: Settings, by: str | None, compare: bool, require_figures: bool) -> Analysis | None:
+    """The analysis of an input too large for the memory limit, built chunk by chunk; None
     when the input fits (the caller then works in memory)."""
-    from .diagnostics import default_estimators_for
-    from .io.files import plan
-    from .engine.pipeline import make_scheme
-    from .schemes import Condition
-    from .engine.stream import analyze_chunked, chunked_input, chunks_needed, human_size
-
     p = plan(inputs, extra=[by] if by else [], **s.roles())
     n, limit = chunks_needed(p, s.memory_limit, keep_in_memory=require_figures or compare)
     if n <= 1:
@@ -283,36 +261,23 @@ def _analyze_streamed(inputs, s: Settings, by: str | None, compare: bool, requir
     resolved = resolve(specs, s.profile)
     scheme = make_scheme(s.scheme, s.gate)
     conds = [Condition.parse(c) for c in s.when]
-    with kernels.device(s.device), chunked_input(p, n) as chunked:
-        report = analyze_chunked(chunked, resolved, scheme, conds, compare=compare, by=by)
+    with chunked_input(p, n, progress=s.progress) as chunked:
+        report = analyze_chunked(chunked, resolved, scheme, conds, compare=compare, by=by, device=s.compute_device)
     streamed = f"streamed in {n} group-complete chunks ({chunked.rows} rows; memory limit {human_size(limit)})"
-    from .io.files import describe_batch
-
-    return annotate(report, describe_batch(p.batch), s.profile_notes() + p.notes, p.warnings, [streamed])
+    return annotate(Analysis(report), describe_batch(p.batch), s.profile_notes() + p.notes, p.warnings, [streamed])
 
 
-def flip_rows(report, a: str, b: str, limit: int = 20, width: int = 60) -> list[dict[str, Any]]:
+def flip_rows(analysis: Analysis, a: str, b: str, limit: int = 20, width: int = 60) -> list[dict[str, Any]]:
     """The rows whose advantage sign differs between estimators ``a`` and ``b``, most telling
     first, with the group key, the rewards and any text columns (truncated)."""
-    from .diagnostics import flips
-    from .io.frameworks import display_text
-
-    frame = report.frame
-    group = report.group
-    batch = report.batch
+    rows = analysis.flips(a, b, limit)
+    batch = analysis.batch
+    keys, texts = picked_rows(analysis.frame, [r for r, _, _ in rows], analysis.group)
     out: list[dict[str, Any]] = []
-    rows = flips(report, a, b, limit)
-    picked = frame[[r for r, _, _ in rows]] if frame is not None else None
-    texts = {}  # text columns as text (a TRL conversation as its messages)
-    if picked is not None:
-        for col in TEXT_COLUMNS:
-            if col in picked.columns and col != group:
-                texts[col] = display_text(picked.get_column(col)).to_list()
     for i, (row, va, vb) in enumerate(rows):
         entry: dict[str, Any] = {"row": row}
-        if picked is not None and group is not None and group in picked.columns:
-            key = picked.get_column(group)[i]
-            entry["group"] = key if isinstance(key, (int, float, str)) else str(key)
+        if keys is not None:
+            entry["group"] = keys[i]
         elif "prompt" in texts:  # a group mocli formed (TRL's runs of one prompt): its prompt
             entry["group"] = _clip(texts["prompt"][i], width)
         entry[a] = va
@@ -344,9 +309,6 @@ def verify(
     """Recompute the advantages under the profile and compare them with the ``logged``
     column (:class:`mocli.diagnostics.verify.Verification`). With ``--from`` the dump's own advantage
     column is the default."""
-    from .errors import UsageError
-    from .diagnostics.verify import verify_rollouts
-
     s = (settings or Settings.merge(**options)).settled(inputs)
     spec = (s.estimators or ["grpo"])
     if len(spec) > 1:
@@ -363,22 +325,11 @@ def verify(
         if logged is None:
             raise UsageError("--logged COL is required: the column holding the advantages the trainer used")
         loaded = s.load(inputs, extra=[logged])
-    values = loaded.frame.get_column(logged)
-    if not (values.dtype.is_numeric() or values.dtype == pl.Null):
-        raise UsageError(f"--logged column '{logged}' is {values.dtype}, not numeric")
-    if not loaded.group.startswith("__mocli_"):
-        keys = loaded.frame.get_column(loaded.group).to_list()
-    elif "prompt" in loaded.frame.columns:  # a group mocli formed (TRL's runs): name it by its prompt
-        from .io.frameworks import text_key
-
-        keys = text_key(loaded.frame.get_column("prompt")).to_list()
-    else:
-        keys = None
-    with kernels.device(s.device):
-        v = verify_rollouts(
-            loaded.rollouts, values.cast(pl.Float64).to_numpy(), estimator=spec[0], profile=s.profile,
-            scheme=s.scheme, conditions=s.when, gates=s.gate, tol=tol, group_keys=keys, top=top,
-        )
+    values = numeric_column(loaded.frame, logged, "--logged")
+    v = verify_rollouts(
+        loaded.rollouts, values, estimator=spec[0], profile=s.profile, scheme=s.scheme, conditions=s.when,
+        gates=s.gate, tol=tol, group_keys=group_names(loaded.frame, loaded.group), top=top, device=s.compute_device,
+    )
     v.params["batch"] = loaded.batch_label
     v.notes = s.profile_notes() + loaded.notes
     v.warnings = loaded.warnings
@@ -390,9 +341,6 @@ def inspect(inputs: Sequence[str | os.PathLike], settings: Settings | None = Non
     scalar, training batch and group sizes (per batch), and the profile that applies. On
     several files that do not share one layout and cannot be read as one table (and no
     ``--from``), each file is described on its own under ``layouts``."""
-    from .errors import MocliError
-    from .io.files import expand_inputs, schema_of
-
     s = (settings or Settings.merge(**options)).settled(inputs)
     try:
         return _inspect_one(inputs, s)
@@ -413,9 +361,6 @@ def inspect(inputs: Sequence[str | os.PathLike], settings: Settings | None = Non
 
 
 def _inspect_one(inputs, s: Settings) -> dict[str, Any]:
-    from .io.files import group_sizes_by_batch, schema_of
-    from .kernels import seg_mean_var
-
     loaded = s.load(inputs, all_columns=bool(s.source))
     ro = loaded.rollouts
     frame = loaded.public_frame()
@@ -427,7 +372,7 @@ def _inspect_one(inputs, s: Settings) -> dict[str, Any]:
     roles.update({name: "reward" for name in ro.names})
     sizes = np.diff(ro.offsets)
     scorable = ~np.all(np.isnan(ro.rewards), axis=1)
-    _, _, counts, _ = seg_mean_var(np.zeros(ro.n), scorable, ro.order, ro.offsets, 0)
+    _, _, counts, _ = CPU.seg_mean_var(np.zeros(ro.n), scorable, ro.order, ro.offsets, 0)
     by_batch = {
         str(key): {"groups": int(sz.size), "min": int(sz.min()), "median": float(np.median(sz)), "max": int(sz.max())}
         for key, sz in (group_sizes_by_batch(ro, frame, loaded.batch).items() if loaded.batch else [])

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UsageError
+from .options import OPTIONS
 from .registry import suggest
 
 if sys.version_info >= (3, 11):
@@ -16,27 +17,10 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-# key -> expected Python type(s) in TOML
-KEYS: dict[str, tuple[type, ...]] = {
-    "group": (str,),
-    "rewards": (list, dict),
-    "minimize": (list,),
-    "length": (str,),
-    "baseline": (str,),
-    "step": (str,),
-    "estimators": (list,),
-    "scheme": (str,),
-    "gate": (list,),
-    "when": (list,),
-    "profile": (str,),
-    "format": (str,),
-    "check": (list,),
-    "from": (str,),
-    "steps": (str,),
-    "device": (str,),
-    "memory_limit": (str,),
-    "batch_by": (str,),
-}
+# key -> expected Python type(s) in TOML, from the one option table
+KEYS: dict[str, tuple[type, ...]] = {o.config_key: o.toml for o in OPTIONS}
+_NAMES = {o.config_key: o.name for o in OPTIONS}
+_LISTS = [o.config_key for o in OPTIONS if o.many and o.toml in ((list,), (list, dict)) and o.name != "check"]
 
 
 def read(path: str | None) -> dict[str, Any]:
@@ -76,9 +60,7 @@ def _validate(table: dict, where: str) -> dict[str, Any]:
         out[key] = value
     if isinstance(out.get("rewards"), dict):
         out["rewards"] = [f"{k}={v}" for k, v in out["rewards"].items()]
-    if "from" in out:
-        out["source"] = out.pop("from")
-    for key in ("rewards", "minimize", "estimators", "gate", "when"):
+    for key in _LISTS:
         if key in out:
             out[key] = [str(v) for v in out[key]]
-    return out
+    return {_NAMES[key]: value for key, value in out.items()}

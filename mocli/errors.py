@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 
 def first_line(exc: BaseException) -> str:
     """An exception's message as one line (a reader's error can run to many), for an

@@ -105,8 +105,9 @@ def test_check_thresholds_from_config(run_cli, tmp_path):
 def test_library_report_equals_the_cli_json(run_cli):
     import mocli
 
-    report = mocli.analyze([MATH], estimators=["grpo", "dvao"], length="response_length")
-    assert isinstance(report, mocli.Report)
+    analysis = mocli.analyze([MATH], estimators=["grpo", "dvao"], length="response_length")
+    assert isinstance(analysis, mocli.Analysis) and isinstance(analysis.report, mocli.Report)
+    report = analysis.report
     code, out, _ = run_cli("analyze", MATH, "-e", "grpo", "-e", "dvao", "--length", "response_length", "--format", "json")
     assert json.loads(out) == json.loads(json.dumps(report.to_dict()))
     assert report.lookup("estimators.dvao.collapse.resolution") == report.to_dict()["estimators"]["dvao"]["collapse"]["resolution"]

@@ -25,7 +25,7 @@ def test_cuda_kernels_match_cpu_under_the_simulator():
 def test_device_choice(run_cli, tmp_path):
     from mocli import kernels
 
-    assert kernels.use("cpu") == "cpu" and kernels.current() == "cpu"
+    assert kernels.device("cpu") is kernels.CPU and kernels.device("cpu").name == "cpu"
     f = tmp_path / "r.csv"
     f.write_text("g,r\n1,1\n1,0\n")
     code, _, err = run_cli("advantages", f, "-g", "g", "-r", "r", "--device", "gpu", "-o", tmp_path / "o.parquet")
@@ -44,16 +44,13 @@ def test_a_cuda_that_cannot_run_kernels_is_refused_cleanly(run_cli, tmp_path, mo
     monkeypatch.setattr(kernels, "_CUDA_PROBLEM", [])
     monkeypatch.setattr(backend.cuda, "is_available", lambda: True)
     monkeypatch.setattr(backend, "probe", broken)
-    try:
-        assert kernels.use("auto") == "cpu"
-        f = tmp_path / "r.csv"
-        f.write_text("g,r\n1,1\n1,0\n")
-        code, out, err = run_cli("advantages", f, "-g", "g", "-r", "r", "--device", "cuda", "-o", tmp_path / "o.parquet")
-        assert code == 2 and out == "" and not (tmp_path / "o.parquet").exists()
-        assert err.startswith("error: --device cuda: numba-cuda cannot run a kernel here (AttributeError:")
-        assert err.count("\n") == 1 and "Traceback" not in err
-    finally:
-        kernels.use("cpu")
+    assert kernels.device("auto") is kernels.CPU
+    f = tmp_path / "r.csv"
+    f.write_text("g,r\n1,1\n1,0\n")
+    code, out, err = run_cli("advantages", f, "-g", "g", "-r", "r", "--device", "cuda", "-o", tmp_path / "o.parquet")
+    assert code == 2 and out == "" and not (tmp_path / "o.parquet").exists()
+    assert err.startswith("error: --device cuda: numba-cuda cannot run a kernel here (AttributeError:")
+    assert err.count("\n") == 1 and "Traceback" not in err
 
 
 def test_without_a_gpu_cuda_names_the_reason(run_cli, tmp_path, monkeypatch):
@@ -66,7 +63,7 @@ def test_without_a_gpu_cuda_names_the_reason(run_cli, tmp_path, monkeypatch):
     f.write_text("g,r\n1,1\n1,0\n")
     code, _, err = run_cli("analyze", f, "-g", "g", "-r", "r", "--device", "cuda")
     assert code == 2 and "no CUDA device" in err
-    assert kernels.use("auto") == "cpu"
+    assert kernels.device("auto") is kernels.CPU
 
 
 def test_small_grid_warnings_stay_out_of_stderr():

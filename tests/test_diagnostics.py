@@ -50,7 +50,7 @@ def test_report_matches_naive(data):
     ro, want = naive_for(data, ESTIMATORS)
     if not np.any(prepare(ro, make_scheme()).scorable):
         return
-    got = analyze_rollouts(ro, ESTIMATORS).to_dict()
+    got = analyze_rollouts(ro, ESTIMATORS).report.to_dict()
     for label in ESTIMATORS:
         got["estimators"][label].pop("params")
     assert_tree(got, want)
@@ -64,7 +64,7 @@ def test_agreement_matches_naive(data):
     batch = prepare(ro, make_scheme())
     if not batch.scorable.any():
         return
-    rep = analyze_rollouts(ro, specs, compare=True)
+    rep = analyze_rollouts(ro, specs, compare=True).report
     advs = compute_advantages(ro, specs)
     codes = batch.codes
     live = {}
@@ -103,12 +103,12 @@ def test_slices_equal_separate_runs(data):
     step = (np.arange(ro.n) % 3).astype(np.int64)
     if not prepare(ro, make_scheme()).scorable.any():
         return
-    rep = analyze_rollouts(ro, ["grpo", "gdpo"], slices=step, slice_column="step")
+    rep = analyze_rollouts(ro, ["grpo", "gdpo"], slices=step, slice_column="step").report
     for value in ("0", "1", "2"):
         sub = ro.subset(step == int(value))
         if not prepare(sub, make_scheme()).scorable.any():
             continue
-        assert rep.by[value].to_dict() == analyze_rollouts(sub, ["grpo", "gdpo"]).to_dict()
+        assert rep.by[value].to_dict() == analyze_rollouts(sub, ["grpo", "gdpo"]).report.to_dict()
 
 
 # --- hand-worked cases -----------------------------------------------------------------
@@ -118,7 +118,7 @@ def gdpo_toy():
 
 
 def test_gdpo_toy_collapse():
-    rep = analyze_rollouts(gdpo_toy(), ["grpo:eps=0", "advantage_sum:eps=0"]).to_dict()
+    rep = analyze_rollouts(gdpo_toy(), ["grpo:eps=0", "advantage_sum:eps=0"]).report.to_dict()
     g = rep["estimators"]["grpo:eps=0"]["collapse"]
     d = rep["estimators"]["advantage_sum:eps=0"]["collapse"]
     assert g["zero_variance_group_rate"] == pytest.approx(1 / 3)
@@ -135,7 +135,7 @@ def test_length_penalty_flips_correct_answers():
     # group: a correct long answer, a wrong short one, a correct short one
     r = np.array([[1.0, -1.5], [0.0, 0.0], [1.0, 0.0], [0.0, -0.2]])
     ro = Rollouts.from_arrays(r, [0, 0, 0, 0], names=["correct", "length_penalty"])
-    rep = analyze_rollouts(ro, ["grpo"]).to_dict()
+    rep = analyze_rollouts(ro, ["grpo"]).report.to_dict()
     # s = -0.5, 0, 1, -0.2: the long correct answer is pushed down
     assert rep["estimators"]["grpo"]["sign_flip"]["correct"] == pytest.approx(1 / 4)
     # with positive weights a dominating row always scores at least as high: no violation
@@ -146,7 +146,7 @@ def test_length_penalty_flips_correct_answers():
 def test_objectives_that_always_disagree():
     r = np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5], [2.0, -1.0]])
     ro = Rollouts.from_arrays(r, [0, 0, 0, 0], names=["a", "b"])
-    rep = analyze_rollouts(ro, ["grpo"]).to_dict()
+    rep = analyze_rollouts(ro, ["grpo"]).report.to_dict()
     assert rep["conflict"]["discordance"]["a|b"] == 1.0
     assert rep["conflict"]["correlation"]["a|b"] == pytest.approx(-1.0)
 
@@ -154,7 +154,7 @@ def test_objectives_that_always_disagree():
 def test_monitored_objective_is_reported_not_combined():
     r = np.array([[1.0, 100.0], [0.0, 300.0], [1.0, 200.0], [0.0, 50.0]])
     ro = Rollouts.from_arrays(r, [0, 0, 0, 0], names=["correct", "tokens"], weights=[1.0, 0.0])
-    rep = analyze_rollouts(ro).to_dict()
+    rep = analyze_rollouts(ro).report.to_dict()
     assert list(rep["estimators"]) == ["grpo"]  # one weighted objective: no gdpo by default
     assert "tokens" in rep["estimators"]["grpo"]["sign_flip"]
     assert set(rep["estimators"]["grpo"]["influence"]) == {"correct", "r2"}
@@ -163,7 +163,7 @@ def test_monitored_objective_is_reported_not_combined():
 
 def test_empty_denominators_are_null():
     ro = Rollouts.from_arrays(np.array([[1.0], [0.0]]), [0, 1])  # two singletons
-    rep = analyze_rollouts(ro, ["grpo"]).to_dict()
+    rep = analyze_rollouts(ro, ["grpo"]).report.to_dict()
     col = rep["estimators"]["grpo"]["collapse"]
     assert col["zero_variance_group_rate"] is None and col["resolution"] is None
     assert rep["conflict"]["mixed_sign_rate"] is None
@@ -174,7 +174,7 @@ def test_zero_variance_share_on_real_math_rollouts(real_data):
     from mocli import load
 
     loaded = load([real_data / "grpo-math-r1zero" / "masked_mean.jsonl"], group="group_id", rewards=["reward"])
-    rep = analyze_rollouts(loaded.rollouts).to_dict()
+    rep = analyze_rollouts(loaded.rollouts).report.to_dict()
     zv = rep["estimators"]["grpo"]["collapse"]["zero_variance_group_rate"]
     assert 0.55 < zv < 0.8  # about two thirds of the logged groups carry no reward variance
     assert zv == rep["objectives"]["reward"]["zero_variance_group_rate"]

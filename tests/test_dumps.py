@@ -158,7 +158,7 @@ def test_hive_partitions_many_files_and_differing_schemas(tmp_path):
     assert ro.n == 10 * 12 and ro.n_groups == 30
     assert sorted(set(loaded.frame["step"].to_list())) == list(range(10, 20))
     assert np.isnan(ro.rewards[loaded.frame["step"].to_numpy() % 2 == 1, 1]).all()
-    rep = mocli.analyze([root], rewards=["correct_reward", "format_reward"], by="step")
+    rep = mocli.analyze([root], rewards=["correct_reward", "format_reward"], by="step").report
     assert len(rep.by) == 200 and rep.input["rows"] == 2400
 
 
@@ -174,13 +174,10 @@ def test_steps_option_errors(run_cli, tmp_path):
 
 
 def test_long_work_reports_progress(tmp_path):
-    from mocli.io.files import reporting
-
     for i in range(5):
         pl.DataFrame({"g": [i, i], "r_reward": [0.0, 1.0], "step": [i, i]}).write_parquet(tmp_path / f"part-{i}.parquet")
     seen = []
-    with reporting(lambda stage, done, total: seen.append((stage, done, total))):
-        mocli.analyze([tmp_path], group="g", by="step")
+    mocli.analyze([tmp_path], group="g", by="step", progress=lambda stage, done, total: seen.append((stage, done, total)))
     assert ("reading", 5, 5) in seen and ("slices by step", 5, 5) in seen
     assert [d for s, d, t in seen if s == "reading"] == [0, 1, 2, 3, 4, 5]
 

@@ -12,8 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.special import ndtri as scipy_ndtri
 
-from mocli import kernels
-from mocli.kernels import cpu
+from mocli import Rollouts, kernels, prepare
+from mocli.core.work import Work
+from mocli.kernels import CPU, cpu
 
 
 @st.composite
@@ -23,7 +24,7 @@ def segments(draw):
     _, codes = np.unique(codes, return_inverse=True)
     x = np.array(draw(st.lists(st.one_of(st.sampled_from([0.0, 1.0, 0.5, 2.0]), st.floats(-5, 5)), min_size=n, max_size=n)))
     valid = np.array(draw(st.lists(st.booleans(), min_size=n, max_size=n)))
-    order, offsets = kernels.csr_from_codes(codes, codes.max() + 1)
+    order, offsets = CPU.csr_from_codes(codes, codes.max() + 1)
     return x, valid, codes, order, offsets
 
 
@@ -35,8 +36,8 @@ def members(codes, valid, j):
 @given(seg=segments(), ddof=st.sampled_from([0, 1]))
 def test_mean_var_and_loo(seg, ddof):
     x, valid, codes, order, offsets = seg
-    mean, var, count, const = kernels.seg_mean_var(x, valid, order, offsets, ddof)
-    lm, lv = kernels.seg_loo_mean_var(x, valid, order, offsets, ddof)
+    mean, var, count, const = CPU.seg_mean_var(x, valid, order, offsets, ddof)
+    lm, lv = CPU.seg_loo_mean_var(x, valid, order, offsets, ddof)
     for j in range(len(offsets) - 1):
         rows = members(codes, valid, j)
         vals = [x[i] for i in rows]
@@ -62,11 +63,11 @@ def test_mean_var_and_loo(seg, ddof):
 @given(seg=segments())
 def test_order_statistics(seg):
     x, valid, codes, order, offsets = seg
-    med = kernels.seg_median(x, valid, order, offsets)
-    top, second, arg = kernels.seg_top2(x, valid, order, offsets)
-    lo, hi = kernels.seg_min_max(x, valid, order, offsets)
-    rank = kernels.seg_rank(x, valid, order, offsets)
-    normal = kernels.seg_normal_scores(x, valid, order, offsets)
+    med = CPU.seg_median(x, valid, order, offsets)
+    top, second, arg = CPU.seg_top2(x, valid, order, offsets)
+    lo, hi = CPU.seg_min_max(x, valid, order, offsets)
+    rank = CPU.seg_rank(x, valid, order, offsets)
+    normal = CPU.seg_normal_scores(x, valid, order, offsets)
     for j in range(len(offsets) - 1):
         rows = members(codes, valid, j)
         vals = [x[i] for i in rows]
@@ -98,10 +99,10 @@ def test_order_statistics_on_groups_either_side_of_the_insertion_limit(extra):
     codes = rng.permutation(np.repeat(np.arange(len(sizes)), sizes))
     x = np.round(rng.normal(size=codes.shape[0]), 1)  # rounded: many ties
     valid = rng.random(codes.shape[0]) < 0.9
-    order, offsets = kernels.csr_from_codes(codes, len(sizes))
-    med = kernels.seg_median(x, valid, order, offsets)
-    rank = kernels.seg_rank(x, valid, order, offsets)
-    normal = kernels.seg_normal_scores(x, valid, order, offsets)
+    order, offsets = CPU.csr_from_codes(codes, len(sizes))
+    med = CPU.seg_median(x, valid, order, offsets)
+    rank = CPU.seg_rank(x, valid, order, offsets)
+    normal = CPU.seg_normal_scores(x, valid, order, offsets)
     for j in range(len(sizes)):
         rows = members(codes, valid, j)
         vals = sorted(x[i] for i in rows)
@@ -126,7 +127,7 @@ def test_median_with_moments_gives_the_moments_kernel_bits(ddof):
     valid = rng.random(codes.shape[0]) < 0.85
     valid[codes == 0] = False
     x[codes == 3] = 1e8 + 0.1  # constant group
-    order, offsets = kernels.csr_from_codes(codes, len(sizes))
+    order, offsets = CPU.csr_from_codes(codes, len(sizes))
     med, *moments = cpu.seg_median_mean_var(x, valid, order, offsets, ddof)
     np.testing.assert_array_equal(med, cpu.seg_median(x, valid, order, offsets))
     for got, want in zip(moments, cpu.seg_mean_var(x, valid, order, offsets, ddof)):
@@ -136,12 +137,12 @@ def test_median_with_moments_gives_the_moments_kernel_bits(ddof):
 
 def test_ndtri_matches_scipy():
     p = np.concatenate([np.linspace(1e-12, 1 - 1e-12, 2001), [1e-300, 0.02425, 0.97575]])
-    np.testing.assert_allclose(kernels.ndtri(p), scipy_ndtri(p), rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(CPU.ndtri(p), scipy_ndtri(p), rtol=1e-13, atol=1e-13)
 
 
 def test_csr_is_stable_and_complete():
     codes = np.array([2, 0, 2, 1, 0, 2])
-    order, offsets = kernels.csr_from_codes(codes, 3)
+    order, offsets = CPU.csr_from_codes(codes, 3)
     assert offsets.tolist() == [0, 2, 3, 6]
     assert order.tolist() == [1, 4, 3, 0, 2, 5]
 
@@ -149,38 +150,58 @@ def test_csr_is_stable_and_complete():
 def test_weighted_mean():
     x = np.array([1.0, 0.0, 1.0, 5.0])
     w = np.array([1.0, 3.0, 0.0, 0.0])
-    order, offsets = kernels.csr_from_codes(np.array([0, 0, 0, 1]), 2)
-    out = kernels.seg_weighted_mean(x, w, np.ones(4, bool), order, offsets)
+    order, offsets = CPU.csr_from_codes(np.array([0, 0, 0, 1]), 2)
+    out = CPU.seg_weighted_mean(x, w, np.ones(4, bool), order, offsets)
     assert out[0] == 0.25 and math.isnan(out[1])
 
 
 def test_large_group_loo_path():
     rng = np.random.default_rng(0)
     x = rng.normal(size=1000)
-    order, offsets = kernels.csr_from_codes(np.zeros(1000, dtype=np.int64), 1)
-    lm, lv = kernels.seg_loo_mean_var(x, np.ones(1000, bool), order, offsets, 1)
+    order, offsets = CPU.csr_from_codes(np.zeros(1000, dtype=np.int64), 1)
+    lm, lv = CPU.seg_loo_mean_var(x, np.ones(1000, bool), order, offsets, 1)
     for i in (0, 17, 999):
         others = np.delete(x, i)
         assert lm[i] == pytest.approx(others.mean(), abs=1e-12)
         assert lv[i] == pytest.approx(others.var(ddof=1), rel=1e-10)
 
 
-def test_the_dispatcher_exports_every_primitive():
-    for name in cpu.PRIMITIVES:
-        assert callable(getattr(kernels, name)) and callable(getattr(cpu, name))
-    assert kernels.current() == "cpu"
+def test_a_device_has_every_primitive_and_step():
+    from mocli.kernels import fused
+
+    for name in cpu.PRIMITIVES + fused.STEPS:
+        assert callable(getattr(CPU, name))
+    assert kernels.device("cpu") is CPU and CPU.name == "cpu"
+
+
+def composed_group_z(x, valid, b, *, eps, eps_mode, ddof, singleton, scaled):
+    """The grpo rule written as a primitive and NumPy expressions over whole columns: the
+    reference the one-pass kernel is held to, bit for bit."""
+    from mocli.estimators.normalise import divide
+
+    mean, var, count, const = CPU.seg_mean_var(x, valid, b.order, b.offsets, ddof)
+    c = b.codes
+    live = valid & ~const[c] & (count[c] > 1)
+    z = x - mean[c]
+    if scaled:
+        z = divide(z, np.sqrt(var)[c], eps, eps_mode)
+    z = np.where(live, z, 0.0)
+    lone = valid & (count[c] == 1)
+    if singleton == "raw":
+        return np.where(lone, divide(x, 1.0, eps, eps_mode) if scaled else x, z)
+    return np.where(lone, 0.0, z)
 
 
 @pytest.mark.parametrize("eps_mode", ["add", "floor", "skip_zero"])
 @pytest.mark.parametrize("singleton", ["zero", "raw"])
-def test_fused_group_z_equals_the_composed_rule_bit_for_bit(eps_mode, singleton, monkeypatch):
-    """grpo's rule runs as one fused kernel; the composed path (the reference written as
-    primitives and NumPy) must give the very same bits, for every eps mode, ddof and singleton policy, and
-    unscaled (the group-centred values of dr_grpo and reinforce_pp_baseline)."""
-    from mocli import kernels as K
-    from mocli.core.rollouts import Rollouts, prepare
-    from mocli.estimators.normalise import group_z
+def test_fused_group_z_equals_the_composed_rule_bit_for_bit(eps_mode, singleton):
+    """grpo's rule runs as one kernel pass; the same rule composed of a primitive and NumPy
+    (:func:`composed_group_z`) gives the very same bits, for every eps mode, ddof and
+    singleton policy, and unscaled (the group-centred values of dr_grpo and
+    reinforce_pp_baseline)."""
+    from mocli.core.work import Work
     from mocli.engine.pipeline import make_scheme
+    from mocli.estimators.normalise import group_z
 
     rng = np.random.default_rng(11)
     n = 5000
@@ -188,22 +209,16 @@ def test_fused_group_z_equals_the_composed_rule_bit_for_bit(eps_mode, singleton,
     b = prepare(Rollouts.from_arrays(r, rng.integers(0, n // 4, n)), make_scheme())
     for ddof, eps, scaled in itertools.product((0, 1), (0.0, 1e-6, 3.0), (True, False)):
         kw = dict(eps=eps, eps_mode=eps_mode, ddof=ddof, singleton=singleton, scaled=scaled)
-        fused = group_z(b.scalar, b.scorable, b, **kw)
-        with monkeypatch.context() as m:
-            m.setattr(K, "current", lambda: "composed")
-            composed = group_z(b.scalar, b.scorable, b, **kw)
+        fused = group_z(b.scalar, b.scorable, b, Work(), **kw)
+        composed = composed_group_z(np.where(b.scorable, b.scalar, 0.0), b.scorable, b, **kw)
         assert np.array_equal(fused, composed)
         assert np.all(fused[~b.scorable] == 0.0)
-        if not scaled:  # the centred values themselves
-            mean, _, count, const = K.seg_mean_var(b.scalar, b.scorable, b.order, b.offsets, 0)
-            live = b.scorable & ~const[b.codes] & (count[b.codes] > 1)
-            np.testing.assert_array_equal(fused[live], (b.scalar - mean[b.codes])[live])
 
 
 def test_group_order_layout_gathers_and_scatters_exactly():
     """take / put_finished are x[order] and its inverse (zeroing and clipping fused);
     a batch's grouped copy holds the same rows with each group contiguous."""
-    from mocli.core.rollouts import Rollouts, prepare
+    from mocli import Rollouts, prepare
     from mocli.engine.pipeline import make_scheme
 
     rng = np.random.default_rng(5)
@@ -270,36 +285,27 @@ MULTI = ("gdpo", "advantage_sum", "dvao", "gd2po")
 
 @pytest.mark.parametrize(("spec", "weights"), [(s, "k3") for s in FUSED_SPECS] + [
     (s, w) for s in FUSED_SPECS if s.startswith(MULTI) for w in sorted(WIDE)])
-def test_fused_cpu_steps_equal_the_composed_path(spec, weights, monkeypatch):
-    """The one-pass kernels (mocli.kernels.fused, compiled for the GPU too) give the numbers
-    of the composed NumPy + primitive reference path: ragged groups, NaN cells, singletons,
-    constant groups, rows out of group order; objectives taken one by one and four side
-    by side."""
-    from mocli import kernels as K
-    from mocli.core.rollouts import Rollouts, prepare
-    from mocli.engine.pipeline import make_estimator, make_scheme
+def test_one_pass_steps_equal_the_naive_reference(spec, weights):
+    """The one-pass kernels (mocli.kernels.fused, compiled for the GPU too) give the naive
+    reference's numbers (tests/naive.py): ragged groups, NaN cells, singletons, constant
+    groups, rows out of group order; objectives taken one by one and four side by side."""
+    from .test_estimators import check
 
     w = WEIGHTS[weights]
     k = len(w)
     rng = np.random.default_rng(23)
-    n = 4000
-    r = np.round(rng.normal(size=(n, k)), 1)
+    n = 600
+    r = np.round(rng.normal(size=(n, k)) * 4) / 4  # quarters: sums exact, so ties are ties in both
+
     r[:, 1] = rng.integers(0, 2, n)
     r = np.where(rng.random((n, k)) < 0.08, np.nan, r)
     codes = rng.integers(0, n // 6, n)
-    codes[:40] = 10**6 + np.arange(40)  # singletons
-    r[np.isin(codes, codes[40:60]), 2] = 0.5  # some constant objectives
-    r[np.isin(codes, codes[60:70]), :] = np.nan  # some groups without a valid cell
-    ro = Rollouts.from_arrays(r, codes, weights=w, length=rng.integers(1, 90, n))
-    b = prepare(ro, make_scheme())
-    est = make_estimator(spec)
-    fused_out = est(b)
-    b.release()
-    with monkeypatch.context() as m:
-        m.setattr(K, "current", lambda: "composed")
-        composed = est(b)
-    np.testing.assert_allclose(fused_out, composed, rtol=1e-12, atol=1e-12)
-    assert np.all(fused_out[~b.scorable] == 0.0)
+    codes[:10] = 10**6 + np.arange(10)  # singletons
+    r[np.isin(codes, codes[10:20]), 2] = 0.5  # some constant objectives
+    r[np.isin(codes, codes[20:25]), :] = np.nan  # some groups without a valid cell
+    data = {"rewards": r, "codes": codes, "weights": w, "length": rng.integers(1, 90, n).astype(float),
+            "baseline": rng.normal(size=n)}
+    check(spec, data)
 
 
 @pytest.mark.parametrize("step", ["seg_objective_sum", "seg_dvao"])
@@ -340,7 +346,7 @@ def test_objective_kernels_outside_the_estimator_call(spec):
     """The multi-objective kernels read rows in group order. Called on a batch out of
     group order (``compute`` directly, not through ``__call__``) they still answer in the
     batch's own order; a table whose rows already lie in group order gives the same numbers."""
-    from mocli.core.rollouts import Rollouts, prepare
+    from mocli import Rollouts, prepare
     from mocli.engine.pipeline import make_estimator, make_scheme
 
     rng = np.random.default_rng(5)
@@ -350,7 +356,7 @@ def test_objective_kernels_outside_the_estimator_call(spec):
     est = make_estimator(spec)
     b = prepare(Rollouts.from_arrays(r, codes), make_scheme())
     want = est(b)
-    got = est.compute(b)
+    got = est.compute(b, Work())
     np.testing.assert_allclose(np.where(b.scorable, got, 0.0), want, rtol=1e-12, atol=1e-12)
     assert not np.allclose(want, want[b.order])  # the order matters, so the test can tell
     o = np.argsort(codes, kind="stable")
@@ -366,7 +372,7 @@ def test_estimators_share_scratch_arrays_and_never_return_them(sort_rows):
     array (an advantage vector sharing a scratch array would change under the caller
     when the next estimator runs). Outside an estimator call the steps get new arrays;
     release drops the scratch."""
-    from mocli.core.rollouts import Rollouts, prepare
+    from mocli import Rollouts, prepare
     from mocli.engine.pipeline import make_estimator, make_scheme
 
     rng = np.random.default_rng(8)
@@ -388,7 +394,7 @@ def test_estimators_share_scratch_arrays_and_never_return_them(sort_rows):
         assert not any(np.shares_memory(got[s], a) for a in scratch), s
     assert not any(np.shares_memory(got[x], got[y]) for x in specs for y in specs if x < y)
     est = make_estimator("advantage_sum")
-    first, second = est.compute(b), est.compute(b)
+    first, second = est.compute(b, Work()), est.compute(b, Work())
     assert not np.shares_memory(first, second) and not any(np.shares_memory(first, a) for a in scratch)
     b.release()
     assert not any(isinstance(k, tuple) for k in b._cache)
@@ -401,7 +407,7 @@ def test_group_order_copy_is_freed_on_release_without_the_garbage_collector(sort
     import gc
     import weakref
 
-    from mocli.core.rollouts import Rollouts, prepare
+    from mocli import Rollouts, prepare
     from mocli.engine.pipeline import make_estimator, make_scheme
 
     rng = np.random.default_rng(2)

@@ -23,14 +23,15 @@ ARTIFACTS = ROOT / "test-artifacts"
 
 
 def test_terminal_visuals_on_a_terminal_only():
-    rep = mocli.analyze([MATH], by="step", figures=True)
+    analysis = mocli.analyze([MATH], by="step", figures=True)
+    rep = analysis.report
     console = Console(record=True, width=140, force_terminal=True)
-    console.print(render.rich_report(rep.to_dict(), "t", None, rep.figures, show_visuals=True))
+    console.print(render.rich_report(rep.to_dict(), "t", None, analysis.figures, show_visuals=True))
     text = console.export_text()
     assert "Advantage histograms" in text and "Discordance heatmap" in text and "Trends over step" in text
     assert re.search("[▁▂▃▄▅▆▇█]{5,}", text)
     plain = Console(record=True, width=140)
-    plain.print(render.rich_report(rep.to_dict(), "t", None, rep.figures, show_visuals=False))
+    plain.print(render.rich_report(rep.to_dict(), "t", None, analysis.figures, show_visuals=False))
     assert not re.search("[▂▃▄▅▆▇█]", plain.export_text())
 
 
@@ -97,8 +98,8 @@ def test_html_report_has_every_chart_and_nothing_external(report_html):
 
 
 def test_html_without_slices_or_second_estimator_says_why():
-    rep = mocli.analyze([MATH], estimators=["grpo"], figures=True)
-    text = render_html(rep)
+    analysis = mocli.analyze([MATH], estimators=["grpo"], figures=True)
+    text = render_html(analysis.report, fig=analysis.figures)
     assert 'id="trends"' in text and "no --by column" in text
     assert 'id="scatter"' in text and "needs two estimators" in text
 

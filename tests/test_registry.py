@@ -30,11 +30,12 @@ PLUGIN = textwrap.dedent('''
         source = "a test plugin"
         step: float = param(1.0, "size of every update")
 
-        def compute(self, batch):
-            from mocli.estimators.normalise import centre
+        def compute(self, batch, work):
+            from mocli.estimators.normalise import group_z
 
-            c = centre(batch.scalar, batch.scorable, batch, 1)
-            return np.sign(c.centred) * self.step
+            c = group_z(batch.scalar, batch.scorable, batch, work, eps=0.0, eps_mode="add", ddof=1,
+                        singleton="zero", scaled=False)
+            return np.sign(c) * self.step
 ''')
 
 

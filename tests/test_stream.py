@@ -15,7 +15,8 @@ import pytest
 import mocli
 from mocli.io.files import plan
 from mocli.engine.pipeline import make_scheme, resolve
-from mocli.engine.stream import analyze_chunked, chunked_input, parse_size
+from mocli.diagnostics import analyze_chunked
+from mocli.io.chunks import chunked_input, parse_size
 from mocli.core.tally import CoMoments, Influence, Moments, SizeMedian, merge
 from mocli.core.values import Values, spilling
 
@@ -65,10 +66,10 @@ def test_spilled_values_give_numpys_quantiles_and_the_sorted_distinct_count(tmp_
         parts = [p for p in parts if p.size] or [np.array([0.5])]
         whole = np.concatenate(parts)
         qs = [0.0, 0.05, 0.5, 0.95, 0.99, 1.0, float(rng.random())]
-        with spilling(str(tmp_path), block=block):
-            v = Values.of(parts[0])
+        with spilling(str(tmp_path), block=block) as spill:
+            v = Values.of(parts[0], spill)
             for p in parts[1:]:
-                v = v.merge(Values.of(p))
+                v = v.merge(Values.of(p, spill))
             assert v.runs and not v.arrays
             assert v.quantiles(qs) == [float(x) for x in np.quantile(whole, qs)]  # exactly
             s = np.sort(whole)
@@ -144,7 +145,7 @@ def test_chunked_report_equals_the_in_memory_report(tmp_path, scheme, n_chunks):
     with chunked_input(p, n_chunks) as chunked:
         assert len(chunked) == n_chunks
         streamed = analyze_chunked(chunked, resolve(ESTIMATORS), make_scheme(scheme), [], compare=True, by="step")
-    same(memory.to_dict(), streamed.to_dict())
+    same(memory.report.to_dict(), streamed.to_dict())
 
 
 def test_a_table_over_the_memory_limit_streams_to_the_same_report_from_the_cli(run_cli, tmp_path):
@@ -241,7 +242,7 @@ def test_the_statistics_pass_keeps_what_a_scheme_step_needs(tmp_path):
     statistics passes; one whose NaN policy prepares its own chebyshev score (a batch-wide
     ideal point) must stay, or its chunks would use their own ideal point."""
     from mocli import compute_advantages
-    from mocli.engine.stream import advantages_chunked
+    from mocli.engine.stream import advantages_chunked  # noqa: I001
 
     path = tmp_path / "r.parquet"
     rollout_table(3000, seed=4).write_parquet(path)

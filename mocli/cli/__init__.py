@@ -4,11 +4,16 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..errors import Interrupted, MocliError
+from ..io.chunks import clean_stale_chunks
+from ..io.files import reporting_to
 from ..io.outputs import check_interrupted, committed, handling_signals
 from .commands import app
 
@@ -22,15 +27,10 @@ def _fail(message: str) -> int:
 @contextlib.contextmanager
 def progress_on_stderr():
     """A progress bar on stderr for long work (many files, many slices), only when stderr
-    is a terminal; stdout stays data."""
+    is a terminal (stdout stays data): yields the callback that draws it, else None."""
     if not sys.stderr.isatty():
-        yield
+        yield None
         return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from ..io.files import reporting
-
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    console=Console(stderr=True), transient=True)
     tasks: dict[str, int] = {}
@@ -42,8 +42,8 @@ def progress_on_stderr():
             tasks[stage] = bar.add_task(stage, total=total)
         bar.update(tasks[stage], completed=done)
 
-    with bar, reporting(update):
-        yield
+    with bar:
+        yield reporting_to(update)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,14 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     args = [a for a in args if a != "--debug"]
     command = typer.main.get_command(app)
     with contextlib.suppress(OSError):
-        import os
-
-        from ..engine.stream import clean_stale_chunks
-
         clean_stale_chunks(os.environ.get("MOCLI_TMPDIR") or None)  # what killed runs left
     try:
-        with handling_signals(last=argv is None), progress_on_stderr():
-            rv = command.main(args=args, prog_name="mocli", standalone_mode=False)
+        with handling_signals(last=argv is None), progress_on_stderr() as progress:
+            rv = command.main(args=args, prog_name="mocli", standalone_mode=False, obj=progress)
             check_interrupted()  # a signal whose exception native code swallowed still stops the run
         code = rv if isinstance(rv, int) else 0
     except (Interrupted, KeyboardInterrupt) as exc:

@@ -15,7 +15,11 @@ from ..render import catalog
 from ..diagnostics import check as check_mod
 from ..api import Settings, analyze as analyze_api, write_advantages, flip_rows, inspect as inspect_api, verify as verify_api
 from ..errors import UsageError
-from ..io.files import check_output, write_table
+from ..options import BY_PARAMETER
+from ..diagnostics import Analysis
+from ..io.files import check_output, expand_inputs, input_files, schema_of, write_table
+from ..io.outputs import append_text, check_writable, refuse_inputs, write_text
+from ..render.html import render_html
 from ..io.samples import SAMPLES, sample
 from . import options as o
 from ..render import terminal as render
@@ -48,21 +52,22 @@ def _json(doc) -> None:
     sys.stdout.write(json.dumps(doc, indent=2, allow_nan=False) + "\n")
 
 
-_RENAMED = {"reward": "rewards", "estimator": "estimators", "fmt": "format"}
-
-
 def _settings(options: dict) -> Settings:
-    """Settings from a command's parameters (named as in :mod:`.options`; the shared ones
-    arrive in its ``**options``) and the config."""
+    """Settings from a command's parameters (named as in the option table; the shared
+    ones arrive in its ``**options``) and the config."""
     options = {**options.pop("options", {}), **options}
-    known = {f for f in Settings.__dataclass_fields__}
-    cli = {_RENAMED.get(k, k): v for k, v in options.items()}
-    return Settings.merge(options.get("config"), **{k: v for k, v in cli.items() if k in known})
+    cli = {BY_PARAMETER[k].name: v for k, v in options.items() if k in BY_PARAMETER}
+    s = Settings.merge(options.get("config"), **cli)
+    ctx = options.get("ctx")
+    if ctx is not None and ctx.obj is not None:  # the progress bar main() drew, if any
+        s.progress = ctx.obj
+    return s
 
 
 @app.command()
 @o.data_options
 def advantages(
+    ctx: typer.Context,
     inputs: o.Inputs,
     output: Annotated[str, typer.Option("-o", "--output", help="Output file; format by extension (.parquet default, .jsonl, .json, .csv).")],
     float32: Annotated[bool, typer.Option("--float32", help="Write advantages as float32 (computed in float64).")] = False,
@@ -137,6 +142,7 @@ def sample_cmd(
 
 @app.command()
 def inspect(
+    ctx: typer.Context,
     inputs: o.Inputs,
     group: o.Group = None,
     reward: o.Reward = None,
@@ -178,16 +184,16 @@ def _say(notes, warnings) -> None:
         sys.stderr.write(f"warning: {warning}\n")
 
 
-def _notes(report) -> None:
-    _say(report.notes, report.warnings)
+def _notes(analysis: Analysis) -> None:
+    _say(analysis.notes, analysis.warnings)
 
 
 def _terminal() -> bool:
     return sys.stdout.isatty()
 
 
-def _report_output(report, fmt: str, title: str, flips: dict | None = None) -> None:
-    doc = report.to_dict()
+def _report_output(analysis: Analysis, fmt: str, title: str, flips: dict | None = None) -> None:
+    doc = analysis.report.to_dict()
     if fmt == "json":
         if flips is not None:
             doc = dict(doc, flips=flips)
@@ -196,20 +202,19 @@ def _report_output(report, fmt: str, title: str, flips: dict | None = None) -> N
         sys.stdout.write(render.markdown_report(doc, title, flips) + "\n")
     else:
         con = _out()
-        con.print(render.rich_report(doc, title, flips, report.figures, show_visuals=con.is_terminal))
+        con.print(render.rich_report(doc, title, flips, analysis.figures, show_visuals=con.is_terminal))
 
 
-def _write_html(report, path: str, title: str) -> None:
-    from ..render.html import render_html
-
+def _write_html(analysis: Analysis, path: str, title: str) -> None:
     check_output_text(path)
-    _write_text(path, render_html(report, title))
+    _write_text(path, render_html(analysis.report, title, analysis.figures))
     sys.stderr.write(f"wrote the HTML report to {path}\n")
 
 
 @app.command()
 @o.data_options
 def analyze(
+    ctx: typer.Context,
     inputs: o.Inputs,
     by: o.By = None,
     fmt: o.Format = None,
@@ -223,16 +228,17 @@ def analyze(
     if html:
         check_output_text(html, "--html")
         _refuse_inputs(inputs, s, ("--html", html))
-    report = analyze_api(inputs, s, by=by, figures=(f == "table" and _terminal()) or bool(html), require_figures=bool(html))
-    _notes(report)
+    analysis = analyze_api(inputs, s, by=by, figures=(f == "table" and _terminal()) or bool(html), require_figures=bool(html))
+    _notes(analysis)
     if html:
-        _write_html(report, html, "mocli analyze")
-    _report_output(report, f, "mocli analyze")
+        _write_html(analysis, html, "mocli analyze")
+    _report_output(analysis, f, "mocli analyze")
 
 
 @app.command()
 @o.data_options
 def compare(
+    ctx: typer.Context,
     inputs: o.Inputs,
     by: o.By = None,
     fmt: o.Format = None,
@@ -245,20 +251,21 @@ def compare(
     f = _format(s.format)
     if len(s.estimators) < 2:
         raise UsageError("compare needs at least two estimators: -e A -e B")
-    report = analyze_api(inputs, s, by=by, compare=True, figures=f == "table" and _terminal())
-    _notes(report)
-    labels = report.labels
-    if report.advantages is None:  # streamed: the advantages were not kept
+    analysis = analyze_api(inputs, s, by=by, compare=True, figures=f == "table" and _terminal())
+    _notes(analysis)
+    labels = analysis.report.labels
+    if analysis.advantages is None:  # streamed: the advantages were not kept
         sys.stderr.write("note: the rows that flip sign are listed only for a table analysed in memory\n")
         flips = None
     else:
-        flips = {f"{a}|{b}": flip_rows(report, a, b, limit=top) for i, a in enumerate(labels) for b in labels[i + 1:]}
-    _report_output(report, f, "mocli compare", flips)
+        flips = {f"{a}|{b}": flip_rows(analysis, a, b, limit=top) for i, a in enumerate(labels) for b in labels[i + 1:]}
+    _report_output(analysis, f, "mocli compare", flips)
 
 
 @app.command()
 @o.data_options
 def check(
+    ctx: typer.Context,
     inputs: o.Inputs,
     fail_if: Annotated[Optional[List[str]], typer.Option("--fail-if", help="'PATH OP NUMBER', repeatable; relative paths apply to every estimator.")] = None,
     fmt: o.Format = None,
@@ -278,14 +285,12 @@ def check(
         if path:
             check_output_text(path, option)
     _refuse_inputs(inputs, s, ("--junit", junit), ("--summary", summary))
-    report = analyze_api(inputs, s)
-    _notes(report)
-    outcomes = check_mod.evaluate(report, exprs)
+    analysis = analyze_api(inputs, s)
+    _notes(analysis)
+    outcomes = check_mod.evaluate(analysis.report, exprs)
     if junit:
         _write_text(junit, check_mod.junit(outcomes))
     if summary:
-        from ..io.outputs import append_text
-
         append_text(summary, check_mod.summary_markdown(outcomes), "--summary")
     if f == "json":
         _json({
@@ -309,29 +314,23 @@ def check(
 
 
 def check_output_text(path: str, option: str = "output") -> None:
-    from ..io.outputs import check_writable
-
     check_writable(path, option)
 
 
 def _refuse_inputs(inputs, s: Settings, *outputs: tuple[str, Optional[str]]) -> None:
     """No report file may replace an input (the contract's rule for every output)."""
-    from ..io.files import input_files
-    from ..io.outputs import refuse_inputs
-
     if any(path for _, path in outputs):
         refuse_inputs(outputs, input_files(inputs, s.source))
 
 
 def _write_text(path: str, text: str) -> None:
-    from ..io.outputs import write_text
-
     write_text(path, text)
 
 
 @app.command()
 @o.data_options
 def verify(
+    ctx: typer.Context,
     inputs: o.Inputs,
     logged: Annotated[Optional[str], typer.Option("--logged", help="Column with the advantages the trainer used (default with --from: the dump's own).")] = None,
     fmt: o.Format = None,
@@ -359,6 +358,7 @@ def verify(
 @app.command()
 @o.data_options
 def report(
+    ctx: typer.Context,
     inputs: o.Inputs,
     output: Annotated[str, typer.Option("-o", "--output", help="The HTML file to write.")],
     by: o.By = None,
@@ -372,9 +372,7 @@ def report(
     check_output_text(output)
     _refuse_inputs(inputs, s, ("-o/--output", output))
     if by is None:
-        from ..io.files import expand_inputs, schema_of
-
         if s.step or (not s.source and "step" in schema_of(expand_inputs(inputs))) or s.source:
             by = s.step or "step"
-    rep = analyze_api(inputs, s, by=by, figures=True, require_figures=True)
-    _write_html(rep, output, "mocli report")
+    analysis = analyze_api(inputs, s, by=by, figures=True, require_figures=True)
+    _write_html(analysis, output, "mocli report")

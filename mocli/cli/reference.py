@@ -3,6 +3,8 @@ that the two cannot disagree: ``python -m mocli.cli.reference > docs/cli.md``.""
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from .commands import app
@@ -36,6 +38,4 @@ def reference_markdown() -> str:
 
 
 if __name__ == "__main__":
-    import sys
-
     sys.stdout.write(reference_markdown())

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .values import Values
+from .values import Spill, Values
 
 REL = 1e-9  # "zero" is |x| <= 1e-9 * max(1, m)
 
@@ -301,8 +301,8 @@ class ColumnSummary(Tally):
     values: Values
 
     @classmethod
-    def of(cls, v: np.ndarray) -> "ColumnSummary":
-        return cls(Moments.of(v), Values.of(v))
+    def of(cls, v: np.ndarray, spill: Spill | None = None) -> "ColumnSummary":
+        return cls(Moments.of(v), Values.of(v, spill))
 
     def merge(self, other):
         return ColumnSummary(self.moments.merge(other.moments), self.values.merge(other.values))
@@ -329,9 +329,9 @@ class AdvantageSummary(Tally):
     abs_values: Values
 
     @classmethod
-    def of(cls, a: np.ndarray) -> "AdvantageSummary":
+    def of(cls, a: np.ndarray, spill: Spill | None = None) -> "AdvantageSummary":
         absa = np.abs(a)
-        return cls(Moments.of(a), float(absa.sum()), float(a @ a), Values.of(absa))
+        return cls(Moments.of(a), float(absa.sum()), float(a @ a), Values.of(absa, spill))
 
     def merge(self, o):
         return AdvantageSummary(

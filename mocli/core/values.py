@@ -1,8 +1,8 @@
 """Exact quantiles and distinct counts over values that may not fit in memory.
 
 :class:`Values` holds one column's values across chunks. In memory (the default) it keeps
-the arrays and answers with ``np.quantile`` and a sort. Inside :func:`spilling`, every
-chunk's values are sorted and appended to a temporary file as a run, and the answers come
+the arrays and answers with ``np.quantile`` and a sort. Given a :class:`Spill` (see
+:func:`spilling`), every chunk's values are sorted and appended to a temporary file as a run, and the answers come
 from a block-wise k-way merge of the runs, reading at most ``block`` values of each run at a
 time: the same order statistics, so the same numbers.
 """
@@ -10,7 +10,6 @@ time: the same order statistics, so the same numbers.
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import math
 import os
 import tempfile
@@ -20,9 +19,6 @@ from typing import Iterator, Sequence
 import numpy as np
 
 REL = 1e-9
-
-_SPILL: contextvars.ContextVar["Spill | None"] = contextvars.ContextVar("mocli_spill", default=None)
-
 
 class Spill:
     """An append-only file of sorted float64 runs."""
@@ -54,13 +50,12 @@ class Spill:
 
 @contextlib.contextmanager
 def spilling(folder: str, block: int = 1 << 16) -> Iterator[Spill]:
-    """Within the block, new :class:`Values` go to a temporary file in ``folder``."""
+    """A temporary file in ``folder`` for the :class:`Values` made with it, removed after
+    the block."""
     spill = Spill(folder, block)
-    token = _SPILL.set(spill)
     try:
         yield spill
     finally:
-        _SPILL.reset(token)
         spill.close()
 
 
@@ -73,10 +68,10 @@ class Values:
     top: float = 0.0  # max |value|
 
     @classmethod
-    def of(cls, v: np.ndarray) -> "Values":
+    def of(cls, v: np.ndarray, spill: Spill | None = None) -> "Values":
+        """The values ``v``; sorted into ``spill`` when given, else kept in memory."""
         v = np.asarray(v, dtype=np.float64)
         top = float(np.abs(v).max()) if v.size else 0.0
-        spill = _SPILL.get()
         if spill is None or v.size == 0:
             return cls([v] if v.size else [], [], None, int(v.size), top)
         return cls([], [spill.write(np.sort(v))], spill, int(v.size), top)

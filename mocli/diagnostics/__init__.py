@@ -9,14 +9,21 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from ..core.rollouts import Rollouts, apply_nan_policy
+from ..core.rollouts import Batch, Rollouts
+from ..core.tally import Const, finish, merge
+from ..core.values import Spill, spilling
+from ..core.work import BatchStats
+from ..engine.pipeline import make_scheme, resolve, run_estimators
+from ..engine.prepare import apply_nan_policy
+from ..engine.stream import settle_statistics
 from ..errors import UsageError
 from ..estimators import Estimator
+from ..io.chunks import Chunk, Chunked
+from ..io.files import Progress, silent
 from ..io.outputs import check_interrupted
+from ..kernels import CPU, Device
 from ..params import describe
-from ..engine.pipeline import make_scheme, resolve, run_estimators
 from ..schemes import Condition, Scheme, apply_conditions
-from ..core.tally import Const, finish
 from . import metrics
 from .figures import Figures, make_figures
 from .metrics import GroupView
@@ -35,15 +42,6 @@ class Report:
     agreement: dict[str, dict[str, Any]] | None = None
     by: dict[str, "Report"] = field(default_factory=dict)
     by_column: str | None = None
-    figures: Figures | None = field(default=None, repr=False, compare=False)
-    notes: list[str] = field(default_factory=list, repr=False, compare=False)
-    warnings: list[str] = field(default_factory=list, repr=False, compare=False)
-    # kept for what reads rows back (the rows that flip sign), when the table was analysed
-    # in memory with ``keep_advantages``; None otherwise (streamed)
-    advantages: dict[str, np.ndarray] | None = field(default=None, repr=False, compare=False)
-    batch: Any = field(default=None, repr=False, compare=False)  # the prepared batch (NaN omitted)
-    frame: Any = field(default=None, repr=False, compare=False)  # the rows as read (a DataFrame)
-    group: str | None = field(default=None, repr=False, compare=False)  # the group column of ``frame``
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -99,6 +97,35 @@ def lookup(doc: Any, path: str) -> Any:
     return node
 
 
+@dataclass
+class Analysis:
+    """What :func:`mocli.analyze` returns: the :class:`Report` and what the command line
+    shows beside it. ``advantages`` and ``batch`` (the prepared batch, NaN omitted) are
+    kept when the table was analysed in memory with ``keep_advantages`` (None when
+    streamed), so that :meth:`flips` can read the rows back; ``frame`` holds the rows as
+    read (a DataFrame, for the flipped rows' text) and ``group`` its group column."""
+
+    report: Report
+    figures: Figures | None = None
+    advantages: dict[str, np.ndarray] | None = None
+    batch: Batch | None = None
+    frame: Any = None
+    group: str | None = None
+    notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def flips(self, a: str, b: str, limit: int = 20) -> list[tuple[int, float, float]]:
+        """Rows whose sign differs between estimators ``a`` and ``b``, most telling first
+        (the smaller of the two magnitudes, descending): ``(row, A_a, A_b)``."""
+        if self.advantages is None or self.batch is None:
+            raise UsageError("flips need an analysis made with keep_advantages=True")
+        A, B = self.advantages[a], self.advantages[b]
+        rows = np.flatnonzero(metrics.flipped_mask(A, B, self.batch))
+        strength = np.minimum(np.abs(A[rows]), np.abs(B[rows]))
+        top = rows[np.argsort(-strength, kind="stable")][:limit]
+        return [(int(i), float(A[i]), float(B[i])) for i in top]
+
+
 def default_estimators(rollouts: Rollouts) -> list[str]:
     """``grpo``, plus ``gdpo`` when two or more objectives are weighted."""
     return default_estimators_for(rollouts.weights)
@@ -121,26 +148,32 @@ def analyze_rollouts(
     slice_column: str | None = None,
     keep_advantages: bool = False,
     figures: bool = False,
-) -> Report:
+    device: Device = CPU,
+    progress: Progress = silent,
+) -> Analysis:
     """The full report for one table; with ``slices`` (one value per row) also one report
     per distinct value, each equal to a separate run on the filtered rows."""
     specs = list(estimators) if estimators else default_estimators(rollouts)
     resolved = resolve(specs, profile)
     sch = scheme if isinstance(scheme, Scheme) else make_scheme(scheme, gates)
     conds = [c if isinstance(c, Condition) else Condition.parse(c) for c in conditions]
-    report = _one(rollouts, resolved, sch, conds, compare, keep_advantages, figures)
+    tree, advs, base = tally_rollouts(rollouts, resolved, sch, conds, compare, device)
+    out = Analysis(report_from(tree))
+    if figures:
+        out.figures = make_figures(advs, base, device=device)
+    if keep_advantages:
+        out.advantages, out.batch = advs, base
     if slices is not None:
+        report = out.report
         report.by_column = slice_column
         keys = np.array(["null" if v is None else str(v) for v in slices.tolist()], dtype=object)
-        from ..io.files import report_progress
-
         order = _slice_order(slices, keys)
         for done, value in enumerate(order):
-            report_progress(f"slices by {slice_column}", done, len(order))
-            mask = keys == value
-            report.by[value] = _one(rollouts.subset(mask), resolved, sch, conds, compare, False, False)
-        report_progress(f"slices by {slice_column}", len(order), len(order))
-    return report
+            progress(f"slices by {slice_column}", done, len(order))
+            tree, _, _ = tally_rollouts(rollouts.subset(keys == value), resolved, sch, conds, compare, device)
+            report.by[value] = report_from(tree)
+        progress(f"slices by {slice_column}", len(order), len(order))
+    return out
 
 
 def _slice_order(values: np.ndarray, keys: np.ndarray) -> list[str]:
@@ -150,17 +183,6 @@ def _slice_order(values: np.ndarray, keys: np.ndarray) -> list[str]:
         return sorted(nums, key=nums.get) + (["null"] if "null" in uniq else [])
     except ValueError:
         return sorted(k for k in uniq if k != "null") + (["null"] if "null" in uniq else [])
-
-
-def _one(rollouts, resolved, scheme, conds, compare, keep, figures=False) -> Report:
-    tree, advs, base = tally_rollouts(rollouts, resolved, scheme, conds, compare)
-    report = report_from(tree)
-    if figures:
-        report.figures = make_figures(advs, base)
-    if keep:
-        report.advantages = advs
-        report.batch = base
-    return report
 
 
 def report_from(tree: dict[str, Any]) -> Report:
@@ -174,11 +196,13 @@ def report_from(tree: dict[str, Any]) -> Report:
     return Report(doc["input"], doc["objectives"], doc["conflict"], doc["estimators"], doc.get("agreement"))
 
 
-def tally_rollouts(rollouts, resolved, scheme, conds, compare):
+def tally_rollouts(rollouts, resolved, scheme, conds, compare, device: Device = CPU, stats: BatchStats | None = None,
+                   spill: Spill | None = None):
     """The report's tally tree for one group-complete chunk, with the advantages and the
-    prepared batch (NaN policy omit)."""
-    advs, batches = run_estimators(rollouts, resolved, scheme, conds)
-    views = {policy: GroupView.of(b) for policy, b in batches.items()}
+    prepared batch (NaN policy omit). ``stats``: the whole table's batch statistics, when
+    the rows are one chunk of it; ``spill``: where the values behind its quantiles go."""
+    advs, batches = run_estimators(rollouts, resolved, scheme, conds, device=device, stats=stats)
+    views = {policy: GroupView.of(b, device, spill) for policy, b in batches.items()}
     base, view = batches["omit"], views["omit"]
     raw = apply_conditions(apply_nan_policy(rollouts.rewards, rollouts.names, rollouts.weights, "omit"), rollouts.names, conds)
     est_tallies: dict[str, dict[str, Any]] = {}
@@ -203,24 +227,47 @@ def tally_rollouts(rollouts, resolved, scheme, conds, compare):
     return tree, advs, base
 
 
-def flips(report: Report, a: str, b: str, limit: int = 20) -> list[tuple[int, float, float]]:
-    """Rows whose sign differs between estimators ``a`` and ``b``, most telling first (the
-    smaller of the two magnitudes, descending): ``(row, A_a, A_b)``."""
-    advs = report.advantages
-    batch = report.batch
-    if advs is None or batch is None:
-        raise UsageError("flips need a report made with keep_advantages=True")
-    A, B = advs[a], advs[b]
-    mask = metrics.flipped_mask(A, B, batch)
-    rows = np.flatnonzero(mask)
-    strength = np.minimum(np.abs(A[rows]), np.abs(B[rows]))
-    top = rows[np.argsort(-strength, kind="stable")][:limit]
-    return [(int(i), float(A[i]), float(B[i])) for i in top]
-
-
 def iter_paths(doc: Any, prefix: str = "") -> Iterable[str]:
     if isinstance(doc, dict):
         for k, v in doc.items():
             yield from iter_paths(v, f"{prefix}.{k}" if prefix else k)
     else:
         yield prefix
+
+
+def analyze_chunked(
+    chunked: Chunked,
+    resolved: Sequence[Any],
+    scheme: Any,
+    conds: Sequence[Any],
+    *,
+    compare: bool = False,
+    by: str | None = None,
+    device: Device = CPU,
+) -> Report:
+    """The analyze report of a chunked table (equal to :func:`analyze_rollouts` on the
+    whole table), with one report per value of ``by`` when given."""
+
+    def scopes(chunk: Chunk):
+        yield None, chunk.rollouts
+        if chunk.keys is not None:
+            for value in dict.fromkeys(chunk.keys.tolist()):
+                yield value, chunk.rollouts.subset(chunk.keys == value)
+
+    stats, two_pass = settle_statistics(chunked, resolved, scheme, conds, scopes, device, by)
+
+    # last pass: every chunk's tallies, merged
+    trees: dict[str | None, Any] = {}
+    with spilling(chunked.folder) as spill:
+        for chunk in chunked.chunks("analysing chunks", by):
+            for key, sub in scopes(chunk):
+                tree, _, _ = tally_rollouts(sub, resolved, scheme, conds, compare, device,
+                                            stats[key] if two_pass else None, spill)
+                trees[key] = merge(trees.get(key), tree)
+        report = report_from(trees[None])
+        if by is not None:
+            report.by_column = by
+            values = [k for k in trees if k is not None]
+            for value in _slice_order(np.array(values, dtype=object), np.array(values, dtype=object)):
+                report.by[value] = report_from(trees[value])
+    return report

@@ -16,6 +16,7 @@ from xml.sax.saxutils import escape, quoteattr
 from ..errors import UsageError
 from ..params import finite
 from ..registry import suggest
+from . import lookup
 
 _OPS = {">=": operator.ge, "<=": operator.le, "==": operator.eq, "!=": operator.ne, ">": operator.gt, "<": operator.lt}
 _EXPR = re.compile(r"^\s*(\S+)\s*(>=|<=|==|!=|>|<)\s*(\S+)\s*$")
@@ -93,8 +94,6 @@ def evaluate(report, expressions: Sequence[Expression]) -> list[Outcome]:
 
 
 def _lookup(doc, path):
-    from . import lookup
-
     return lookup(doc, path)
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..core.rollouts import Batch
-from ..kernels import seg_mean_var
+from ..kernels import CPU, Device
 
 
 @dataclass
@@ -22,7 +22,8 @@ class Figures:
 OUTCOMES = ("below group mean", "at group mean", "above group mean")
 
 
-def make_figures(advs: dict[str, np.ndarray], batch: Batch, bins: int = 31, points: int = 1500, seed: int = 0) -> Figures:
+def make_figures(advs: dict[str, np.ndarray], batch: Batch, bins: int = 31, points: int = 1500, seed: int = 0,
+                 device: Device = CPU) -> Figures:
     sc = batch.scorable
     vals = [a[sc] for a in advs.values() if a[sc].size]
     top = max((float(np.abs(v).max()) for v in vals), default=1.0) or 1.0
@@ -35,7 +36,7 @@ def make_figures(advs: dict[str, np.ndarray], batch: Batch, bins: int = 31, poin
         rows = np.flatnonzero(sc)
         if rows.size > points:
             rows = np.sort(np.random.default_rng(seed).choice(rows, points, replace=False))
-        mean, _, _, _ = seg_mean_var(batch.scalar, sc, batch.order, batch.offsets, 0)
+        mean, _, _, _ = device.seg_mean_var(batch.scalar, sc, batch.order, batch.offsets, 0)
         d = batch.scalar - mean[batch.codes]
         tol = 1e-9 * np.maximum(1.0, np.abs(batch.scalar))
         outcome = np.where(d > tol, 2, np.where(d < -tol, 0, 1))

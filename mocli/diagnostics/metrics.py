@@ -11,20 +11,20 @@ from typing import Any
 import numpy as np
 
 from ..core.rollouts import Batch
-from ..estimators.normalise import valid_moments
-from ..kernels import fused, seg_mean_var, seg_min_max
+from ..core.values import Spill
+from ..kernels import CPU, Device
 from ..kernels.pairs import advantage_pairs, kendall_tau_b, objective_pairs, seg_cov
 from ..core.tally import (
     REL, AdvantageSummary, AtExtreme, CoMoments, ColumnSummary, Const, Count, Extreme, Influence,
-    Mean, Ratio, SizeMedian, VarianceShare, num, rate,
+    Mean, Moments, Ratio, SizeMedian, VarianceShare, num, rate,
 )
 
 __all__ = ["GroupView", "agreement", "conflict", "estimator_metrics", "flipped_mask", "input_summary", "num", "objective_stats", "rate"]
 
 
-def group_tolerance(values: np.ndarray, valid: np.ndarray, batch: Batch) -> np.ndarray:
+def group_tolerance(values: np.ndarray, valid: np.ndarray, batch: Batch, device: Device = CPU) -> np.ndarray:
     """``1e-9 * max(1, max |x| over the group's valid rows)`` per group."""
-    lo, hi = seg_min_max(np.abs(values), valid, batch.order, batch.offsets)
+    lo, hi = device.seg_min_max(np.abs(values), valid, batch.order, batch.offsets)
     return REL * np.maximum(1.0, np.where(np.isfinite(hi), hi, 0.0))
 
 
@@ -47,13 +47,15 @@ class GroupView:
     opposed: np.ndarray  # (g, pairs) row pairs ordered oppositely by objectives a, b
     ordered: np.ndarray  # (g, pairs) row pairs where both a and b differ
     vectors: np.ndarray  # (g,) distinct weighted reward vectors
+    device: Device  # what the metrics of this batch compute on
+    spill: Spill | None  # where the values behind quantiles go (a streamed table), else None
 
     @classmethod
-    def of(cls, batch: Batch) -> "GroupView":
+    def of(cls, batch: Batch, device: Device = CPU, spill: Spill | None = None) -> "GroupView":
         n, K = batch.rewards.shape
         g = batch.offsets.shape[0] - 1
         codes = batch.codes
-        _, _, count, _ = seg_mean_var(np.zeros(n), batch.scorable, batch.order, batch.offsets, 0)
+        _, _, count, _ = device.seg_mean_var(np.zeros(n), batch.scorable, batch.order, batch.offsets, 0)
         live_group = count >= 2
         live_row = batch.scorable & live_group[codes]
         tolk = np.empty((g, K))
@@ -66,8 +68,8 @@ class GroupView:
             valid = batch.scorable & ~np.isnan(col)
             valid_k[:, k] = valid
             x = np.where(valid, col, 0.0)
-            mean, _, cnt, _ = seg_mean_var(x, valid, batch.order, batch.offsets, 0)
-            lo, hi = seg_min_max(x, valid, batch.order, batch.offsets)
+            mean, _, cnt, _ = device.seg_mean_var(x, valid, batch.order, batch.offsets, 0)
+            lo, hi = device.seg_min_max(x, valid, batch.order, batch.offsets)
             tol = REL * np.maximum(1.0, np.where(cnt > 0, np.maximum(np.abs(lo), np.abs(hi)), 0.0))
             tolk[:, k] = tol
             varies[:, k] = (cnt >= 2) & (hi - lo > tol)
@@ -77,7 +79,8 @@ class GroupView:
         opposed, ordered, vectors = objective_pairs(
             np.ascontiguousarray(batch.rewards), batch.scorable, batch.weighted, batch.order, batch.offsets, tolk
         )
-        return cls(batch, count, live_group, live_row, tolk, sign, varies, valid_k, d, opposed, ordered, vectors)
+        return cls(batch, count, live_group, live_row, tolk, sign, varies, valid_k, d, opposed, ordered, vectors, device,
+                   spill)
 
 
 # ---------------------------------------------------------------------------------------
@@ -115,19 +118,19 @@ def objective_stats(raw: np.ndarray, batch: Batch, view: GroupView) -> dict[str,
             "count": Count(count), "missing_rate": Ratio(n - count, n),
             # a column without NaN is summarised in place (its values are kept for the
             # quantiles until the report is built): no copy
-            "summary": ColumnSummary.of(col if count == n else col[valid]),
+            "summary": ColumnSummary.of(col if count == n else col[valid], view.spill),
         }
         # group rates over groups with >= 2 valid values of k (directed values)
         dcol = batch.rewards[:, k]
         dvalid = valid if batch.rewards is raw else ~np.isnan(dcol)
         x = np.where(dvalid, dcol, 0.0)
-        mean, var0, cnt, _ = seg_mean_var(x, dvalid, batch.order, batch.offsets, 0)
-        lo, hi = seg_min_max(x, dvalid, batch.order, batch.offsets)
+        mean, var0, cnt, _ = view.device.seg_mean_var(x, dvalid, batch.order, batch.offsets, 0)
+        lo, hi = view.device.seg_min_max(x, dvalid, batch.order, batch.offsets)
         del x
         live = cnt >= 2
         tol = REL * np.maximum(1.0, np.where(cnt > 0, np.maximum(np.abs(lo), np.abs(hi)), 0.0))
         const = live & (hi - lo <= tol)
-        total = valid_moments(dcol, dvalid)  # with the extremes, no copy of the valid values
+        total = Moments(*view.device.masked_moments(np.ascontiguousarray(dcol, dtype=np.float64), dvalid))  # with the extremes, no copy of the valid values
         stats["zero_variance_group_rate"] = Ratio(const.sum(), live.sum())
         stats["all_max_group_rate"] = AtExtreme.of(hi[const], total.hi, True, live.sum())
         stats["all_min_group_rate"] = AtExtreme.of(lo[const], total.lo, False, live.sum())
@@ -153,7 +156,7 @@ def conflict(batch: Batch, view: GroupView) -> dict[str, Any]:
             key = f"{names[a]}|{names[b]}"
             discordance[key] = Ratio(opp[c], ordd[c])
             # the centred columns read in place: no copies of the rows where both are valid
-            correlation[key] = CoMoments(*fused.masked_comoments(view.d[:, a], view.d[:, b], view.valid_k[:, a], view.valid_k[:, b]))
+            correlation[key] = CoMoments(*view.device.masked_comoments(view.d[:, a], view.d[:, b], view.valid_k[:, a], view.valid_k[:, b]))
             c += 1
     return {
         "mixed_sign_rate": Ratio(mixed.sum(), view.live_row.sum()),
@@ -170,7 +173,7 @@ def estimator_metrics(A: np.ndarray, batch: Batch, view: GroupView, length: np.n
     sc = batch.scorable
     live_g = view.live_group
     live_r = view.live_row
-    tola = group_tolerance(A, sc, batch)
+    tola = group_tolerance(A, sc, batch, view.device)
     zero = np.abs(A) <= tola[codes]
     sa = np.where(zero, 0, np.sign(A)).astype(np.int8)
 
@@ -178,7 +181,7 @@ def estimator_metrics(A: np.ndarray, batch: Batch, view: GroupView, length: np.n
     a = A[sc]
     s = sa[sc]
     adv = {
-        "summary": AdvantageSummary.of(a),
+        "summary": AdvantageSummary.of(a, view.spill),
         "positive_rate": Ratio((s > 0).sum(), a.size), "negative_rate": Ratio((s < 0).sum(), a.size),
         "zero_rate": Ratio((s == 0).sum(), a.size),
     }
@@ -201,7 +204,7 @@ def estimator_metrics(A: np.ndarray, batch: Batch, view: GroupView, length: np.n
     sign_flip = {}
     silenced = {}
     interference = {}
-    lo, hi = seg_min_max(A, sc, batch.order, batch.offsets)
+    lo, hi = view.device.seg_min_max(A, sc, batch.order, batch.offsets)
     a_varies = live_g & (hi - lo > tola)
     for k, name in enumerate(batch.names):
         sk = view.sign[:, k]
@@ -238,7 +241,7 @@ def influence(A: np.ndarray, batch: Batch, view: GroupView) -> Influence:
     """Least squares of the within-group advantage on the within-group objective values
     (weighted objectives), minimum-norm; shares that sum to ``r2``."""
     names = [n for n, w in zip(batch.names, batch.weighted) if w]
-    mean, _, _, _ = seg_mean_var(A, batch.scorable, batch.order, batch.offsets, 0)
+    mean, _, _, _ = view.device.seg_mean_var(A, batch.scorable, batch.order, batch.offsets, 0)
     return Influence.of(
         names, view.d, A - mean[batch.codes], rows=np.flatnonzero(view.live_row), cols=np.flatnonzero(batch.weighted),
     )
@@ -247,8 +250,8 @@ def influence(A: np.ndarray, batch: Batch, view: GroupView) -> Influence:
 def length_coupling(A, sa, length, batch: Batch, view: GroupView) -> dict[str, Any]:
     sc = batch.scorable
     L = length
-    ma, _, _, _ = seg_mean_var(A, sc, batch.order, batch.offsets, 0)
-    ml, _, _, _ = seg_mean_var(L, sc, batch.order, batch.offsets, 0)
+    ma, _, _, _ = view.device.seg_mean_var(A, sc, batch.order, batch.offsets, 0)
+    ml, _, _, _ = view.device.seg_mean_var(L, sc, batch.order, batch.offsets, 0)
     rows = view.live_row
     pos = sc & (sa > 0)
     neg = sc & (sa < 0)
@@ -265,8 +268,8 @@ def length_coupling(A, sa, length, batch: Batch, view: GroupView) -> dict[str, A
 # ---------------------------------------------------------------------------------------
 def agreement(A: np.ndarray, B: np.ndarray, batch: Batch, view: GroupView) -> dict[str, Any]:
     sc = batch.scorable
-    ta = group_tolerance(A, sc, batch)
-    tb = group_tolerance(B, sc, batch)
+    ta = group_tolerance(A, sc, batch, view.device)
+    tb = group_tolerance(B, sc, batch, view.device)
     za = np.abs(A) <= ta[batch.codes]
     zb = np.abs(B) <= tb[batch.codes]
     both = sc & ~za & ~zb
@@ -280,8 +283,8 @@ def agreement(A: np.ndarray, B: np.ndarray, batch: Batch, view: GroupView) -> di
     }
 
 
-def flipped_mask(A: np.ndarray, B: np.ndarray, batch: Batch) -> np.ndarray:
+def flipped_mask(A: np.ndarray, B: np.ndarray, batch: Batch, device: Device = CPU) -> np.ndarray:
     sc = batch.scorable
-    ta = group_tolerance(A, sc, batch)[batch.codes]
-    tb = group_tolerance(B, sc, batch)[batch.codes]
+    ta = group_tolerance(A, sc, batch, device)[batch.codes]
+    tb = group_tolerance(B, sc, batch, device)[batch.codes]
     return sc & (np.abs(A) > ta) & (np.abs(B) > tb) & (np.sign(A) != np.sign(B))

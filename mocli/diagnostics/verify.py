@@ -17,7 +17,9 @@ import numpy as np
 from ..core.rollouts import Rollouts
 from ..errors import InputError, MocliError
 from ..params import describe
-from ..engine.pipeline import Resolved, make_estimator, make_scheme, run_estimators
+from ..engine.pipeline import Resolved, compute_advantages, make_estimator, make_scheme, run_estimators
+from ..kernels import CPU, Device
+from ..profiles import PROFILES
 from ..schemes import Condition
 
 EPS_CANDIDATES = (0.0, 1e-9, 1e-8, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2)
@@ -142,8 +144,6 @@ def fit_decoupled_weights(rollouts: Rollouts, logged: np.ndarray, profile: str) 
     """The objective weights under which the weighted sum of per-objective group z-scores
     (GDPO before its batch step), centred in its training batch, is proportional to the
     logged advantages in every batch. None with one objective."""
-    from ..engine.pipeline import compute_advantages
-
     k = rollouts.rewards.shape[1]
     if k < 2:
         return None
@@ -168,6 +168,7 @@ def verify_rollouts(
     tol: float = 1e-5,
     group_keys: Sequence[Any] | None = None,
     top: int = 5,
+    device: Device = CPU,
 ) -> Verification:
     logged = np.asarray(logged, dtype=np.float64)
     present = ~np.isnan(logged)
@@ -178,7 +179,7 @@ def verify_rollouts(
     conds = [Condition.parse(c) for c in conditions]
 
     def run(e, ro: Rollouts = rollouts) -> np.ndarray:
-        return run_estimators(ro, [Resolved("verify", e)], sch, conds)[0]["verify"]
+        return run_estimators(ro, [Resolved("verify", e)], sch, conds, device=device)[0]["verify"]
 
     A = run(est)
     diff = np.abs(A - logged)[present]
@@ -219,8 +220,6 @@ def _hints(est, estimator, profile, rollouts, logged, present, tol, max_diff, ru
     estimators; then the reward weights that fit the log (alone and with each estimator
     tried). The first group that reproduces the log (or, when none does, the closest
     candidate, if ten times closer than the run) is named."""
-    from ..profiles import PROFILES
-
     def score(candidates) -> list[tuple[float, str, dict]]:
         out = []
         for alt, reason, change, ro in candidates:

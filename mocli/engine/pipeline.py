@@ -8,14 +8,16 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from ..core.rollouts import Batch, Rollouts, check_finite, prepare
+from ..core.rollouts import Batch, Rollouts, check_finite
+from ..core.work import BatchStats, Work
 from ..errors import UsageError
 from ..estimators import ESTIMATORS, Estimator
-from ..estimators.normalise import batch_scope
 from ..io.outputs import check_interrupted
-from ..params import build, parse_spec
+from ..kernels import CPU, Device
+from ..params import build, describe, parse_spec
 from ..profiles import PROFILES
 from ..schemes import SCHEMES, Condition, Constraint, Gated, Scheme
+from .prepare import prepare
 
 
 @dataclass(frozen=True)
@@ -77,33 +79,39 @@ def compute_advantages(
     conditions: Sequence[str | Condition] = (),
     gates: Sequence[str] = (),
     profile: str = "mocli",
+    device: Device = CPU,
 ) -> dict[str, np.ndarray]:
     """Advantages for every estimator, keyed by label (the spec as written)."""
     resolved = resolve(estimators, profile)
     sch = scheme if isinstance(scheme, Scheme) else make_scheme(scheme, gates)
     conds = [c if isinstance(c, Condition) else Condition.parse(c) for c in conditions]
-    advs, _ = run_estimators(rollouts, resolved, sch, conds)
+    advs, _ = run_estimators(rollouts, resolved, sch, conds, device=device)
     return advs
 
 
 def run_estimators(
-    rollouts: Rollouts, resolved: Sequence[Resolved], scheme: Scheme, conds: Sequence[Condition]
+    rollouts: Rollouts, resolved: Sequence[Resolved], scheme: Scheme, conds: Sequence[Condition], *,
+    device: Device = CPU, stats: BatchStats | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, Batch]]:
     """Advantages by label, and the prepared batch of each NaN policy used (``omit``
-    always). Each estimator and each preparation runs in its own batch scope, so that a
-    table streamed in chunks gets the same batch-wide statistics as the whole table.
+    always), computed on ``device``. Each estimator and each preparation has a scope of
+    its own in ``stats``, the batch-wide statistics of a table streamed in chunks (None: the
+    table is whole), so that every chunk gets the statistics of the whole table.
 
     A table with training batches (``rollouts.batch``) is worked through one batch at a
     time, so that every batch-wide statistic (a batch z-score, whitening, GPG's factor,
     the Chebyshev ideal point) is that batch's own, as the trainer computed it; the
     prepared batches returned cover the whole table."""
+    work = Work(device, stats)
+    if stats is not None:
+        stats.start_chunk()
     parts = rollouts.batches()
     if parts is None:
-        return _run_one(rollouts, resolved, scheme, conds)
+        return _run_one(rollouts, resolved, scheme, conds, work)
     out = {r.label: np.empty(rollouts.n) for r in resolved}
     scores: dict[str, np.ndarray] = {}
     for rows in parts:
-        advs, batches = _run_one(rollouts.subset(rows), resolved, scheme, conds)
+        advs, batches = _run_one(rollouts.subset(rows), resolved, scheme, conds, work)
         for label, a in advs.items():
             out[label][rows] = a
         for policy, b in batches.items():
@@ -113,14 +121,13 @@ def run_estimators(
 
 
 def _run_one(
-    rollouts: Rollouts, resolved: Sequence[Resolved], scheme: Scheme, conds: Sequence[Condition]
+    rollouts: Rollouts, resolved: Sequence[Resolved], scheme: Scheme, conds: Sequence[Condition], work: Work
 ) -> tuple[dict[str, np.ndarray], dict[str, Batch]]:
     batches: dict[str, Batch] = {}
 
     def get(policy: str) -> Batch:
         if policy not in batches:
-            with batch_scope(f"scheme:{policy}"):
-                batches[policy] = prepare(rollouts, scheme, conds, policy)
+            batches[policy] = prepare(rollouts, scheme, conds, policy, work=work.scoped(f"scheme:{policy}"))
         return batches[policy]
 
     get("omit")
@@ -128,14 +135,11 @@ def _run_one(
     for r in resolved:
         check_interrupted()
         batch = get(r.estimator.nan_policy)
-        with batch_scope(r.label):
-            out[r.label] = check_finite(r.estimator(batch), r.label, rollouts)
+        out[r.label] = check_finite(r.estimator(batch, work.scoped(r.label)), r.label, rollouts)
     for batch in batches.values():
         batch.release()  # the group-order copies served the estimators; free them
     return out, batches
 
 
 def params_of(resolved: Sequence[Resolved]) -> Mapping[str, dict]:
-    from ..params import describe
-
     return {r.label: describe(r.estimator) for r in resolved}

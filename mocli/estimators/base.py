@@ -1,5 +1,6 @@
 """The estimator contract: a frozen dataclass whose fields are its parameters, called as
-``estimator(batch) -> adv``."""
+``estimator(batch, work) -> adv`` (``work``: the device and the run's batch statistics,
+:class:`mocli.core.work.Work`; a plain CPU one when left out)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from ..errors import UsageError
 from ..kernels.cpu import put_finished
 from ..params import param
 from ..registry import Registry
-from .normalise import EPS_MODES, SINGLETON, Placed, placing, working
+from ..core.work import Placement, Work
+from .normalise import EPS_MODES, SINGLETON
 
 ESTIMATORS: Registry[type] = Registry("estimator", entry_point_group="mocli.estimators")
 
@@ -34,21 +36,22 @@ class Estimator:
     nan_policy: str = param("omit", "NaN cells: omit (skip), zero (NaN -> 0 first), raise", choices=NAN_POLICIES)
     clip: float = param(0.0, "clip advantages to [-clip, clip] at the end; 0 = off")
 
-    def compute(self, batch: Batch) -> np.ndarray:  # pragma: no cover - abstract
+    def compute(self, batch: Batch, work: Work) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def __call__(self, batch: Batch) -> np.ndarray:
+    def __call__(self, batch: Batch, work: Work | None = None) -> np.ndarray:
+        work = Work() if work is None else work
         if not self.by_group:  # row by row: file order as it is
-            return put_finished(self.compute(batch), batch.scorable, self.clip, None)
+            return put_finished(self.compute(batch, work.at(None, None)), batch.scorable, self.clip, None)
         # compute on the rows in group order (sequential memory access; built once per
-        # batch), then scatter back to file order with the zeroing and clipping fused in
+        # batch), then scatter back to file order with the zeroing and clipping fused in;
+        # a one-pass last step writes file order itself (zeros included) into the placement
         grouped = batch.grouped(self.reads_rewards)
         dest = batch.destination()  # None: in group order already
-        with placing(dest), working(batch):
-            adv = self.compute(grouped)
-        if isinstance(adv, Placed):  # the last step wrote file order itself (zeros included)
-            out = adv.view(np.ndarray)
-            return np.clip(out, -self.clip, self.clip, out=out) if self.clip > 0 else out
+        placement = Placement(dest)
+        adv = self.compute(grouped, work.at(batch, placement))
+        if adv is placement.result:
+            return np.clip(adv, -self.clip, self.clip, out=adv) if self.clip > 0 else adv
         return put_finished(adv, grouped.scorable, self.clip, dest)
 
     def validate(self) -> None:

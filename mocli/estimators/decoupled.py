@@ -13,11 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import kernels
-from ..kernels import seg_mean_var, seg_min_max
 from ..params import param
 from .base import ESTIMATORS, Grouped, GroupScaled
-from .normalise import EPS_MODES, group_z, whiten, work
+from .normalise import EPS_MODES, group_z, whiten
 
 
 def group_rows(batch) -> tuple:
@@ -38,30 +36,34 @@ def back_to(values: np.ndarray, back: np.ndarray | None) -> np.ndarray:
     return out
 
 
-def objective_z(est, batch, want_z: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
-    """``(n, k)`` per-objective group z-scores (weighted objectives; 0 columns for the
-    others), with the estimator's eps, eps_mode, ddof, singleton and leave_one_out, and
-    their weighted sum ``sum_k w_k z_ik``. Without ``want_z`` only the sum is formed, in
-    one pass of the device's kernel over the groups (the matrix is None)."""
-    r = batch.rewards
+def objective_sum(est, batch, work) -> np.ndarray:
+    """``sum_k w_k z_ik`` over the weighted objectives, with the estimator's eps, eps_mode,
+    ddof and singleton: one pass of the device's kernel over the groups (leave-one-out:
+    the weighted sum of :func:`objective_z`)."""
+    if est.leave_one_out:
+        return objective_z(est, batch, work) @ batch.weights
     cols = np.flatnonzero(batch.weighted)
-    st = kernels.steps()
-    if st is not None and not est.leave_one_out and not want_z:
-        rows, back = group_rows(batch)
-        a = st.seg_objective_sum(
-            rows.rewards, cols, batch.weights[cols], rows.scorable, rows.offsets, est.ddof, est.eps,
-            EPS_MODES.index(est.eps_mode), est.singleton == "raw", out=work("values", rows.n),
-        )
-        return None, back_to(a, back)
+    rows, back = group_rows(batch)
+    a = work.device.seg_objective_sum(
+        rows.rewards, cols, batch.weights[cols], rows.scorable, rows.offsets, est.ddof, est.eps,
+        EPS_MODES.index(est.eps_mode), est.singleton == "raw", out=work.scratch("values", rows.n),
+    )
+    return back_to(a, back)
+
+
+def objective_z(est, batch, work) -> np.ndarray:
+    """``(n, k)`` per-objective group z-scores (weighted objectives; 0 columns for the
+    others), with the estimator's eps, eps_mode, ddof, singleton and leave_one_out."""
+    r = batch.rewards
     z = np.zeros_like(r)
-    for k in cols:
+    for k in np.flatnonzero(batch.weighted):
         col = np.ascontiguousarray(r[:, k])
         valid = batch.scorable & ~np.isnan(col)
         z[:, k] = group_z(
-            np.where(valid, col, 0.0), valid, batch, eps=est.eps, eps_mode=est.eps_mode,
+            np.where(valid, col, 0.0), valid, batch, work, eps=est.eps, eps_mode=est.eps_mode,
             ddof=est.ddof, singleton=est.singleton, leave_one_out=est.leave_one_out,
         )
-    return z, z @ batch.weights
+    return z
 
 
 @dataclass(frozen=True)
@@ -93,15 +95,15 @@ class GDPO(_Decoupled):
         if np.isnan(self.eps_batch):  # resolved here, so that params show the value used
             object.__setattr__(self, "eps_batch", self.eps)
 
-    def compute(self, batch):
-        _, a = objective_z(self, batch, want_z=False)
+    def compute(self, batch, work):
+        a = objective_sum(self, batch, work)
         if not self.batch_norm:
             return a
         eps = self.eps_batch
         length = self.needs("length", batch, ":token_weighted=true") if self.token_weighted else None
         return whiten(
-            a, batch.scorable, eps=eps, eps_mode=self.eps_mode, ddof=self.ddof,
-            length=length, var_eps=self.var_eps, final=True,
+            a, batch.scorable, work, eps=eps, eps_mode=self.eps_mode, ddof=self.ddof,
+            length=length, var_eps=self.var_eps, into=work.placement,
         )
 
 
@@ -114,8 +116,8 @@ class AdvantageSum(_Decoupled):
     name = "advantage_sum"
     source = "advantage combination baseline named by DVAO"
 
-    def compute(self, batch):
-        return objective_z(self, batch, want_z=False)[1]
+    def compute(self, batch, work):
+        return objective_sum(self, batch, work)
 
 
 @ESTIMATORS.register
@@ -132,42 +134,14 @@ class DVAO(Grouped):
     name = "dvao"
     source = "DVAO (decoupled variance-adaptive objectives)"
 
-    def compute(self, batch):
-        r = batch.rewards
-        st = kernels.steps()
-        if st is not None:  # the same sums, one pass
-            cols = np.flatnonzero(batch.weighted)
-            rows, back = group_rows(batch)
-            a = st.seg_dvao(
-                rows.rewards, cols, batch.weights[cols], rows.scorable, rows.offsets, self.singleton == "raw",
-                out=work("values", rows.n),
-            )
-            return back_to(a, back)
-        n = batch.n
-        codes = batch.codes
-        num = np.zeros(n)
-        den = np.zeros(batch.offsets.shape[0] - 1)
-        _, _, size, _ = seg_mean_var(np.zeros(n), batch.scorable, batch.order, batch.offsets, 0)
-        lone = batch.scorable & (size[codes] == 1)
-        raw_num = np.zeros(n)
-        raw_den = np.zeros(n)
-        for k in np.flatnonzero(batch.weighted):
-            col = np.ascontiguousarray(r[:, k])
-            valid = batch.scorable & ~np.isnan(col)
-            x = np.where(valid, col, 0.0)
-            mean, var, count, const = seg_mean_var(x, valid, batch.order, batch.offsets, 0)
-            w = batch.weights[k]
-            centred = np.where(valid & ~const[codes], x - mean[codes], 0.0)
-            num += w * centred
-            den += w * np.sqrt(var)
-            raw_num += np.where(valid, w * x, 0.0)
-            raw_den += np.where(valid, w, 0.0)
-        d = den[codes]
-        a = np.where(d != 0, num / np.where(d != 0, d, 1.0), 0.0)
-        if self.singleton == "raw":
-            raw = np.where(raw_den != 0, raw_num / np.where(raw_den != 0, raw_den, 1.0), 0.0)
-            return np.where(lone, raw, a)
-        return np.where(lone, 0.0, a)
+    def compute(self, batch, work):
+        cols = np.flatnonzero(batch.weighted)
+        rows, back = group_rows(batch)
+        a = work.device.seg_dvao(
+            rows.rewards, cols, batch.weights[cols], rows.scorable, rows.offsets, self.singleton == "raw",
+            out=work.scratch("values", rows.n),
+        )
+        return back_to(a, back)
 
 
 @ESTIMATORS.register
@@ -186,19 +160,21 @@ class GD2PO(_Decoupled):
     source = "GD^2PO (conflict-aware decoupled group policy optimisation)"
     tau: float = param(0.8, "consensus threshold; 1.0 drops every conflicting row")
 
-    def compute(self, batch):
-        st = kernels.steps()
-        if st is not None and not self.leave_one_out:  # the same rule, one pass
+    def compute(self, batch, work):
+        if not self.leave_one_out:  # the rule in one pass per group
             cols = np.flatnonzero(batch.weighted)
             rows, back = group_rows(batch)
-            v, kept = st.seg_gd2po(
+            v, kept = work.device.seg_gd2po(
                 rows.rewards, cols, batch.weights[cols], rows.scorable, rows.offsets, self.ddof,
                 self.eps, EPS_MODES.index(self.eps_mode), self.singleton == "raw", self.tau,
-                out=(work("values", rows.n), work("mask", rows.n, np.bool_)),
+                out=(work.scratch("values", rows.n), work.scratch("mask", rows.n, np.bool_)),
             )
-            a = whiten(v, kept, eps=self.eps, eps_mode=self.eps_mode, ddof=self.ddof, final=back is None)
+            a = whiten(v, kept, work, eps=self.eps, eps_mode=self.eps_mode, ddof=self.ddof,
+                       into=work.placement if back is None else None)
             return back_to(a, back)
-        z, zsum = objective_z(self, batch)
+        # leave-one-out z-scores (NeMo-RL), then the same rule over whole columns
+        z = objective_z(self, batch, work)
+        zsum = z @ batch.weights
         sel = batch.weighted
         zw = z[:, sel]
         # per-group, per-objective magnitude for the zero test
@@ -207,7 +183,7 @@ class GD2PO(_Decoupled):
         everyone = np.ones(batch.n, dtype=bool)
         tol = np.empty_like(zw)
         for j in range(zw.shape[1]):
-            _, top = seg_min_max(np.abs(np.ascontiguousarray(zw[:, j])), everyone, batch.order, batch.offsets)
+            _, top = work.device.seg_min_max(np.abs(np.ascontiguousarray(zw[:, j])), everyone, batch.order, batch.offsets)
             tol[:, j] = 1e-9 * np.maximum(1.0, top[codes])
         pos = (zw > tol).any(axis=1)
         neg = (zw < -tol).any(axis=1)
@@ -220,4 +196,4 @@ class GD2PO(_Decoupled):
         n_kept = np.bincount(codes, weights=kept.astype(np.float64), minlength=g)
         rho = np.where(n_scorable > 0, n_kept / np.where(n_scorable > 0, n_scorable, 1.0), 0.0)
         v = zsum * rho[codes]
-        return whiten(v, kept, eps=self.eps, eps_mode=self.eps_mode, ddof=self.ddof)
+        return whiten(v, kept, work, eps=self.eps, eps_mode=self.eps_mode, ddof=self.ddof)

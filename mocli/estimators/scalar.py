@@ -13,13 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError
-from ..kernels import seg_mean_var, seg_median, seg_median_mean_var, seg_normal_scores, seg_top2, seg_weighted_mean
 from ..params import param
 from .base import ESTIMATORS, Estimator, Grouped, GroupScaled, Scaled
 from ..core.tally import Count
 from .normalise import (
-    GroupStats, batch_mean_std, batch_tally, centre, denominator, divide, expand, final_destination, final_placed,
-    group_z, lone_rule, singleton_rule, whiten, work,
+    GroupStats, batch_mean_std, centre_loo, denominator, divide, expand, group_z, lone_rule, singleton_rule, whiten,
 )
 
 
@@ -46,29 +44,30 @@ class GRPO(GroupScaled):
     scale: str = param("group", "group (sigma_g), batch (std of s over B), none", choices=("group", "batch", "none"))
     leave_one_out: bool = param(False, "baseline and std from the other rows of the group (NeMo-RL)")
 
-    def compute(self, batch):
+    def compute(self, batch, work):
         s, v = batch.scalar, batch.scorable
         if self.scale == "group":
             return group_z(
-                s, v, batch, eps=self.eps, eps_mode=self.eps_mode, ddof=self.ddof,
-                singleton=self.singleton, leave_one_out=self.leave_one_out, final=True,
+                s, v, batch, work, eps=self.eps, eps_mode=self.eps_mode, ddof=self.ddof,
+                singleton=self.singleton, leave_one_out=self.leave_one_out, into=work.placement,
             )
         if self.leave_one_out:
-            c = centre(s, v, batch, self.ddof, True)
+            c = centre_loo(s, v, batch, self.ddof, work)
             a, raw = c.centred, s
             if self.scale == "batch":
-                _, sd = batch_mean_std(s, v, self.ddof)
+                _, sd = batch_mean_std(s, v, self.ddof, work)
                 a = divide(a, sd, self.eps, self.eps_mode)
                 raw = divide(s, sd, self.eps, self.eps_mode)
             lone = v & (c.count == 1)
             return np.where(lone, raw if self.singleton == "raw" else 0.0, a)
         if self.scale == "none":
-            return group_z(s, v, batch, eps=self.eps, eps_mode=self.eps_mode, ddof=self.ddof,
-                           singleton=self.singleton, final=True, scaled=False)
-        st = GroupStats.of(s, v, batch, self.ddof)
-        _, sd = batch_mean_std(s, v, self.ddof)
+            return group_z(s, v, batch, work, eps=self.eps, eps_mode=self.eps_mode, ddof=self.ddof,
+                           singleton=self.singleton, scaled=False, into=work.placement)
+        st = GroupStats.of(s, v, batch, self.ddof, work)
+        _, sd = batch_mean_std(s, v, self.ddof, work)
         shift, live, _ = lone_rule(st, st.mean, st.live, self.singleton)
-        return expand(s, v, batch, shift, live, den=float(denominator(sd, self.eps, self.eps_mode)), final=True)
+        return expand(s, v, batch, shift, live, work, den=float(denominator(sd, self.eps, self.eps_mode)),
+                      into=work.placement)
 
 
 @ESTIMATORS.register
@@ -83,8 +82,8 @@ class DrGRPO(Grouped):
     source = "Dr. GRPO (Liu et al. 2025, 'Understanding R1-Zero-like training')"
     reads_rewards = False
 
-    def compute(self, batch):
-        return GRPO(scale="none", singleton=self.singleton).compute(batch)
+    def compute(self, batch, work):
+        return GRPO(scale="none", singleton=self.singleton).compute(batch, work)
 
 
 @ESTIMATORS.register
@@ -104,14 +103,15 @@ class RLOO(GroupScaled):
     reads_rewards = False
     normalize: bool = param(False, "z-score the advantages over B afterwards")
 
-    def compute(self, batch):
+    def compute(self, batch, work):
         s, v = batch.scalar, batch.scorable
-        st = GroupStats.of(s, v, batch, self.ddof)
+        st = GroupStats.of(s, v, batch, self.ddof, work)
         n = st.count.astype(np.float64)
         shift, live, den = lone_rule(st, st.mean, st.live, self.singleton, np.maximum(n - 1, 1))
-        a = expand(s, v, batch, shift, live, mul=np.where(st.lone, 1.0, n), den=den, final=not self.normalize)
+        a = expand(s, v, batch, shift, live, work, mul=np.where(st.lone, 1.0, n), den=den,
+                   into=None if self.normalize else work.placement)
         if self.normalize:
-            a = whiten(a, v, eps=self.eps, eps_mode=self.eps_mode, ddof=self.ddof, final=True)
+            a = whiten(a, v, work, eps=self.eps, eps_mode=self.eps_mode, ddof=self.ddof, into=work.placement)
         return a
 
 
@@ -120,12 +120,12 @@ class _Whitened(Scaled):
     token_weighted: bool = param(False, "each row counts length times; scale rsqrt(var + var_eps) (verl masked_whiten)")
     var_eps: float = param(1e-8, "variance stabiliser of token-weighted whitening")
 
-    def _whiten(self, x, batch):
+    def _whiten(self, x, batch, work):
         """The estimator's last step."""
         length = self.needs("length", batch, ":token_weighted=true") if self.token_weighted else None
         return whiten(
-            x, batch.scorable, eps=self.eps, eps_mode=self.eps_mode, ddof=self.ddof,
-            length=length, var_eps=self.var_eps, final=True,
+            x, batch.scorable, work, eps=self.eps, eps_mode=self.eps_mode, ddof=self.ddof,
+            length=length, var_eps=self.var_eps, into=work.placement,
         )
 
 
@@ -145,8 +145,8 @@ class ReinforcePP(_Whitened):
     reads_rewards = False
     by_group = False
 
-    def compute(self, batch):
-        return self._whiten(batch.scalar, batch)
+    def compute(self, batch, work):
+        return self._whiten(batch.scalar, batch, work)
 
 
 @ESTIMATORS.register
@@ -164,11 +164,11 @@ class ReinforcePPBaseline(_Whitened, Grouped):
     source = "verl reinforce_plus_plus_baseline; OpenRLHF reinforce_baseline"
     reads_rewards = False
 
-    def compute(self, batch):
+    def compute(self, batch, work):
         # centred on the group mean in one pass (no scale: eps and ddof play no part)
-        x = group_z(batch.scalar, batch.scorable, batch, eps=self.eps, eps_mode=self.eps_mode, ddof=1,
-                    singleton=self.singleton, scaled=False, out=work("values", batch.n))
-        return self._whiten(x, batch)
+        x = group_z(batch.scalar, batch.scorable, batch, work, eps=self.eps, eps_mode=self.eps_mode, ddof=1,
+                    singleton=self.singleton, scaled=False, out=work.scratch("values", batch.n))
+        return self._whiten(x, batch, work)
 
 
 @ESTIMATORS.register
@@ -182,7 +182,7 @@ class ReMax(Estimator):
     reads_rewards = False
     by_group = False
 
-    def compute(self, batch):
+    def compute(self, batch, work):
         b = self.needs("baseline", batch)
         return np.where(np.isnan(b), 0.0, batch.scalar - b)
 
@@ -201,13 +201,13 @@ class OPO(Grouped):
     source = "OPO (Hao et al. 2025, on-policy RL with optimal reward baseline); verl opo"
     reads_rewards = False
 
-    def compute(self, batch):
+    def compute(self, batch, work):
         s, v = batch.scalar, batch.scorable
         L = self.needs("length", batch)
-        st = GroupStats.of(s, v, batch, 1)
-        wm = seg_weighted_mean(s, L, v, batch.order, batch.offsets)
+        st = GroupStats.of(s, v, batch, 1, work)
+        wm = work.device.seg_weighted_mean(s, L, v, batch.order, batch.offsets)
         shift, live, _ = lone_rule(st, wm, st.live & ~np.isnan(wm), self.singleton)
-        return expand(s, v, batch, shift, live, final=True)
+        return expand(s, v, batch, shift, live, work, into=work.placement)
 
 
 @ESTIMATORS.register
@@ -225,16 +225,17 @@ class GPG(Grouped):
     source = "GPG (Chu et al. 2025, official code)"
     reads_rewards = False
 
-    def compute(self, batch):
+    def compute(self, batch, work):
         s, v = batch.scalar, batch.scorable
-        st = GroupStats.of(s, v, batch, 1)
+        st = GroupStats.of(s, v, batch, 1, work)
         # the factor counts rows of the whole batch
-        total, dead = (int(x) for x in batch_tally(Count(np.array([st.count.sum(), st.count[st.const].sum()]))).n)
+        counts = Count(np.array([st.count.sum(), st.count[st.const].sum()]))
+        total, dead = (int(x) for x in work.tally("rows", counts).n)
         if total == dead:
             return np.zeros_like(s)
         factor = total / (total - dead)
         shift, live, _ = lone_rule(st, st.mean, st.live, self.singleton)
-        return expand(s, v, batch, shift, live, mul=factor, final=True)
+        return expand(s, v, batch, shift, live, work, mul=factor, into=work.placement)
 
 
 @ESTIMATORS.register
@@ -251,26 +252,27 @@ class PassK(Scaled):
     reads_rewards = False
     normalize: bool = param(True, "divide by the group std")
 
-    def compute(self, batch):
+    def compute(self, batch, work):
         s, v = batch.scalar, batch.scorable
-        mean, var, count, const = seg_mean_var(s, v, batch.order, batch.offsets, self.ddof)
+        dev = work.device
+        mean, var, count, const = dev.seg_mean_var(s, v, batch.order, batch.offsets, self.ddof)
         if np.any(count == 1):
             g = int(np.flatnonzero(count == 1)[0])
             raise InputError(
                 f"estimator 'passk' needs at least 2 scorable rows per group; "
                 f"{int((count == 1).sum())} groups have one (first: group #{g})"
             )
-        top, second, arg = seg_top2(s, v, batch.order, batch.offsets)
+        top, second, arg = dev.seg_top2(s, v, batch.order, batch.offsets)
         with np.errstate(invalid="ignore"):  # empty groups: -inf - -inf, never used
             gap = top - second
         if self.normalize:
             gap = divide(gap, np.sqrt(var), self.eps, self.eps_mode)
         out = np.zeros_like(s)
         live = (arg >= 0) & (count > 1)
-        dest = final_destination()  # the rows are few: place them in file order directly
-        rows = arg[live] if dest is None else dest[arg[live]]
+        into = work.placement  # the rows are few: place them in file order directly
+        rows = arg[live] if into is None else into.rows(arg[live])
         out[rows] = np.where(const[live], 0.0, gap[live])
-        return final_placed(out)
+        return out if into is None else into.put(out)
 
 
 @ESTIMATORS.register
@@ -289,21 +291,21 @@ class MCGRPO(GroupScaled):
     reads_rewards = False
     scale: str = param("group", "group (sigma_g), mad (MAD_g + 1e-3), none", choices=("group", "mad", "none"))
 
-    def compute(self, batch):
+    def compute(self, batch, work):
         s, v = batch.scalar, batch.scorable
         o, off, codes = batch.order, batch.offsets, batch.codes
-        med, mean, var, count, const = seg_median_mean_var(s, v, o, off, self.ddof)
+        med, mean, var, count, const = work.device.seg_median_mean_var(s, v, o, off, self.ddof)
         st = GroupStats(mean, np.sqrt(var), count, const)
         if self.scale == "group":
             shift, live, den = lone_rule(
                 st, med, st.live, self.singleton, denominator(st.sigma, self.eps, self.eps_mode),
                 denominator(1.0, self.eps, self.eps_mode),
             )
-            return expand(s, v, batch, shift, live, den=den, final=True)
+            return expand(s, v, batch, shift, live, work, den=den, into=work.placement)
         med = med[codes]
         c = s - med
         if self.scale == "mad":
-            mad = seg_median(np.abs(c), v, o, off)[codes]
+            mad = work.device.seg_median(np.abs(c), v, o, off)[codes]
             a = c / (mad + 1e-3)
         else:
             a = c
@@ -326,10 +328,11 @@ class G2RPO(Grouped):
     source = "G^2RPO (Gaussian GRPO)"
     reads_rewards = False
 
-    def compute(self, batch):
+    def compute(self, batch, work):
         # NaN on the unscorable rows, which the estimator call sets to 0 as it puts the
         # rows back in file order (writing file order from the ranking kernel measured slower)
-        return seg_normal_scores(batch.scalar, batch.scorable, batch.order, batch.offsets, out=work("values", batch.n))
+        return work.device.seg_normal_scores(batch.scalar, batch.scorable, batch.order, batch.offsets,
+                                             out=work.scratch("values", batch.n))
 
 
 @ESTIMATORS.register
@@ -347,9 +350,9 @@ class NGRPO(GroupScaled):
     reads_rewards = False
     r_max: float = param(1.0, "reward of the virtual row (the best attainable reward)")
 
-    def compute(self, batch):
+    def compute(self, batch, work):
         s, v = batch.scalar, batch.scorable
-        mean, var0, count, const = seg_mean_var(s, v, batch.order, batch.offsets, 0)
+        mean, var0, count, const = work.device.seg_mean_var(s, v, batch.order, batch.offsets, 0)
         n = count.astype(np.float64)
         m2 = var0 * n
         mu = mean + (self.r_max - mean) / (n + 1)
@@ -361,4 +364,4 @@ class NGRPO(GroupScaled):
             st, mu, (count > 1) & ~(const & (mean == self.r_max)), self.singleton,
             denominator(sigma, self.eps, self.eps_mode), denominator(1.0, self.eps, self.eps_mode),
         )
-        return expand(s, v, batch, shift, live, den=den, final=True)
+        return expand(s, v, batch, shift, live, work, den=den, into=work.placement)

@@ -8,7 +8,6 @@ import contextlib
 import glob
 import os
 import re
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -18,10 +17,13 @@ import polars as pl
 
 from ..core.rollouts import HUGE, Rollouts
 from ..errors import InputError, UsageError, first_line
-from ..kernels import csr_from_codes
+from ..kernels.cpu import csr_from_codes
+from . import frameworks
+from .frameworks import FILE, group_size_warnings, public_columns
+from .outputs import check_interrupted, check_writable, replacing
+from .readers import READERS, hive_columns, read_error, read_ndjson_lines, scan
 from ..registry import suggest
 
-READERS = {".parquet": "parquet", ".pq": "parquet", ".jsonl": "ndjson", ".ndjson": "ndjson", ".json": "json", ".csv": "csv"}
 WRITERS = (".parquet", ".jsonl", ".ndjson", ".json", ".csv")
 GROUP_CANDIDATES = ("group_id", "prompt_id", "uid", "group", "prompt", "input")
 _REWARD_NAME = re.compile(r"^(.+_reward|reward_.+|rewards/.+)$")
@@ -56,27 +58,24 @@ class Objective:
 # ---------------------------------------------------------------------------------------
 # progress: the library reports, whoever listens draws (the CLI, on a terminal)
 # ---------------------------------------------------------------------------------------
-_PROGRESS: ContextVar[Callable[[str, int, int], None] | None] = ContextVar("mocli_progress", default=None)
+# ``progress(stage, done, total)``: called by long work between its steps, which is also
+# where that work stops when the command line was interrupted (SIGINT, SIGTERM)
+Progress = Callable[[str, int, int], None]
 
 
-@contextlib.contextmanager
-def reporting(callback: Callable[[str, int, int], None]) -> Iterator[None]:
-    """Within the block, long work calls ``callback(stage, done, total)``."""
-    token = _PROGRESS.set(callback)
-    try:
-        yield
-    finally:
-        _PROGRESS.reset(token)
-
-
-def report_progress(stage: str, done: int, total: int) -> None:
-    """Also where long work stops when the command line was interrupted (SIGINT, SIGTERM)."""
-    from .outputs import check_interrupted
-
+def silent(stage: str, done: int, total: int) -> None:
+    """The progress of a run nobody watches: only the check for an interruption."""
     check_interrupted()
-    callback = _PROGRESS.get()
-    if callback is not None:
+
+
+def reporting_to(callback: Callable[[str, int, int], None]) -> Progress:
+    """A :data:`Progress` that checks for an interruption, then calls ``callback``."""
+
+    def report(stage: str, done: int, total: int) -> None:
+        check_interrupted()
         callback(stage, done, total)
+
+    return report
 
 
 # ---------------------------------------------------------------------------------------
@@ -114,131 +113,9 @@ def expand_inputs(inputs: Sequence[str | os.PathLike]) -> list[Path]:
 def input_files(inputs: Sequence[str | os.PathLike], source: str | None = None) -> list[Path]:
     """The files a run reads: the inputs expanded, or a framework dump's files."""
     if source:
-        from . import frameworks
-
         kind = frameworks.resolve_source(source, [str(i) for i in inputs])
         return frameworks._files([str(i) for i in inputs], frameworks.PATTERNS[kind])
     return expand_inputs(inputs)
-
-
-_HIVE = re.compile(r"^([^=]+)=(.*)$")
-
-
-def hive_columns(path: Path) -> dict[str, object]:
-    """``key=value`` folder names above a file (hive partitioning), values as numbers where
-    they parse: ``step=10/part-0.parquet`` gives ``{"step": 10}``."""
-    out: dict[str, object] = {}
-    for part in path.parent.parts:
-        m = _HIVE.match(part)
-        if m:
-            key, value = m.groups()
-            for kind in (int, float):
-                try:
-                    out[key] = kind(value)
-                    break
-                except ValueError:
-                    continue
-            else:
-                out[key] = value
-    return out
-
-
-
-# cells a CSV writer leaves for "no value" (pandas, R, Python's str(float('nan'))): null,
-# which in a reward column means not applicable
-CSV_NULLS = ["", "NA", "N/A", "nan", "NaN", "NAN", "null", "NULL", "None"]
-_BOM = b"\xef\xbb\xbf"
-
-
-def _head(path: Path, n: int = 1 << 16) -> bytes:
-    with open(path, "rb") as fh:
-        return fh.read(n)
-
-
-def _csv_header(path: Path) -> None:
-    """Refuse a CSV header that names a column twice (a reader would rename one)."""
-    import csv
-
-    first = _head(path).split(b"\n", 1)[0].decode("utf-8-sig", errors="replace").rstrip("\r")
-    names = next(csv.reader([first]), [])
-    seen: dict[str, int] = {}
-    for i, name in enumerate(names, 1):
-        if name in seen:
-            raise InputError(
-                f"file '{path}' names column '{name}' twice in its header (columns {seen[name]} and {i}); "
-                "column names must be unique"
-            )
-        seen[name] = i
-
-
-def _json_constant(token: str):
-    raise ValueError(f"'{token}' is not JSON (Python's json module writes it for a float NaN or infinity); write null for a missing value")
-
-
-def read_ndjson_lines(path: Path, constants: bool = False) -> pl.DataFrame:
-    """A JSON-lines file read line by line (slower than Polars' reader, which it stands in
-    for on files that start with a byte-order mark, and which it follows to name the line
-    of an error): an InputError naming the file and line of the first bad one. With
-    ``constants``, ``NaN`` and ``Infinity`` tokens (Python's json writes them, and so
-    the frameworks' dump writers) are read as those floats."""
-    import json
-
-    rows = []
-    with open(path, encoding="utf-8-sig") as fh:
-        for ln, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line.rstrip("\r\n"), parse_constant=None if constants else _json_constant)
-            except ValueError as exc:
-                msg = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
-                where = f", character {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
-                raise InputError(f"file '{path}' line {ln}{where}: {msg}") from None
-            if not isinstance(rec, dict):
-                raise InputError(f"file '{path}' line {ln}: a {type(rec).__name__}, not a JSON object (one row per line)")
-            rows.append(rec)
-    if not rows:
-        raise InputError(f"file '{path}' holds no rows")
-    try:
-        return pl.DataFrame(rows, infer_schema_length=None)
-    except Exception as exc:
-        raise InputError(f"cannot read '{path}': {first_line(exc)}") from None
-
-
-def read_error(path: Path, exc: BaseException) -> InputError:
-    """The error to report for an input that failed to read: for JSON lines, the file and
-    line of the first bad one; else the reader's first line, against the file."""
-    if isinstance(exc, InputError):
-        return exc
-    if READERS.get(path.suffix.lower()) == "ndjson":
-        try:
-            read_ndjson_lines(path)
-        except InputError as located:
-            return located
-    return InputError(f"cannot read '{path}': {first_line(exc)}")
-
-
-def _scan(path: Path) -> pl.LazyFrame:
-    kind = READERS[path.suffix.lower()]
-    if path.stat().st_size == 0:
-        raise InputError(f"file '{path}' is empty")
-    try:
-        if kind == "parquet":
-            return pl.scan_parquet(path)
-        if kind == "ndjson":
-            if _head(path, 3) == _BOM:
-                return read_ndjson_lines(path).lazy()
-            return pl.scan_ndjson(path, infer_schema_length=10000)
-        if kind == "csv":
-            _csv_header(path)
-            return pl.scan_csv(path, infer_schema_length=10000, null_values=CSV_NULLS)
-        if _head(path, 3) == _BOM:
-            return pl.read_json(_head(path, path.stat().st_size)[3:]).lazy()
-        return pl.read_json(path).lazy()
-    except InputError:
-        raise
-    except Exception as exc:  # polars raises many kinds
-        raise InputError(f"cannot read '{path}' as {kind}: {first_line(exc)}") from None
 
 
 def _kind(dtype: pl.DataType) -> str:
@@ -255,7 +132,7 @@ def schema_of(paths: Sequence[Path], per_file: dict[Path, dict[str, pl.DataType]
     cols: dict[str, pl.DataType] = {}
     for p in paths:
         try:
-            schema = dict(_scan(p).collect_schema())
+            schema = dict(scan(p).collect_schema())
         except Exception as exc:
             raise read_error(p, exc) from None
         for name, value in hive_columns(p).items():
@@ -290,7 +167,7 @@ def scan_all(p: "Plan") -> pl.LazyFrame:
     earlier read)."""
     frames = []
     for path in p.paths:
-        lf = _scan(path)
+        lf = scan(path)
         have = lf.collect_schema().names()
         lf = lf.with_columns([pl.lit(v).alias(k) for k, v in hive_columns(path).items() if k not in have])
         frames.append(lf)
@@ -301,13 +178,13 @@ def scan_all(p: "Plan") -> pl.LazyFrame:
     return lf
 
 
-def read_columns(paths: Sequence[Path], columns: Sequence[str] | None) -> pl.DataFrame:
+def read_columns(paths: Sequence[Path], columns: Sequence[str] | None, progress: Progress = silent) -> pl.DataFrame:
     """Read the named columns (``None`` = all) from every file and concatenate them; a
     column missing from some files is null there."""
     frames = []
     for n_done, p in enumerate(paths):
-        report_progress("reading", n_done, len(paths))
-        lf = _scan(p)
+        progress("reading", n_done, len(paths))
+        lf = scan(p)
         hive = hive_columns(p)
         try:
             have = lf.collect_schema().names()
@@ -319,7 +196,7 @@ def read_columns(paths: Sequence[Path], columns: Sequence[str] | None) -> pl.Dat
         except Exception as exc:
             raise read_error(p, exc) from None
         frames.append(df)
-    report_progress("reading", len(paths), len(paths))
+    progress("reading", len(paths), len(paths))
     if len(frames) == 1:
         return frames[0]
     try:
@@ -453,13 +330,11 @@ class Loaded:
         """The frame without mocli's own helper columns (never written or shown)."""
         if self.frame is None:
             return None
-        from .frameworks import public_columns
 
         return self.frame.select(public_columns(self.frame.columns))
 
 
 def describe_batch(column: str | None) -> str:
-    from .frameworks import FILE
 
     if column is None:
         return "whole table"
@@ -536,8 +411,6 @@ def plan(
     dump = None
     scalar = None
     if source:
-        from . import frameworks
-
         dump = frameworks.read(source, [str(i) for i in inputs], [group, length, baseline, step, batch_by])
         schema = {c: t for c, t in dump.frame.schema.items()}
         group = group or dump.group
@@ -587,20 +460,21 @@ def load(
     *,
     extra: Sequence[str] = (),
     all_columns: bool = False,
+    progress: Progress = silent,
     **roles: Any,
 ) -> Loaded:
     """Read rollout files into :class:`Rollouts`; ``frame`` holds the columns read (every
     column with ``all_columns``, else the needed ones plus ``extra``). ``roles`` are
     :func:`plan`'s: group, rewards, minimize, length, baseline, step, ``source`` (a
     framework's dump: trl, verl, nemo_rl, auto), ``steps`` (a step range) and
-    ``batch_by`` (the training batch column)."""
+    ``batch_by`` (the training batch column). ``progress``: see :data:`Progress`."""
     p = plan(inputs, extra=extra, **roles)
     dump = p.dump
     if dump is not None:
         keep = p.needed + ([dump.logged] if dump.logged and dump.logged not in p.needed else [])
         df = dump.frame if all_columns else dump.frame.select(keep)
     else:
-        df = read_columns(p.paths, None if all_columns else p.needed)
+        df = read_columns(p.paths, None if all_columns else p.needed, progress)
     df = keep_steps(df, p)
     if df.height == 0:
         raise p.no_rows()
@@ -641,7 +515,6 @@ def layout_warnings(ro: Rollouts, df: pl.DataFrame, p: Plan) -> list[str]:
             "is the group column right (-g COL)?"
         )
     elif p.dump is not None:
-        from .frameworks import group_size_warnings
 
         by_batch = group_sizes_by_batch(ro, df, p.batch) if p.batch is not None else {"all": np.diff(ro.offsets)}
         out += group_size_warnings(by_batch, describe_batch(p.batch))
@@ -707,7 +580,6 @@ def output_format(path: str | os.PathLike) -> str:
 
 def check_output(path: str | os.PathLike) -> None:
     """Fail before any work when the output cannot be written."""
-    from .outputs import check_writable
 
     output_format(path)
     check_writable(path, "-o/--output")
@@ -719,7 +591,6 @@ def write_table(df: pl.DataFrame | pl.LazyFrame, path: str | os.PathLike, inputs
     the file (collected first only for ``.json``, which has no streaming writer); when that
     fails, the ``inputs`` it reads are checked first, so that an unreadable input is named
     as the culprit rather than the output."""
-    from .outputs import replacing
 
     check_output(path)
     fmt = output_format(path)
@@ -747,7 +618,7 @@ def check_readable(path: Path) -> None:
     """Read a whole input file (every column, in streaming batches): an InputError naming
     it when it cannot be read, as a corrupt page or a value of another type far down does."""
     try:
-        for _ in _scan(path).collect_batches(chunk_size=1 << 18):
+        for _ in scan(path).collect_batches(chunk_size=1 << 18):
             pass
     except Exception as exc:
         raise read_error(path, exc) from None

@@ -24,6 +24,7 @@ import polars as pl
 
 from ..errors import InputError, UsageError, first_line
 from ..registry import suggest
+from .readers import read_ndjson_lines
 
 SOURCES = ("trl", "verl", "nemo_rl", "auto")
 # columns mocli adds to a dump's frame; never written, shown or analysed
@@ -64,10 +65,7 @@ def _step_from_name(path: Path) -> int | None:
     return int(nums[-1]) if nums else None
 
 
-
 def _read(path: Path) -> pl.DataFrame:
-    from .files import read_ndjson_lines
-
     try:
         if path.suffix.lower() == ".parquet":
             return pl.read_parquet(path)

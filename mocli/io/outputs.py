@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import tempfile
+import threading
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -60,8 +61,6 @@ def deferred_signals() -> Iterator[None]:
     if not hasattr(signal, "pthread_sigmask"):
         yield
         return
-    import threading
-
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -77,6 +76,17 @@ def check_interrupted() -> None:
     if _received:
         raise Interrupted(_received[0])
 
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` is running (someone else's counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 @contextlib.contextmanager
@@ -118,7 +128,6 @@ def replacing(path: str | os.PathLike, what: str = "") -> Iterator[str]:
 def _remove_stale(target: Path) -> None:
     """Temporary files for ``target`` that a killed run (SIGKILL, a power cut) left: named
     after a process that no longer runs."""
-    from ..engine.stream import pid_alive
 
     with contextlib.suppress(OSError):
         for entry in target.resolve().parent.glob(f".{glob.escape(target.name)}.*.tmp"):

@@ -1,30 +1,53 @@
-"""Segment primitives over ragged groups, and the one place that decides which backend
-runs them.
+"""Segment primitives over ragged groups, and the one place that picks a device for them.
 
-The Numba CPU backend (:mod:`mocli.kernels.cpu`) is the default. ``use("cuda")`` (or
-``"auto"``, which picks CUDA only when numba-cuda finds a GPU that runs a check kernel)
-switches every primitive to :mod:`mocli.kernels.cuda`, which exports the same names with
-the same signatures (``PRIMITIVES``), and :func:`steps` to its one-pass estimator steps.
-Importing mocli never loads numba-cuda or touches a GPU; choosing a device does.
+A :class:`Device` holds one backend's kernels: the primitives (``PRIMITIVES``: the same
+names, signatures and numbers on both) and the one-pass estimator steps (``fused.STEPS``).
+:data:`CPU` is the Numba CPU device; :func:`device` resolves ``"cpu"``, ``"cuda"`` or
+``"auto"`` (CUDA only when numba-cuda finds a GPU that runs a check kernel) once per run,
+and the result is passed to whatever computes. Importing mocli never loads numba-cuda or
+touches a GPU; resolving ``"cuda"`` does.
 """
 
 from __future__ import annotations
 
-import contextlib
 from types import ModuleType
-from typing import Iterator
 
 from ..errors import UsageError
 from . import cpu, fused
 from .cpu import PRIMITIVES
 
 DEVICES = ("cpu", "cuda", "auto")
-_backend: ModuleType = cpu
+
+
+class Device:
+    """One backend's kernels under the names of ``PRIMITIVES`` and ``fused.STEPS``, plus the
+    host passes that run on the CPU whichever device computes (batch-wide sums, the
+    layout, the schemes)."""
+
+    # host passes: the same functions on either device
+    masked_moments = staticmethod(fused.masked_moments)
+    masked_comoments = staticmethod(fused.masked_comoments)
+    masked_affine = staticmethod(fused.masked_affine)
+    csr_from_codes = staticmethod(cpu.csr_from_codes)  # the layout is always built on the host
+    weighted_nansum = staticmethod(cpu.weighted_nansum)
+
+    def __init__(self, name: str, primitives: ModuleType, steps: ModuleType) -> None:
+        self.name = name
+        for attr in PRIMITIVES:
+            setattr(self, attr, getattr(primitives, attr))
+        for attr in fused.STEPS:
+            setattr(self, attr, getattr(steps, attr))
+
+    def __repr__(self) -> str:
+        return f"Device({self.name!r})"
+
+
+CPU = Device("cpu", cpu, fused)
 
 
 def _cuda_module() -> ModuleType | None:
     try:
-        from . import cuda as cuda_backend
+        from . import cuda as cuda_backend  # numba-cuda is optional: loaded only when asked for
     except ImportError:
         return None
     return cuda_backend
@@ -59,68 +82,25 @@ def cuda_available() -> bool:
     return _cuda_problem() is None
 
 
-def use(device: str) -> str:
-    """Select the backend for every primitive; returns the device actually used."""
-    global _backend
-    if device not in DEVICES:
-        raise UsageError(f"--device '{device}' is not one of {', '.join(DEVICES)}")
-    if device == "cpu" or (device == "auto" and not cuda_available()):
-        _backend = cpu
-        return "cpu"
+_CUDA_DEVICE: list[Device] = []
+
+
+def device(name: str) -> Device:
+    """The device a run computes on: ``cpu``, ``cuda`` (refused with the reason when it
+    cannot run) or ``auto`` (CUDA only when it can)."""
+    if isinstance(name, Device):
+        return name
+    if name not in DEVICES:
+        raise UsageError(f"--device '{name}' is not one of {', '.join(DEVICES)}")
+    if name == "cpu" or (name == "auto" and not cuda_available()):
+        return CPU
     problem = _cuda_problem()
     if problem is not None:
         raise UsageError(f"--device cuda: {problem}; use --device cpu or auto")
-    _backend = _cuda_module()
-    return "cuda"
+    if not _CUDA_DEVICE:
+        mod = _cuda_module()
+        _CUDA_DEVICE.append(Device("cuda", mod, mod))
+    return _CUDA_DEVICE[0]
 
 
-@contextlib.contextmanager
-def device(name: str) -> Iterator[str]:
-    """Run a block on a device, then restore the previous backend."""
-    global _backend
-    previous = _backend
-    try:
-        yield use(name)
-    finally:
-        _backend = previous
-
-
-def current() -> str:
-    return "cpu" if _backend is cpu else "cuda"
-
-
-def steps() -> ModuleType | None:
-    """The module with the current device's one-pass estimator steps (``fused.STEPS``):
-    :mod:`mocli.kernels.fused` on the CPU, :mod:`mocli.kernels.cuda` on a GPU. None only
-    when a test routes the estimators through their composed reference path (by making
-    :func:`current` answer something else), which the steps are checked against."""
-    return {"cpu": fused, "cuda": _backend}.get(current())
-
-
-def _dispatch(name: str):
-    def primitive(*args, **kwargs):
-        return getattr(_backend, name)(*args, **kwargs)
-
-    primitive.__name__ = name
-    primitive.__doc__ = getattr(cpu, name).__doc__
-    return primitive
-
-
-seg_mean_var = _dispatch("seg_mean_var")
-seg_weighted_mean = _dispatch("seg_weighted_mean")
-seg_loo_mean_var = _dispatch("seg_loo_mean_var")
-seg_median = _dispatch("seg_median")
-seg_median_mean_var = _dispatch("seg_median_mean_var")
-seg_min_max = _dispatch("seg_min_max")
-seg_top2 = _dispatch("seg_top2")
-seg_rank = _dispatch("seg_rank")
-seg_normal_scores = _dispatch("seg_normal_scores")
-csr_from_codes = cpu.csr_from_codes  # the layout is always built on the host
-weighted_nansum = cpu.weighted_nansum  # schemes run on the host
-ndtri = _dispatch("ndtri")
-
-__all__ = [
-    "DEVICES", "PRIMITIVES", "cuda_available", "current", "csr_from_codes", "device", "ndtri",
-    "seg_loo_mean_var", "seg_mean_var", "seg_median", "seg_median_mean_var", "seg_min_max", "seg_normal_scores",
-    "seg_rank", "seg_top2", "seg_weighted_mean", "steps", "use", "weighted_nansum",
-]
+__all__ = ["CPU", "DEVICES", "PRIMITIVES", "Device", "cuda_available", "device"]

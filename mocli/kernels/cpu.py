@@ -169,6 +169,21 @@ def _denominator(sigma, eps, mode):
     return den if den != 0.0 else 1.0
 
 
+@njit(**_JIT)
+def _denominators(sigma, eps, mode, out):
+    for j in range(sigma.shape[0]):
+        out[j] = _denominator(sigma[j], eps, mode)
+
+
+def denominators(sigma, eps, mode):
+    """:func:`_denominator` of every value of ``sigma`` (any shape), as the kernels take it."""
+    sigma = np.asarray(sigma, dtype=np.float64)
+    flat = np.ascontiguousarray(sigma).reshape(-1)
+    out = np.empty(flat.shape[0])
+    _denominators(flat, float(eps), int(mode), out)
+    return out.reshape(sigma.shape)
+
+
 def seg_group_z(x, valid, order, offsets, ddof, eps, mode, raw_single, dest=None, scaled=True, out=None):
     """The grpo rule in one pass per group: ``(x - mean_g) / den(sigma_g)`` on valid rows of
     groups with two or more valid, not all equal values; 0 elsewhere, except a group with one
@@ -206,89 +221,90 @@ def seg_weighted_mean(x, w, valid, order, offsets):
 # ---------------------------------------------------------------------------------------
 # leave-one-out mean and standard deviation
 # ---------------------------------------------------------------------------------------
-@njit(parallel=True, **_JIT)
-def _seg_loo(x, valid, order, offsets, ddof, loo_mean, loo_var):
-    g = offsets.shape[0] - 1
-    for j in prange(g):
-        a = offsets[j]
-        b = offsets[j + 1]
-        n = 0
-        s = 0.0
-        min1 = np.inf
-        min2 = np.inf
-        nmin = 0
-        max1 = -np.inf
-        max2 = -np.inf
-        nmax = 0
-        for p in range(a, b):
-            i = order[p]
-            if not valid[i]:
-                continue
-            v = x[i]
-            n += 1
-            s += v
-            if v < min1:
-                min2 = min1
-                min1 = v
-                nmin = 1
-            elif v == min1:
-                nmin += 1
-            elif v < min2:
-                min2 = v
-            if v > max1:
-                max2 = max1
-                max1 = v
-                nmax = 1
-            elif v == max1:
-                nmax += 1
-            elif v > max2:
-                max2 = v
-        m, ss = _two_pass(x, valid, order, a, b, n, s)
-        for p in range(a, b):
-            i = order[p]
-            if not valid[i]:
-                loo_mean[i] = np.nan
-                loo_var[i] = 0.0
-                continue
-            k = n - 1
-            if k == 0:
-                loo_mean[i] = np.nan
-                loo_var[i] = 0.0
-                continue
-            v = x[i]
-            omin = min2 if (v == min1 and nmin == 1) else min1
-            omax = max2 if (v == max1 and nmax == 1) else max1
-            if omin == omax:
-                loo_mean[i] = omin
-                loo_var[i] = 0.0
-                continue
+@njit(inline="always", **_JIT)
+def _loo_of(j, x, valid, order, offsets, ddof, loo_mean, loo_var):
+    """Group ``j``'s rows of :func:`seg_loo_mean_var` (the CUDA kernel runs this same body)."""
+    a = offsets[j]
+    b = offsets[j + 1]
+    n = 0
+    s = 0.0
+    min1 = np.inf
+    min2 = np.inf
+    nmin = 0
+    max1 = -np.inf
+    max2 = -np.inf
+    nmax = 0
+    for p in range(a, b):
+        i = order[p]
+        if not valid[i]:
+            continue
+        v = x[i]
+        n += 1
+        s += v
+        if v < min1:
+            min2 = min1
+            min1 = v
+            nmin = 1
+        elif v == min1:
+            nmin += 1
+        elif v < min2:
+            min2 = v
+        if v > max1:
+            max2 = max1
+            max1 = v
+            nmax = 1
+        elif v == max1:
+            nmax += 1
+        elif v > max2:
+            max2 = v
+    m, ss = _two_pass(x, valid, order, a, b, n, s)
+    for p in range(a, b):
+        i = order[p]
+        k = n - 1
+        if not valid[i] or k == 0:
+            loo_mean[i] = np.nan
+            loo_var[i] = 0.0
+            continue
+        v = x[i]
+        omin = min2 if (v == min1 and nmin == 1) else min1
+        omax = max2 if (v == max1 and nmax == 1) else max1
+        if omin == omax:
+            loo_mean[i] = omin
+            loo_var[i] = 0.0
+            continue
+        if n <= _LOO_DIRECT:
+            # exact: two passes over the other rows (O(n_g^2), groups are small)
+            so = 0.0
+            for q in range(a, b):
+                h = order[q]
+                if valid[h] and h != i:
+                    so += x[h]
+            lm = so / k
+            sk = 0.0
+            ck = 0.0
+            for q in range(a, b):
+                h = order[q]
+                if valid[h] and h != i:
+                    e = x[h] - lm
+                    ck += e
+                    sk += e * e
+            lm += ck / k
+            sk -= ck * ck / k
+        else:
+            # large groups: downdate the group's sum of squares (O(n_g))
             d = v - m
             lm = m - d / k
-            if n <= _LOO_DIRECT:
-                # exact: two passes over the other rows (O(n_g^2), groups are small)
-                so = 0.0
-                for q in range(a, b):
-                    jq = order[q]
-                    if valid[jq] and jq != i:
-                        so += x[jq]
-                lm = so / k
-                sk = 0.0
-                ck = 0.0
-                for q in range(a, b):
-                    jq = order[q]
-                    if valid[jq] and jq != i:
-                        e = x[jq] - lm
-                        ck += e
-                        sk += e * e
-                lm += ck / k
-                sk -= ck * ck / k
-            else:
-                # large groups: downdate the group's sum of squares (O(n_g))
-                sk = ss - d * d * n / k
-            if sk < 0.0:
-                sk = 0.0
-            loo_mean[i] = lm
-            loo_var[i] = sk / (k - ddof) if k > ddof else 0.0
+            sk = ss - d * d * n / k
+        if sk < 0.0:
+            sk = 0.0
+        loo_mean[i] = lm
+        loo_var[i] = sk / (k - ddof) if k > ddof else 0.0
+
+
+@njit(parallel=True, **_JIT)
+def _seg_loo(x, valid, order, offsets, ddof, loo_mean, loo_var):
+    for j in prange(offsets.shape[0] - 1):
+        _loo_of(j, x, valid, order, offsets, ddof, loo_mean, loo_var)
 
 
 def seg_loo_mean_var(x, valid, order, offsets, ddof=1):
@@ -427,27 +443,32 @@ def seg_min_max(x, valid, order, offsets):
     return lo, hi
 
 
+@njit(inline="always", **_JIT)
+def _top2_of(j, x, valid, order, offsets, top, second, arg):
+    """Group ``j``'s entries of :func:`seg_top2` (the CUDA kernel runs this same body)."""
+    t1 = -np.inf
+    t2 = -np.inf
+    at = -1
+    for p in range(offsets[j], offsets[j + 1]):
+        i = order[p]
+        if not valid[i]:
+            continue
+        v = x[i]
+        if at < 0 or v > t1:
+            t2 = t1
+            t1 = v
+            at = i
+        elif v > t2:
+            t2 = v
+    top[j] = t1
+    second[j] = t2
+    arg[j] = at
+
+
 @njit(parallel=True, **_JIT)
 def _seg_top2(x, valid, order, offsets, top, second, arg):
-    g = offsets.shape[0] - 1
-    for j in prange(g):
-        t1 = -np.inf
-        t2 = -np.inf
-        at = -1
-        for p in range(offsets[j], offsets[j + 1]):
-            i = order[p]
-            if not valid[i]:
-                continue
-            v = x[i]
-            if at < 0 or v > t1:
-                t2 = t1
-                t1 = v
-                at = i
-            elif v > t2:
-                t2 = v
-        top[j] = t1
-        second[j] = t2
-        arg[j] = at
+    for j in prange(offsets.shape[0] - 1):
+        _top2_of(j, x, valid, order, offsets, top, second, arg)
 
 
 def seg_top2(x, valid, order, offsets):
@@ -462,18 +483,9 @@ def seg_top2(x, valid, order, offsets):
 
 
 @njit(cache=True)
-def _ndtri(p):
-    """Inverse of the standard normal CDF: Acklam's rational approximation plus one Halley
-    step against ``erfc``, accurate to about 1e-15 relative."""
-    if p <= 0.0:
-        return -np.inf
-    if p >= 1.0:
-        return np.inf
-    if p == 0.5:
-        return 0.0
-    if p > 0.5:
-        # symmetry keeps the refinement in the accurate (lower) tail; 1 - p is exact here
-        return -_ndtri(1.0 - p)
+def _ndtri_lower(p):
+    """Inverse of the standard normal CDF for ``0 < p < 0.5``: Acklam's rational
+    approximation plus two Halley steps against ``erfc``, accurate to about 1e-15 relative."""
     a1 = -3.969683028665376e01
     a2 = 2.209460984245205e02
     a3 = -2.759285104469687e02
@@ -512,6 +524,23 @@ def _ndtri(p):
         u = e * math.sqrt(2.0 * math.pi) * math.exp(z * z / 2.0)
         z = z - u / (1.0 + z * u / 2.0)
     return z
+
+
+
+
+@njit(cache=True)
+def _ndtri(p):
+    """Inverse of the standard normal CDF (the CUDA kernels compile this same body)."""
+    if p <= 0.0:
+        return -np.inf
+    if p >= 1.0:
+        return np.inf
+    if p == 0.5:
+        return 0.0
+    if p > 0.5:
+        # symmetry keeps the refinement in the accurate (lower) tail; 1 - p is exact here
+        return -_ndtri_lower(1.0 - p)
+    return _ndtri_lower(p)
 
 
 def ndtri(p):
@@ -779,5 +808,5 @@ PRIMITIVES = (
     "seg_top2",
     "seg_rank",
     "seg_normal_scores",
-    "csr_from_codes",
+    "ndtri",
 )

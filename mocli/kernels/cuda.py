@@ -26,7 +26,6 @@ from . import cpu, fused
 from .cpu import PRIMITIVES, csr_from_codes  # noqa: F401  (the layout is built on the host)
 
 BLOCK = int(os.environ.get("MOCLI_CUDA_BLOCK", "128"))
-_LOO_DIRECT = 256
 
 
 def _launch(n_items: int) -> tuple[int, int]:
@@ -80,40 +79,10 @@ _two_pass = _device(cpu._two_pass)
 _put_mean_var = _device(cpu._put_mean_var)
 
 
-@cuda.jit(device=True)
-def _ndtri_lower(p):
-    """Inverse normal CDF for 0 < p < 0.5 (Acklam's approximation, two Halley steps)."""
-    if p < 0.02425:
-        q = math.sqrt(-2.0 * math.log(p))
-        z = (((((-7.784894002430293e-03 * q - 3.223964580411365e-01) * q - 2.400758277161838e00) * q
-               - 2.549732539343734e00) * q + 4.374664141464968e00) * q + 2.938163982698783e00) / (
-            (((7.784695709041462e-03 * q + 3.224671290700398e-01) * q + 2.445134137142996e00) * q
-             + 3.754408661907416e00) * q + 1.0)
-    else:
-        q = p - 0.5
-        r = q * q
-        z = (((((-3.969683028665376e01 * r + 2.209460984245205e02) * r - 2.759285104469687e02) * r
-               + 1.383577518672690e02) * r - 3.066479806614716e01) * r + 2.506628277459239e00) * q / (
-            ((((-5.447609879822406e01 * r + 1.615858368580409e02) * r - 1.556989798598866e02) * r
-              + 6.680131188771972e01) * r - 1.328068155288572e01) * r + 1.0)
-    for _ in range(2):
-        e = 0.5 * math.erfc(-z / math.sqrt(2.0)) - p
-        u = e * math.sqrt(2.0 * math.pi) * math.exp(z * z / 2.0)
-        z = z - u / (1.0 + z * u / 2.0)
-    return z
-
-
-@cuda.jit(device=True)
-def _ndtri(p):
-    if p <= 0.0:
-        return -math.inf
-    if p >= 1.0:
-        return math.inf
-    if p == 0.5:
-        return 0.0
-    if p > 0.5:
-        return -_ndtri_lower(1.0 - p)
-    return _ndtri_lower(p)
+_ndtri_lower = _device(cpu._ndtri_lower)
+_ndtri = _device(cpu._ndtri)
+_loo_of = _device(cpu._loo_of)
+_top2_of = _device(cpu._top2_of)
 
 
 @cuda.jit(device=True)
@@ -183,81 +152,8 @@ def seg_weighted_mean(x, w, valid, order, offsets):
 @cuda.jit
 def _k_loo(x, valid, order, offsets, ddof, loo_mean, loo_var):
     j = cuda.grid(1)
-    if j >= offsets.shape[0] - 1:
-        return
-    a = offsets[j]
-    b = offsets[j + 1]
-    n = 0
-    s = 0.0
-    min1 = math.inf
-    min2 = math.inf
-    nmin = 0
-    max1 = -math.inf
-    max2 = -math.inf
-    nmax = 0
-    for p in range(a, b):
-        i = order[p]
-        if not valid[i]:
-            continue
-        v = x[i]
-        n += 1
-        s += v
-        if v < min1:
-            min2 = min1
-            min1 = v
-            nmin = 1
-        elif v == min1:
-            nmin += 1
-        elif v < min2:
-            min2 = v
-        if v > max1:
-            max2 = max1
-            max1 = v
-            nmax = 1
-        elif v == max1:
-            nmax += 1
-        elif v > max2:
-            max2 = v
-    m, ss = _two_pass(x, valid, order, a, b, n, s)
-    for p in range(a, b):
-        i = order[p]
-        k = n - 1
-        if not valid[i] or k == 0:
-            loo_mean[i] = math.nan
-            loo_var[i] = 0.0
-            continue
-        v = x[i]
-        omin = min2 if (v == min1 and nmin == 1) else min1
-        omax = max2 if (v == max1 and nmax == 1) else max1
-        if omin == omax:
-            loo_mean[i] = omin
-            loo_var[i] = 0.0
-            continue
-        if n <= _LOO_DIRECT:
-            so = 0.0
-            for q in range(a, b):
-                h = order[q]
-                if valid[h] and h != i:
-                    so += x[h]
-            lm = so / k
-            sk = 0.0
-            ck = 0.0
-            for q in range(a, b):
-                h = order[q]
-                if valid[h] and h != i:
-                    e = x[h] - lm
-                    ck += e
-                    sk += e * e
-            lm += ck / k
-            sk -= ck * ck / k
-        else:
-            d = v - m
-            lm = m - d / k
-            sk = ss - d * d * n / k
-        if sk < 0.0:
-            sk = 0.0
-        loo_mean[i] = lm
-        loo_var[i] = sk / (k - ddof) if k > ddof else 0.0
+    if j < offsets.shape[0] - 1:
+        _loo_of(j, x, valid, order, offsets, ddof, loo_mean, loo_var)
 
 
 def seg_loo_mean_var(x, valid, order, offsets, ddof=1):
@@ -288,25 +184,8 @@ def seg_min_max(x, valid, order, offsets):
 @cuda.jit
 def _k_top2(x, valid, order, offsets, top, second, arg):
     j = cuda.grid(1)
-    if j >= offsets.shape[0] - 1:
-        return
-    t1 = -math.inf
-    t2 = -math.inf
-    at = -1
-    for p in range(offsets[j], offsets[j + 1]):
-        i = order[p]
-        if not valid[i]:
-            continue
-        v = x[i]
-        if at < 0 or v > t1:
-            t2 = t1
-            t1 = v
-            at = i
-        elif v > t2:
-            t2 = v
-    top[j] = t1
-    second[j] = t2
-    arg[j] = at
+    if j < offsets.shape[0] - 1:
+        _top2_of(j, x, valid, order, offsets, top, second, arg)
 
 
 def seg_top2(x, valid, order, offsets):

@@ -11,7 +11,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..diagnostics import Report
-from ..diagnostics.figures import OUTCOMES
+from ..diagnostics.figures import OUTCOMES, Figures
+from ..diagnostics.summary import estimator_rows, findings, objective_rows, summary_line
 
 PALETTE = ("#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2", "#FF9DA6", "#9D755D")
 W, H = 560, 300
@@ -307,12 +308,10 @@ window.addEventListener('load', function () {
 """
 
 
-def render_html(report: Report, title: str = "mocli report") -> str:
-    """The whole page. ``report`` needs figures (``analyze(..., figures=True)``)."""
-    from ..diagnostics.summary import estimator_rows, findings, objective_rows, summary_line
-
+def render_html(report: Report, title: str = "mocli report", fig: Figures | None = None) -> str:
+    """The whole page: ``report`` and the data behind its pictures (``fig``, from
+    ``analyze(..., figures=True)``; without it those two charts say so)."""
     doc = report.to_dict()
-    fig = report.figures
     charts = [
         chart_distributions(doc, fig) if fig is not None else empty("distributions", "Advantage distributions", "no figure data"),
         chart_conflict(doc),

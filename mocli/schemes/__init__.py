@@ -16,7 +16,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .. import kernels
+from ..core.tally import Largest
+from ..core.work import Work
+from ..kernels.cpu import weighted_nansum
 from ..errors import InputError, UsageError
 from ..params import finite, param
 from ..registry import Registry, suggest
@@ -120,7 +122,8 @@ class Scheme:
 
     name = "?"
 
-    def __call__(self, rewards: np.ndarray, weights: np.ndarray, names: Sequence[str], raw: np.ndarray | None = None) -> np.ndarray:
+    def __call__(self, rewards: np.ndarray, weights: np.ndarray, names: Sequence[str], raw: np.ndarray | None = None,
+                 work: Work | None = None) -> np.ndarray:
         sel = weights != 0
         r = rewards if sel.all() else rewards[:, sel]  # combine never writes to r: no copy
         w = weights[sel]
@@ -153,7 +156,7 @@ class WeightedSum(Scheme):
     source = "TRL reward_weights + nansum"
 
     def combine(self, r, w):
-        return kernels.weighted_nansum(r, w)
+        return weighted_nansum(r, w)
 
 
 @SCHEMES.register
@@ -167,7 +170,7 @@ class WeightedMean(Scheme):
 
     def combine(self, r, w):
         valid = ~np.isnan(r)
-        num = kernels.weighted_nansum(r, w)  # as weighted_sum
+        num = weighted_nansum(r, w)  # as weighted_sum
         den = valid @ w
         bad = (den == 0) & valid.any(axis=1)
         if bad.any():
@@ -221,15 +224,13 @@ class Chebyshev(Scheme):
     ideal: str = param("max", "ideal point: 'max' (column maxima), a number, or 'a;b;...' per objective")
     rho: float = param(0.0, "weight of the augmentation term")
 
-    def __call__(self, rewards, weights, names, raw=None):
+    def __call__(self, rewards, weights, names, raw=None, work=None):
         k = rewards.shape[1]
         if self.ideal == "max":
-            from ..estimators.normalise import batch_tally
-            from ..core.tally import Largest
-
             has = ~np.isnan(rewards)
             local = np.array([np.max(rewards[has[:, j], j]) if has[:, j].any() else -np.inf for j in range(k)])
-            top = batch_tally(Largest(local)).x  # column maxima of the whole batch
+            work = Work() if work is None else work
+            top = work.tally("ideal", Largest(local)).x  # column maxima of the whole batch
             z = np.where(np.isinf(top), 0.0, top)
         else:
             parts = self.ideal.split(";")
@@ -315,7 +316,7 @@ class Gated(Scheme):
     def validate(self) -> None:
         self.parsed()
 
-    def __call__(self, rewards, weights, names, raw=None):
+    def __call__(self, rewards, weights, names, raw=None, work=None):
         raw = rewards if raw is None else raw
         gates = self.parsed()
         ok = np.ones(rewards.shape[0], dtype=bool)
