@@ -104,7 +104,7 @@ def _listing(kind: str, fmt: Optional[str]) -> None:
         table.add_column("parameters (default)")
         table.add_column("source")
         for e in entries:
-            params = "\n".join(f"{p['name']}={catalog._fmt(p['default'])}" for p in e["params"])
+            params = "\n".join(f"{p['name']}={catalog.format_value(p['default'])}" for p in e["params"])
             table.add_row(e["name"], e["summary"], params, e["source"])
     _out().print(table)
 

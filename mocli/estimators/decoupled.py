@@ -1,11 +1,6 @@
-"""Decoupled (multi-objective) estimators: the reward matrix -> ``A``.
-
-``z_ik`` is objective k's own group z-score ``(r_ik - mu_gk) / (sigma_gk [+] eps)`` over
-the scorable rows where ``r_ik`` is valid; it is 0 where ``r_ik`` is NaN, where k is
-constant in the group, and (``singleton=zero``) where the group has a single valid value of
-k (``singleton=raw``: ``r_ik / (1 + eps)``). Only weighted objectives enter. The scheme is
-not used; conditions and the NaN policy are applied before.
-"""
+"""Decoupled (multi-objective) estimators: the reward matrix -> ``A``. The scheme is not
+used; conditions and the NaN policy are applied before. The symbols of the docstrings
+(``z_ik``, ``r_ik``, ``w_k``, ``B``) are defined in :mod:`.notation`."""
 
 from __future__ import annotations
 

@@ -1,10 +1,5 @@
-"""Scalar estimators: the scheme's score ``s`` -> advantage ``A``, per group.
-
-Notation in the docstrings: ``mu_g``, ``sigma_g`` are the mean and standard deviation
-(``ddof``) of ``s`` over the scorable rows of group ``g``, ``n_g`` their count, ``B`` the
-training batch (each value of ``--batch-by``, the step of a framework's dump, else the
-whole table; under ``--by``, its part in the slice). Unscorable rows always get 0.
-"""
+"""Scalar estimators: the scheme's score ``s`` -> advantage ``A``, per group. The symbols
+of the docstrings (``mu_g``, ``sigma_g``, ``n_g``, ``B``) are defined in :mod:`.notation`."""
 
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ import math
 from typing import Any
 
 from ..estimators import ESTIMATORS
+from ..estimators.notation import markdown as notation_markdown
 from ..params import fields_of
 from ..profiles import PROFILES
 from ..schemes import SCHEMES
@@ -72,7 +73,7 @@ def profiles() -> list[dict[str, Any]]:
     ]
 
 
-def _fmt(value: Any) -> str:
+def format_value(value: Any) -> str:
     if value is None:
         return "(same as eps)"
     if isinstance(value, bool):
@@ -88,7 +89,7 @@ def _param_table(params: list[dict[str, Any]]) -> list[str]:
     lines = ["| parameter | default | accepted | meaning |", "|---|---|---|---|"]
     for p in params:
         accepted = ", ".join(p["choices"]) if p["choices"] else p["type"]
-        lines.append(f"| `{p['name']}` | `{_fmt(p['default'])}` | {accepted} | {p['help']} |")
+        lines.append(f"| `{p['name']}` | `{format_value(p['default'])}` | {accepted} | {p['help']} |")
     return lines
 
 
@@ -98,9 +99,9 @@ def markdown(kind: str) -> str:
         lines += ["## Profiles", ""]
         for p in profiles():
             lines += [f"### `{p['name']}`", "", p["summary"] + ".", "", f"Source: {p['source']}.", ""]
-            lines.append("Defaults: " + ", ".join(f"`{k}={_fmt(v)}`" for k, v in p["defaults"].items()) + ".")
+            lines.append("Defaults: " + ", ".join(f"`{k}={format_value(v)}`" for k, v in p["defaults"].items()) + ".")
             for est, vals in p["overrides"].items():
-                lines.append(f"For `{est}`: " + ", ".join(f"`{k}={_fmt(v)}`" for k, v in vals.items()) + ".")
+                lines.append(f"For `{est}`: " + ", ".join(f"`{k}={format_value(v)}`" for k, v in vals.items()) + ".")
             lines.append("")
         return "\n".join(lines)
     entries = estimators() if kind == "estimators" else schemes()
@@ -121,7 +122,9 @@ def reference_markdown() -> str:
         "`NAME:key=value,key=value` (`-e gdpo:eps=1e-4,batch_norm=false`).",
         "",
     ]
-    return "\n".join(head) + "\n" + markdown("estimators") + "\n" + markdown("schemes") + "\n" + markdown("profiles")
+    notation = ["## Notation", "", *notation_markdown(), ""]
+    return ("\n".join(head) + "\n" + "\n".join(notation) + "\n" + markdown("estimators") + "\n" + markdown("schemes")
+            + "\n" + markdown("profiles"))
 
 
 if __name__ == "__main__":  # pragma: no cover
