@@ -140,9 +140,10 @@ def kernel_rates(paths: list[Path], repeats: int, device: str = "cpu") -> list[d
 
     import mocli
     from mocli import kernels, make_scheme, prepare
+    from mocli.core.work import Work
     from mocli.estimators import ESTIMATORS
 
-    kernels.use(device)
+    work = Work(kernels.device(device))
     rng = np.random.default_rng(0)
     batches = []
     for path in paths:
@@ -163,7 +164,7 @@ def kernel_rates(paths: list[Path], repeats: int, device: str = "cpu") -> list[d
     ests = {spec: mocli.make_estimator(spec) for spec in ESTIMATORS.names()}
     for batch in batches:
         for est in ests.values():
-            est(batch)  # compile
+            est(batch, work)  # compile
     times = {(b, spec): [] for b in range(len(batches)) for spec in ests}
     # a call takes well under a second: more repeats, taken round-robin over estimators and
     # batches, so that a slow spell of the machine touches one call of several of them, not
@@ -172,7 +173,7 @@ def kernel_rates(paths: list[Path], repeats: int, device: str = "cpu") -> list[d
         for b, batch in enumerate(batches):
             for spec, est in ests.items():
                 t0 = time.perf_counter()
-                est(batch)
+                est(batch, work)
                 times[b, spec].append(time.perf_counter() - t0)
     for b, batch in enumerate(batches):
         outs[b].update({spec: _rates(batch.n, times[b, spec]) for spec in ests})

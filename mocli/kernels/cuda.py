@@ -289,7 +289,7 @@ def ndtri(p):
 
 
 # ---------------------------------------------------------------------------------------
-# one-pass estimator steps (fused.STEPS; see kernels.steps()): one thread per group runs
+# one-pass estimator steps (fused.STEPS, exposed by a kernels.Device): one thread per group runs
 # the CPU kernel's own per-group body, compiled for the GPU
 # ---------------------------------------------------------------------------------------
 _den = _device(cpu._denominator)

@@ -1,13 +1,13 @@
-"""One-pass CPU kernels for estimator steps that the composed path writes as several
+"""One-pass CPU kernels for the estimators' steps: each would otherwise be several
 primitives and NumPy expressions over whole columns.
 
 On a batch in group order (see :meth:`mocli.core.rollouts.Batch.grouped`) each kernel reads its
 rows front to back, once or twice per group while they are still in cache, and writes the
-result once, where the composed path makes a NumPy pass over every row per operation.
-Every kernel here gives the numbers of its composed counterpart (the tests compare them;
-most are the same operations in the same order, so the same bits). The per-group steps
-(``STEPS``) have CUDA twins in :mod:`mocli.kernels.cuda`; :func:`mocli.kernels.steps` picks
-the device's. The batch-wide sums here run on the host on either device.
+result once. The tests hold every kernel to the naive reference (and grpo's z-score to
+the same rule composed of a primitive and NumPy, bit for bit). The per-group steps
+(``STEPS``) are compiled for the GPU from the same Python bodies by
+:mod:`mocli.kernels.cuda`; a :class:`mocli.kernels.Device` carries the device's. The
+batch-wide sums here run on the host on either device.
 """
 
 from __future__ import annotations
@@ -285,7 +285,7 @@ def masked_affine(x, valid, shift, den, dest=None):
 # four cells are one load, and LLVM's SLP vectoriser turns the four lanes' arithmetic into
 # vector instructions (about twice as fast as four column passes on 4M rows x 4). Any
 # other objective is taken on its own. A quad's arithmetic per lane is its column pass's,
-# so both ways give the same numbers (the tests hold them to the composed reference).
+# so both ways give the same numbers (the tests hold a quad's lanes to the column pass).
 # ---------------------------------------------------------------------------------------
 def _width(k):
     """The width argument of the objective kernels (see ``_flat``): ``(0,) * k`` where a
