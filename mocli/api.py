@@ -248,7 +248,7 @@ def _analyze_streamed(inputs, s: Settings, by: str | None, compare: bool, requir
     """The analysis of an input too large for the memory limit, built chunk by chunk; None
     when the input fits (the caller then works in memory)."""
     p = plan(inputs, extra=[by] if by else [], **s.roles())
-    n, limit = chunks_needed(p, s.memory_limit, keep_in_memory=require_figures or compare)
+    n, limit = chunks_needed(p, s.memory_limit)
     if n <= 1:
         return None
     if require_figures:

@@ -62,9 +62,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("device", ("--device",), "cpu (default), cuda, or auto (CUDA only when a GPU is present).",
            default="cpu"),
     Option("memory_limit", ("--memory-limit",),
-           "Work in group-complete chunks when the columns would not fit in this much memory (e.g. 2GB). "
-           "Default auto: half the available memory, lowered to max(256 MiB, 1.5 x the columns read) where "
-           "nothing needs the whole table in memory.", shared=False),
+           "Work in group-complete chunks when the run would not fit in this much memory (e.g. 2GB). "
+           "Default auto: half the memory still available (or of the cgroup's limit).", shared=False),
     Option("format", ("--format",), "table, json or markdown.", param="fmt", shared=False),
     Option("check", (), "CI gate thresholds ([[tool.mocli.check]] tables).", many=True, toml=(list,)),
 )

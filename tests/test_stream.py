@@ -196,7 +196,7 @@ def test_streaming_bounds_the_peak_memory(tmp_path):
     imports = int(baseline.stdout) / 1024
     whole, whole_peak = peak("--memory-limit", "100GB")  # in memory
     streamed, streamed_peak = peak("--memory-limit", "32MB")
-    auto, _ = peak()  # auto: 1.5M rows stream by default (the floor of 256 MiB is below 12x the columns)
+    auto, _ = peak()  # auto: a table that fits in half the available memory stays in memory
     same(whole, auto)
     same(whole, streamed)
     assert streamed_peak - imports < 0.5 * (whole_peak - imports), (imports, whole_peak, streamed_peak)

@@ -34,7 +34,7 @@ from .outputs import check_interrupted, deferred_signals, pid_alive
 # analyze holds about this many times the columns it reads at its peak (measured on the
 # benchmark table: 9.5x); the chunk size is chosen so that one chunk stays within the limit
 WORKING_SET = 12
-AUTO_FLOOR = 256 << 20  # below this, the import of the libraries dominates anyway
+AUTO_SHARE = 0.5  # of the memory still available: what --memory-limit auto lets one run hold
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mb": 1 << 20,
           "mib": 1 << 20, "g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30, "t": 1 << 40, "tb": 1 << 40, "tib": 1 << 40}
 
@@ -73,24 +73,21 @@ def human_size(n: float) -> str:
     return f"{n:.1f} TiB"
 
 
-def chunks_needed(plan: Plan, setting: str | None, keep_in_memory: bool = False, share: float = 1.0) -> tuple[int, int]:
+def chunks_needed(plan: Plan, setting: str | None, share: float = 1.0) -> tuple[int, int]:
     """How many chunks keep one chunk's working set within the limit (1 = in memory), and
-    the limit in bytes: the setting, or for ``auto`` half the available memory, lowered to
-    ``max(256 MiB, 1.5 x the columns read)`` unless ``keep_in_memory`` (pictures and the
-    rows that flip sign need the whole table), so that a large table streams with a peak of
-    about three times its columns. ``share``: the part of the limit one chunk may use (the
-    rest holds what is kept whole, such as the advantage columns)."""
+    the limit in bytes: the setting, or for ``auto`` half the memory still available (or
+    of the cgroup's limit), so that a table is kept in memory whenever its estimated
+    footprint fits there and only one that does not is streamed. ``share``: the part of
+    the limit one chunk may use (the rest holds what is kept whole, such as the advantage
+    columns)."""
     if plan.dump is not None or not plan.paths:
         return 1, 0
     rows = count_rows(plan.paths)
-    columns = rows * 8 * len(plan.needed)
     need = rows * 8 * (len(plan.needed) + 3) * WORKING_SET
     if setting is not None and str(setting).strip().lower() != "auto":
         limit = parse_size(setting)
     else:
-        limit = available_memory() // 2
-        if not keep_in_memory:
-            limit = min(limit, max(AUTO_FLOOR, int(1.5 * columns)))
+        limit = int(available_memory() * AUTO_SHARE)
     return max(1, min(rows, math.ceil(need / (limit * share)))), limit  # never more chunks than rows
 
 
