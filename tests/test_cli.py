@@ -223,3 +223,24 @@ def test_math_sample_has_variable_group_sizes(run_cli):
     code, out, _ = run_cli("inspect", ROOT / "sample_data" / "math.parquet", "--format", "json")
     doc = json.loads(out)
     assert doc["group_size"]["min"] == 4 and doc["group_size"]["max"] == 16
+
+
+def test_a_first_compile_is_announced_once_on_a_terminal():
+    """Numba fires its compile event only on a cache miss: the note shows on a terminal's
+    stderr once however many kernels compile, and never on a pipe."""
+    import io
+
+    from numba import njit
+    from numba.core import event
+
+    from mocli.cli import COMPILING, CompileNote
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    for stream, want in ((Terminal(), COMPILING), (io.StringIO(), "")):
+        with event.install_listener("numba:compile", CompileNote(stream)):
+            njit(lambda x: x + 1)(1)
+            njit(lambda x: x * 2.0)(1.0)
+        assert stream.getvalue() == want

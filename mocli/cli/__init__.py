@@ -8,6 +8,7 @@ import os
 import sys
 
 import typer
+from numba.core import event as numba_event
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -46,6 +47,28 @@ def progress_on_stderr():
         yield reporting_to(update)
 
 
+COMPILING = ("note: compiling mocli's kernels for this machine; this happens once, later runs load them "
+             "from Numba's cache (docs/ci.md: keeping that cache between CI runs)\n")
+
+
+class CompileNote(numba_event.Listener):
+    """Says once, on a terminal's stderr, that kernels are being compiled: Numba fires its
+    compile event only on a cache miss, so a warm run says nothing."""
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+        self.said = False
+
+    def on_start(self, event) -> None:
+        if not self.said and self.stream.isatty():
+            self.said = True
+            self.stream.write(COMPILING)
+            self.stream.flush()
+
+    def on_end(self, event) -> None:
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
@@ -54,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.suppress(OSError):
         clean_stale_chunks(os.environ.get("MOCLI_TMPDIR") or None)  # what killed runs left
     try:
-        with handling_signals(last=argv is None), progress_on_stderr() as progress:
+        with handling_signals(last=argv is None), numba_event.install_listener("numba:compile", CompileNote(sys.stderr)), \
+                progress_on_stderr() as progress:
             rv = command.main(args=args, prog_name="mocli", standalone_mode=False, obj=progress)
             check_interrupted()  # a signal whose exception native code swallowed still stops the run
         code = rv if isinstance(rv, int) else 0
