@@ -13,6 +13,8 @@ import numpy as np
 from numba import njit, prange
 
 _JIT = dict(cache=True, nogil=True)
+# the parallel loops take the groups in this many runs, one scratch block per run
+_GROUP_BLOCKS = 1024
 
 
 @njit(**_JIT)
@@ -25,58 +27,55 @@ def _same(x, y, tol):
     return abs(x - y) <= tol
 
 
-@njit(**_JIT)
-def _same_vector(R, i, h, weighted, tolk, j):
-    """Rows ``i`` and ``h`` have equal weighted reward vectors (NaN equals NaN)."""
-    for k in range(R.shape[1]):
-        if weighted[k] and not _same(R[i, k], R[h, k], tolk[j, k]):
-            return False
-    return True
-
-
 @njit(parallel=True, **_JIT)
-def _objective_pairs(R, rows_ok, weighted, order, offsets, tolk, opposed, ordered, distinct):
+def _objective_pairs(R, rows_ok, weighted, order, offsets, tolk, width, opposed, ordered, distinct):
     """For every pair of objectives (a < b, flattened) and every group: how many row pairs
     have both objectives valid and different (``ordered``) and how many of those order the
-    two rows oppositely (``opposed``). ``distinct``: distinct weighted reward vectors."""
+    two rows oppositely (``opposed``). ``distinct``: distinct weighted reward vectors (rows
+    equal to no earlier row). Each group's valid rows are gathered into a scratch block
+    first (see :func:`_advantage_pairs`)."""
     g = offsets.shape[0] - 1
     K = R.shape[1]
-    for j in prange(g):
-        a = offsets[j]
-        b = offsets[j + 1]
-        nd = 0
-        for p in range(a, b):
-            i = order[p]
-            if not rows_ok[i]:
-                continue
-            # distinct vectors: i is new if no earlier row equals it
-            new = True
-            for q in range(a, p):
-                h = order[q]
-                if not rows_ok[h]:
-                    continue
-                if _same_vector(R, i, h, weighted, tolk, j):
-                    new = False
-                    break
-            if new:
-                nd += 1
-            for q in range(p + 1, b):
-                h = order[q]
-                if not rows_ok[h]:
-                    continue
-                c = 0
-                for ka in range(K):
-                    da = R[i, ka] - R[h, ka]
-                    okA = (da == da) and abs(da) > tolk[j, ka]
-                    for kb in range(ka + 1, K):
-                        if okA:
-                            db = R[i, kb] - R[h, kb]
-                            if (db == db) and abs(db) > tolk[j, kb]:
-                                ordered[j, c] += 1
-                                if (da > 0) != (db > 0):
-                                    opposed[j, c] += 1
-                        c += 1
-        distinct[j] = nd
+    n_blocks = min(g, _GROUP_BLOCKS)
+    for blk in prange(n_blocks):
+        V = np.empty((width, K))
+        seen = np.empty(width, dtype=np.bool_)  # equal to an earlier row
+        for j in range(blk * g // n_blocks, (blk + 1) * g // n_blocks):
+            n = 0
+            for p in range(offsets[j], offsets[j + 1]):
+                i = order[p]
+                if rows_ok[i]:
+                    for k in range(K):
+                        V[n, k] = R[i, k]
+                    seen[n] = False
+                    n += 1
+            for u in range(n):
+                for v in range(u + 1, n):
+                    if not seen[v]:
+                        same = True
+                        for k in range(K):
+                            if weighted[k] and not _same(V[u, k], V[v, k], tolk[j, k]):
+                                same = False
+                                break
+                        if same:
+                            seen[v] = True
+                    c = 0
+                    for ka in range(K):
+                        da = V[u, ka] - V[v, ka]
+                        okA = (da == da) and abs(da) > tolk[j, ka]
+                        for kb in range(ka + 1, K):
+                            if okA:
+                                db = V[u, kb] - V[v, kb]
+                                if (db == db) and abs(db) > tolk[j, kb]:
+                                    ordered[j, c] += 1
+                                    if (da > 0) != (db > 0):
+                                        opposed[j, c] += 1
+                            c += 1
+            nd = 0
+            for u in range(n):
+                if not seen[u]:
+                    nd += 1
+            distinct[j] = nd
 
 
 def objective_pairs(R, rows_ok, weighted, order, offsets, tolk):
@@ -88,147 +87,169 @@ def objective_pairs(R, rows_ok, weighted, order, offsets, tolk):
     opposed = np.zeros((g, max(P, 1)), dtype=np.int64)
     ordered = np.zeros((g, max(P, 1)), dtype=np.int64)
     distinct = np.zeros(g, dtype=np.int64)
-    _objective_pairs(R, rows_ok, weighted, order, offsets, tolk, opposed, ordered, distinct)
+    width = int(np.diff(offsets).max()) if g else 0
+    _objective_pairs(R, rows_ok, weighted, order, offsets, tolk, max(width, 1), opposed, ordered, distinct)
     return opposed[:, :P], ordered[:, :P], distinct
 
 
-@njit(**_JIT)
-def _dominates(R, i, h, weighted, tolk, j):
-    """Row ``i`` Pareto-dominates row ``h``: over the weighted objectives valid in both
-    (at least one), never worse and strictly better (not equal) in one."""
-    K = R.shape[1]
-    n_valid = 0
-    better = False
-    for k in range(K):
-        if not weighted[k]:
-            continue
-        x = R[i, k]
-        y = R[h, k]
-        if x != x or y != y:
-            continue
-        n_valid += 1
-        d = x - y
-        if abs(d) <= tolk[j, k]:
-            continue
-        if d < 0:
-            return False
-        better = True
-    return n_valid > 0 and better
+@njit(inline="always", **_JIT)
+def _sorted_distinct(vals, n, srt, tol):
+    """The number of distinct values among ``vals[:n]`` (sorted gaps larger than ``tol``,
+    plus one) and the largest, sorting a copy into ``srt`` by insertion (groups are small;
+    the pair loops that follow are quadratic anyway)."""
+    for t in range(n):
+        v = vals[t]
+        q = t
+        while q > 0 and srt[q - 1] > v:
+            srt[q] = srt[q - 1]
+            q -= 1
+        srt[q] = v
+    nd = 1
+    for t in range(1, n):
+        if srt[t] - srt[t - 1] > tol:
+            nd += 1
+    return nd, srt[n - 1]
 
 
 @njit(parallel=True, **_JIT)
-def _advantage_pairs(R, A, rows_ok, weighted, order, offsets, tolk, tola, out):
+def _advantage_pairs(R, A, rows_ok, weighted, order, offsets, tolk, tola, width, out):
     """Per group, into ``out[j]``: 0 row pairs whose weighted vectors differ, 1 of those
     with equal A, 2 distinct A values, 3 dominance pairs, 4 of those with A_i < A_j, 5 a
-    winner (max A) is dominated (0/1)."""
+    winner (max A) is dominated (0/1). Each group's valid rows are first gathered into a
+    block of the worker's scratch (``width`` rows: the largest group), so that the
+    quadratic loops read memory that is already in cache."""
     g = offsets.shape[0] - 1
-    for j in prange(g):
-        a = offsets[j]
-        b = offsets[j + 1]
-        tol = tola[j]
-        # distinct A by sorting
-        n = 0
-        for p in range(a, b):
-            if rows_ok[order[p]]:
-                n += 1
-        if n == 0:
-            continue
-        vals = np.empty(n)
-        rows = np.empty(n, dtype=np.int64)
-        n = 0
-        for p in range(a, b):
-            i = order[p]
-            if rows_ok[i]:
-                vals[n] = A[i]
-                rows[n] = i
-                n += 1
-        srt = np.sort(vals)
-        nd = 1
-        for t in range(1, n):
-            if srt[t] - srt[t - 1] > tol:
-                nd += 1
-        out[j, 2] = nd
-        top = srt[n - 1]
-        diff = 0
-        coll = 0
-        dom = 0
-        viol = 0
-        winner_dominated = 0
-        for u in range(n):
-            i = rows[u]
-            for v in range(n):
-                if u == v:
-                    continue
-                h = rows[v]
-                if u < v:
-                    if not _same_vector(R, i, h, weighted, tolk, j):
+    K = R.shape[1]
+    n_blocks = min(g, _GROUP_BLOCKS)
+    for blk in prange(n_blocks):
+        V = np.empty((width, K))
+        vals = np.empty(width)
+        srt = np.empty(width)
+        for j in range(blk * g // n_blocks, (blk + 1) * g // n_blocks):
+            n = 0
+            for p in range(offsets[j], offsets[j + 1]):
+                i = order[p]
+                if rows_ok[i]:
+                    for k in range(K):
+                        V[n, k] = R[i, k]
+                    vals[n] = A[i]
+                    n += 1
+            if n == 0:
+                continue
+            tol = tola[j]
+            nd, top = _sorted_distinct(vals, n, srt, tol)
+            out[j, 2] = nd
+            diff = 0
+            coll = 0
+            dom = 0
+            viol = 0
+            winner_dominated = 0
+            for u in range(n):
+                for v in range(u + 1, n):
+                    # one pass over the objectives decides equality and dominance both ways
+                    same = True
+                    n_valid = 0
+                    u_better = False
+                    v_better = False
+                    for k in range(K):
+                        if not weighted[k]:
+                            continue
+                        x = V[u, k]
+                        y = V[v, k]
+                        xn = x != x
+                        yn = y != y
+                        if xn or yn:
+                            if not (xn and yn):
+                                same = False
+                            continue
+                        n_valid += 1
+                        d = x - y
+                        if abs(d) <= tolk[j, k]:
+                            continue
+                        same = False
+                        if d < 0:
+                            v_better = True
+                        else:
+                            u_better = True
+                    if not same:
                         diff += 1
-                        if abs(A[i] - A[h]) <= tol:
+                        if abs(vals[u] - vals[v]) <= tol:
                             coll += 1
-                if _dominates(R, i, h, weighted, tolk, j):
-                    dom += 1
-                    if A[h] - A[i] > tol:
-                        viol += 1
-                    if top - A[h] <= tol:
-                        winner_dominated = 1
-        out[j, 0] = diff
-        out[j, 1] = coll
-        out[j, 3] = dom
-        out[j, 4] = viol
-        out[j, 5] = winner_dominated
+                    if n_valid > 0 and u_better != v_better:  # one dominates the other
+                        if u_better:  # u dominates v
+                            dom += 1
+                            if vals[v] - vals[u] > tol:
+                                viol += 1
+                            if top - vals[v] <= tol:
+                                winner_dominated = 1
+                        else:
+                            dom += 1
+                            if vals[u] - vals[v] > tol:
+                                viol += 1
+                            if top - vals[u] <= tol:
+                                winner_dominated = 1
+            out[j, 0] = diff
+            out[j, 1] = coll
+            out[j, 3] = dom
+            out[j, 4] = viol
+            out[j, 5] = winner_dominated
 
 
 def advantage_pairs(R, A, rows_ok, weighted, order, offsets, tolk, tola):
     """Per group ``(g, 6)`` counts: differing pairs, collapsed pairs, distinct A,
     dominance pairs, order violations, dominated winner (0/1)."""
     out = np.zeros((offsets.shape[0] - 1, 6), dtype=np.int64)
-    _advantage_pairs(R, A, rows_ok, weighted, order, offsets, tolk, tola, out)
+    width = int(np.diff(offsets).max()) if offsets.shape[0] > 1 else 0
+    _advantage_pairs(R, A, rows_ok, weighted, order, offsets, tolk, tola, max(width, 1), out)
     return out
 
 
 @njit(parallel=True, **_JIT)
-def _kendall_tau_b(x, y, rows_ok, order, offsets, tolx, toly, out):
+def _kendall_tau_b(x, y, rows_ok, order, offsets, tolx, toly, width, out):
     g = offsets.shape[0] - 1
-    for j in prange(g):
-        a = offsets[j]
-        b = offsets[j + 1]
-        conc = 0
-        disc = 0
-        tx = 0
-        ty = 0
-        n0 = 0
-        for p in range(a, b):
-            i = order[p]
-            if not rows_ok[i]:
-                continue
-            for q in range(p + 1, b):
-                h = order[q]
-                if not rows_ok[h]:
-                    continue
-                n0 += 1
-                dx = x[i] - x[h]
-                dy = y[i] - y[h]
-                ex = abs(dx) <= tolx[j]
-                ey = abs(dy) <= toly[j]
-                if ex:
-                    tx += 1
-                if ey:
-                    ty += 1
-                if ex or ey:
-                    continue
-                if (dx > 0) == (dy > 0):
-                    conc += 1
-                else:
-                    disc += 1
-        den = (n0 - tx) * (n0 - ty)
-        out[j] = (conc - disc) / np.sqrt(den) if den > 0 else np.nan
+    n_blocks = min(g, _GROUP_BLOCKS)
+    for blk in prange(n_blocks):
+        gx = np.empty(width)
+        gy = np.empty(width)
+        for j in range(blk * g // n_blocks, (blk + 1) * g // n_blocks):
+            n = 0
+            for p in range(offsets[j], offsets[j + 1]):
+                i = order[p]
+                if rows_ok[i]:
+                    gx[n] = x[i]
+                    gy[n] = y[i]
+                    n += 1
+            conc = 0
+            disc = 0
+            tx = 0
+            ty = 0
+            for u in range(n):
+                for v in range(u + 1, n):
+                    dx = gx[u] - gx[v]
+                    dy = gy[u] - gy[v]
+                    ex = abs(dx) <= tolx[j]
+                    ey = abs(dy) <= toly[j]
+                    if ex:
+                        tx += 1
+                    if ey:
+                        ty += 1
+                    if ex or ey:
+                        continue
+                    if (dx > 0) == (dy > 0):
+                        conc += 1
+                    else:
+                        disc += 1
+            n0 = n * (n - 1) // 2
+            den = (n0 - tx) * (n0 - ty)
+            out[j] = (conc - disc) / np.sqrt(den) if den > 0 else np.nan
 
 
 def kendall_tau_b(x, y, rows_ok, order, offsets, tolx, toly):
     """Per group Kendall's tau-b between ``x`` and ``y`` over ``rows_ok`` rows, ties in the
     tolerance sense; NaN where either is constant (or fewer than two rows)."""
     out = np.full(offsets.shape[0] - 1, np.nan)
-    _kendall_tau_b(x, y, rows_ok, order, offsets, tolx, toly, out)
+    width = int(np.diff(offsets).max()) if offsets.shape[0] > 1 else 0
+    _kendall_tau_b(x, y, rows_ok, order, offsets, tolx, toly, max(width, 1), out)
     return out
 
 
