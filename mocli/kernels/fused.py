@@ -521,6 +521,23 @@ def _quad_row_z(flat, K, p, k, ok, shift, den, live):
 
 
 @njit(inline="always", **_VECTOR)
+def _add_column(flat, K, k, wc, sc, a, b, ddof, eps, mode, raw_single, out):
+    """Add ``wc`` times column ``k``'s z-scores to the rows ``a:b`` of ``out``."""
+    x = flat[k::K]  # column k, a strided view
+    shift, den, live, dense, _ = _column_z(x, sc, a, b, ddof, eps, mode, raw_single)
+    if not live:
+        return
+    if dense:
+        for p in range(a, b):
+            out[p] += wc * ((x[p] - shift) / den)
+    else:
+        for p in range(a, b):
+            v = x[p]
+            if sc[p] and not math.isnan(v):
+                out[p] += wc * ((v - shift) / den)
+
+
+@njit(inline="always", **_VECTOR)
 def _objective_sum_of(j, flat, K, cols, w, sc, offsets, ddof, eps, mode, raw_single, st, out):
     a = offsets[j]
     b = offsets[j + 1]
@@ -538,20 +555,8 @@ def _objective_sum_of(j, flat, K, cols, w, sc, offsets, ddof, eps, mode, raw_sin
                 out[u] = _weigh(out[u], w0, w1, w2, w3, z0, z1, z2, z3)
             c += 4
             continue
-        x = flat[k::K]  # column k, a strided view
-        shift, den, live, dense, _ = _column_z(x, sc, a, b, ddof, eps, mode, raw_single)
-        wc = w[c]
+        _add_column(flat, K, k, w[c], sc, a, b, ddof, eps, mode, raw_single, out)
         c += 1
-        if not live:
-            continue
-        if dense:
-            for p in range(a, b):
-                out[p] += wc * ((x[p] - shift) / den)
-        else:
-            for p in range(a, b):
-                v = x[p]
-                if sc[p] and not math.isnan(v):
-                    out[p] += wc * ((v - shift) / den)
 
 
 @njit(parallel=True, **_VECTOR)
@@ -565,6 +570,25 @@ def _seg_objective_sum(flat, n_cols, width, cols, w, sc, offsets, ddof, eps, mod
             _objective_sum_of(j, flat, K, cols, w, sc, offsets, ddof, eps, mode, raw_single, st, out)
 
 
+@njit(parallel=True, **_VECTOR)
+def _seg_column_sum(flat, K, cols, w, sc, offsets, ddof, eps, mode, raw_single, out):
+    """``_seg_objective_sum`` where no four weighted objectives are neighbours: the same
+    column passes, without the quad code (a smaller kernel, compiled in a few seconds)."""
+    for j in prange(offsets.shape[0] - 1):
+        a = offsets[j]
+        b = offsets[j + 1]
+        for p in range(a, b):
+            out[p] = 0.0
+        for c in range(cols.shape[0]):
+            _add_column(flat, K, cols[c], w[c], sc, a, b, ddof, eps, mode, raw_single, out)
+
+
+def has_quad(cols) -> bool:
+    """Whether four of the weighted objectives ``cols`` are neighbouring columns."""
+    cols = np.asarray(cols)
+    return any(cols[c + 3] - cols[c] == 3 for c in range(cols.shape[0] - 3))
+
+
 def seg_objective_sum(r, cols, w, scorable, offsets, ddof, eps, mode, raw_single, out=None):
     """``sum_c w_c z_c`` per row, ``z_c`` being reward column ``cols[c]``'s group z-score
     over the scorable rows where it is not NaN (the rule of ``seg_group_z`` per column; 0
@@ -572,9 +596,14 @@ def seg_objective_sum(r, cols, w, scorable, offsets, ddof, eps, mode, raw_single
     None; every row is written). (Writing straight to file order from here measured
     slower than the separate scatter that follows.)"""
     out = np.empty(r.shape[0]) if out is None else out
+    cols = np.asarray(cols, dtype=np.int64)
+    flat, K = _flat(r)
+    if not has_quad(cols):
+        _seg_column_sum(flat, K, cols, np.asarray(w, dtype=np.float64), scorable, offsets, int(ddof), float(eps),
+                        int(mode), bool(raw_single), out)
+        return out
     with _vectorised():
-        flat, K = _flat(r)
-        _seg_objective_sum(flat, K, _width(K), np.asarray(cols, dtype=np.int64), np.asarray(w, dtype=np.float64),
+        _seg_objective_sum(flat, K, _width(K), cols, np.asarray(w, dtype=np.float64),
                            scorable, offsets, int(ddof), float(eps), int(mode), bool(raw_single), out)
     return out
 
