@@ -13,11 +13,44 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+import concurrent.futures
+
+from numba import config as numba_config
+from numba import njit
 
 _JIT = dict(cache=True, nogil=True)
+# a kernel's work under this many items (rows, groups) runs in the calling thread
+_SERIAL_BELOW = 4096
+_POOL: list[concurrent.futures.ThreadPoolExecutor] = []  # made on first use, one per process
 # groups up to this size get leave-one-out statistics by a direct pass over the other rows
 _LOO_DIRECT = 256
+
+
+# ---------------------------------------------------------------------------------------
+# running a kernel on the cores
+# ---------------------------------------------------------------------------------------
+def split(kernel, n: int, *args, size: int | None = None) -> None:
+    """Run ``kernel(lo, hi, *args)`` over ``[0, n)`` (groups, rows or blocks) in contiguous
+    parts, one per thread (``NUMBA_NUM_THREADS``), this thread taking the first: every
+    kernel is a plain ``nogil`` Numba function over its part, which compiles in a fraction
+    of the time a ``parallel=True`` one takes (a first run compiles every kernel it meets),
+    and runs as fast. The parts write disjoint outputs, so the numbers do not depend on the
+    number of threads. ``size``: the work in items when ``n`` counts blocks of it; under
+    ``_SERIAL_BELOW`` items the whole range runs in this thread."""
+    threads = max(1, int(numba_config.NUMBA_NUM_THREADS))
+    parts = min(threads, n)
+    if parts < 2 or (n if size is None else size) < _SERIAL_BELOW:
+        kernel(0, n, *args)
+        return
+    if not _POOL:
+        _POOL.append(concurrent.futures.ThreadPoolExecutor(threads - 1, thread_name_prefix="mocli-kernel"))
+    bounds = [n * t // parts for t in range(parts + 1)]
+    futures = [_POOL[0].submit(kernel, bounds[t], bounds[t + 1], *args) for t in range(1, parts)]
+    try:
+        kernel(bounds[0], bounds[1], *args)
+    finally:
+        for f in futures:
+            f.result()
 
 
 # ---------------------------------------------------------------------------------------
@@ -100,10 +133,10 @@ def _put_mean_var(x, valid, order, a, b, j, n, s, lo, hi, ddof, mean, var, count
         const[j] = False
 
 
-@njit(parallel=True, **_JIT)
-def _seg_mean_var(x, valid, order, offsets, ddof, mean, var, count, const):
+@njit(**_JIT)
+def _seg_mean_var(part_lo, part_hi, x, valid, order, offsets, ddof, mean, var, count, const):
     g = offsets.shape[0] - 1
-    for j in prange(g):
+    for j in range(part_lo, part_hi):
         a = offsets[j]
         b = offsets[j + 1]
         n, s, lo, hi = _count_sum_range(x, valid, order, a, b)
@@ -122,7 +155,7 @@ def seg_mean_var(x, valid, order, offsets, ddof=1):
     var = np.empty(g)
     count = np.empty(g, dtype=np.int64)
     const = np.empty(g, dtype=np.bool_)
-    _seg_mean_var(x, valid, order, offsets, int(ddof), mean, var, count, const)
+    split(_seg_mean_var, offsets.shape[0] - 1, x, valid, order, offsets, int(ddof), mean, var, count, const)
     return mean, var, count, const
 
 
@@ -150,9 +183,9 @@ def _group_z_of(j, x, valid, order, offsets, ddof, eps, mode, raw_single, scaled
         out[_u(dest[_u(p)])] = (x[i] - m) / den if valid[i] else 0.0
 
 
-@njit(parallel=True, **_JIT)
-def _seg_group_z(x, valid, order, offsets, ddof, eps, mode, raw_single, scaled, dest, out):
-    for j in prange(offsets.shape[0] - 1):
+@njit(**_JIT)
+def _seg_group_z(part_lo, part_hi, x, valid, order, offsets, ddof, eps, mode, raw_single, scaled, dest, out):
+    for j in range(part_lo, part_hi):
         _group_z_of(j, x, valid, order, offsets, ddof, eps, mode, raw_single, scaled, dest, out)
 
 
@@ -193,14 +226,14 @@ def seg_group_z(x, valid, order, offsets, ddof, eps, mode, raw_single, dest=None
     (default ``dest = order``); ``out`` a new array when None (every row is written)."""
     out = np.empty(x.shape[0]) if out is None else out
     dest = order if dest is None else dest
-    _seg_group_z(x, valid, order, offsets, int(ddof), float(eps), int(mode), bool(raw_single), bool(scaled), dest, out)
+    split(_seg_group_z, offsets.shape[0] - 1, x, valid, order, offsets, int(ddof), float(eps), int(mode), bool(raw_single), bool(scaled), dest, out)
     return out
 
 
-@njit(parallel=True, **_JIT)
-def _seg_weighted_mean(x, w, valid, order, offsets, out):
+@njit(**_JIT)
+def _seg_weighted_mean(part_lo, part_hi, x, w, valid, order, offsets, out):
     g = offsets.shape[0] - 1
-    for j in prange(g):
+    for j in range(part_lo, part_hi):
         sw = 0.0
         swx = 0.0
         for p in range(offsets[j], offsets[j + 1]):
@@ -214,7 +247,7 @@ def _seg_weighted_mean(x, w, valid, order, offsets, out):
 def seg_weighted_mean(x, w, valid, order, offsets):
     """Per-group ``sum(w x) / sum(w)`` over valid rows (NaN when the weights sum to 0)."""
     out = np.empty(offsets.shape[0] - 1)
-    _seg_weighted_mean(x, w, valid, order, offsets, out)
+    split(_seg_weighted_mean, offsets.shape[0] - 1, x, w, valid, order, offsets, out)
     return out
 
 
@@ -301,9 +334,9 @@ def _loo_of(j, x, valid, order, offsets, ddof, loo_mean, loo_var):
         loo_var[i] = sk / (k - ddof) if k > ddof else 0.0
 
 
-@njit(parallel=True, **_JIT)
-def _seg_loo(x, valid, order, offsets, ddof, loo_mean, loo_var):
-    for j in prange(offsets.shape[0] - 1):
+@njit(**_JIT)
+def _seg_loo(part_lo, part_hi, x, valid, order, offsets, ddof, loo_mean, loo_var):
+    for j in range(part_lo, part_hi):
         _loo_of(j, x, valid, order, offsets, ddof, loo_mean, loo_var)
 
 
@@ -316,7 +349,7 @@ def seg_loo_mean_var(x, valid, order, offsets, ddof=1):
     n = x.shape[0]
     loo_mean = np.zeros(n)
     loo_var = np.zeros(n)
-    _seg_loo(x, valid, order, offsets, int(ddof), loo_mean, loo_var)
+    split(_seg_loo, offsets.shape[0] - 1, x, valid, order, offsets, int(ddof), loo_mean, loo_var)
     return loo_mean, loo_var
 
 
@@ -360,10 +393,10 @@ def _insert(vals, a, n, y):
     vals[a + n] = y
 
 
-@njit(parallel=True, **_JIT)
-def _seg_median(x, valid, order, offsets, ddof, buf, out, mean, var, count, const):
+@njit(**_JIT)
+def _seg_median(part_lo, part_hi, x, valid, order, offsets, ddof, buf, out, mean, var, count, const):
     g = offsets.shape[0] - 1
-    for j in prange(g):
+    for j in range(part_lo, part_hi):
         a = offsets[j]
         b = offsets[j + 1]
         # the sums of seg_mean_var, in the same (file) order, while the values are sorted
@@ -407,7 +440,7 @@ def seg_median_mean_var(x, valid, order, offsets, ddof=1):
     med, mean, var = np.empty(g), np.empty(g), np.empty(g)
     count = np.empty(g, dtype=np.int64)
     const = np.empty(g, dtype=np.bool_)
-    _seg_median(x, valid, order, offsets, int(ddof), np.empty(x.shape[0]), med, mean, var, count, const)
+    split(_seg_median, offsets.shape[0] - 1, x, valid, order, offsets, int(ddof), np.empty(x.shape[0]), med, mean, var, count, const)
     return med, mean, var, count, const
 
 
@@ -416,10 +449,10 @@ def seg_median(x, valid, order, offsets):
     return seg_median_mean_var(x, valid, order, offsets)[0]
 
 
-@njit(parallel=True, **_JIT)
-def _seg_min_max(x, valid, order, offsets, lo, hi):
+@njit(**_JIT)
+def _seg_min_max(part_lo, part_hi, x, valid, order, offsets, lo, hi):
     g = offsets.shape[0] - 1
-    for j in prange(g):
+    for j in range(part_lo, part_hi):
         a = np.inf
         b = -np.inf
         for p in range(offsets[j], offsets[j + 1]):
@@ -439,7 +472,7 @@ def seg_min_max(x, valid, order, offsets):
     g = offsets.shape[0] - 1
     lo = np.empty(g)
     hi = np.empty(g)
-    _seg_min_max(x, valid, order, offsets, lo, hi)
+    split(_seg_min_max, offsets.shape[0] - 1, x, valid, order, offsets, lo, hi)
     return lo, hi
 
 
@@ -465,9 +498,9 @@ def _top2_of(j, x, valid, order, offsets, top, second, arg):
     arg[j] = at
 
 
-@njit(parallel=True, **_JIT)
-def _seg_top2(x, valid, order, offsets, top, second, arg):
-    for j in prange(offsets.shape[0] - 1):
+@njit(**_JIT)
+def _seg_top2(part_lo, part_hi, x, valid, order, offsets, top, second, arg):
+    for j in range(part_lo, part_hi):
         _top2_of(j, x, valid, order, offsets, top, second, arg)
 
 
@@ -478,7 +511,7 @@ def seg_top2(x, valid, order, offsets):
     top = np.empty(g)
     second = np.empty(g)
     arg = np.empty(g, dtype=np.int64)
-    _seg_top2(x, valid, order, offsets, top, second, arg)
+    split(_seg_top2, offsets.shape[0] - 1, x, valid, order, offsets, top, second, arg)
     return top, second, arg
 
 
@@ -564,11 +597,11 @@ def _tied_value(q, r, n, normal, table, base):
     return acc / (r - q + 1)
 
 
-@njit(parallel=True, error_model="numpy", **_JIT)
-def _seg_ranks(x, valid, order, offsets, normal, start_of, table, vals, pos, out):
+@njit(error_model="numpy", **_JIT)
+def _seg_ranks(part_lo, part_hi, x, valid, order, offsets, normal, start_of, table, vals, pos, out):
     g = offsets.shape[0] - 1
     n_blocks = min(g, 1024)
-    for blk in prange(n_blocks):
+    for blk in range(part_lo, part_hi):
         here = np.empty(_COUNTING)  # a small group's values, NaN for its invalid rows
         for j in range(blk * g // n_blocks, (blk + 1) * g // n_blocks):
             a = offsets[j]
@@ -630,23 +663,24 @@ def _ranks(x, valid, order, offsets, normal, out=None):
             sizes = np.arange(1, largest + 1)
         else:  # the sizes that occur (a group's valid rows may be fewer than its rows)
             count = np.empty(offsets.shape[0] - 1, dtype=np.int64)
-            _valid_counts(valid, order, offsets, count)
+            split(_valid_counts, offsets.shape[0] - 1, valid, order, offsets, count)
             sizes = np.flatnonzero(np.bincount(count)[1:]) + 1
         starts = np.zeros(sizes.shape[0], dtype=np.int64)
         starts[1:] = np.cumsum(sizes)[:-1]
         start_of = np.zeros(int(sizes.max()) + 1 if sizes.shape[0] else 1, dtype=np.int64)
         start_of[sizes] = starts
         table = np.empty(int(sizes.sum()))
-        _fill_scores(sizes, starts, table)
+        split(_fill_scores, sizes.shape[0], sizes, starts, table)
     else:
         start_of, table = np.zeros(1, dtype=np.int64), np.zeros(1)
-    _seg_ranks(x, valid, order, offsets, normal, start_of, table, np.empty(n), np.empty(n, dtype=np.int64), out)
+    split(_seg_ranks, min(offsets.shape[0] - 1, 1024), x, valid, order, offsets, normal, start_of, table, np.empty(n),
+          np.empty(n, dtype=np.int64), out, size=offsets.shape[0] - 1)
     return out
 
 
-@njit(parallel=True, **_JIT)
-def _valid_counts(valid, order, offsets, count):
-    for j in prange(offsets.shape[0] - 1):
+@njit(**_JIT)
+def _valid_counts(part_lo, part_hi, valid, order, offsets, count):
+    for j in range(part_lo, part_hi):
         n = 0
         for p in range(offsets[j], offsets[j + 1]):
             if valid[order[p]]:
@@ -654,9 +688,9 @@ def _valid_counts(valid, order, offsets, count):
         count[j] = n
 
 
-@njit(parallel=True, **_JIT)
-def _fill_scores(sizes, starts, table):
-    for q in prange(sizes.shape[0]):
+@njit(**_JIT)
+def _fill_scores(part_lo, part_hi, sizes, starts, table):
+    for q in range(part_lo, part_hi):
         n = sizes[q]
         for t in range(n):
             table[starts[q] + t] = _ndtri((t + 0.5) / n)
@@ -703,9 +737,9 @@ def csr_from_codes(codes, n_groups):
     return order, offsets
 
 
-@njit(parallel=True, **_JIT)
-def _weighted_nansum(r, w, out):
-    for i in prange(r.shape[0]):
+@njit(**_JIT)
+def _weighted_nansum(part_lo, part_hi, r, w, out):
+    for i in range(part_lo, part_hi):
         s = 0.0
         for k in range(r.shape[1]):
             v = r[i, k]
@@ -718,23 +752,23 @@ def weighted_nansum(r, w):
     product rounded, then added: what ``(r * w).nansum(dim=1)`` does), in one pass over
     the matrix without temporaries of its size."""
     out = np.empty(r.shape[0])
-    _weighted_nansum(np.asarray(r, dtype=np.float64), np.ascontiguousarray(w, dtype=np.float64), out)
+    split(_weighted_nansum, r.shape[0], np.asarray(r, dtype=np.float64), np.ascontiguousarray(w, dtype=np.float64), out)
     return out
 
 
 # ---------------------------------------------------------------------------------------
 # group-order layout: gather rows into group order, scatter results back
 # ---------------------------------------------------------------------------------------
-@njit(parallel=True, **_JIT)
-def _take(x, order, out):
-    for p in prange(order.shape[0]):
+@njit(**_JIT)
+def _take(part_lo, part_hi, x, order, out):
+    for p in range(part_lo, part_hi):
         out[p] = x[order[p]]
 
 
-@njit(parallel=True, **_JIT)
-def _take_rows(x, order, out):
+@njit(**_JIT)
+def _take_rows(part_lo, part_hi, x, order, out):
     k = x.shape[1]
-    for p in prange(order.shape[0]):
+    for p in range(part_lo, part_hi):
         i = order[p]
         for c in range(k):
             out[p, c] = x[i, c]
@@ -744,7 +778,7 @@ def take(x, order):
     """``x[order]`` (1-d, or rows of a 2-d array) as a parallel gather."""
     x = np.ascontiguousarray(x)
     out = np.empty((order.shape[0],) + x.shape[1:], dtype=x.dtype)
-    (_take_rows if x.ndim == 2 else _take)(x, order, out)
+    split(_take_rows if x.ndim == 2 else _take, order.shape[0], x, order, out)
     return out
 
 
@@ -759,15 +793,15 @@ def _finished(v, ok, clip):
     return v
 
 
-@njit(parallel=True, **_JIT)
-def _put_finished(a, valid, clip, order, out):
-    for p in prange(order.shape[0]):
+@njit(**_JIT)
+def _put_finished(part_lo, part_hi, a, valid, clip, order, out):
+    for p in range(part_lo, part_hi):
         out[order[p]] = _finished(a[p], valid[p], clip)
 
 
-@njit(parallel=True, **_JIT)
-def _finish_rows(a, valid, clip, out):
-    for p in prange(a.shape[0]):
+@njit(**_JIT)
+def _finish_rows(part_lo, part_hi, a, valid, clip, out):
+    for p in range(part_lo, part_hi):
         out[p] = _finished(a[p], valid[p], clip)
 
 
@@ -779,9 +813,9 @@ def put_finished(a, valid, clip, order):
     a = np.ascontiguousarray(a, dtype=np.float64)
     out = np.empty(a.shape[0])
     if order is None:
-        _finish_rows(a, valid, float(clip), out)
+        split(_finish_rows, a.shape[0], a, valid, float(clip), out)
     else:
-        _put_finished(a, valid, float(clip), order, out)
+        split(_put_finished, order.shape[0], a, valid, float(clip), order, out)
     return out
 
 

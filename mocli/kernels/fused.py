@@ -16,10 +16,10 @@ import contextlib
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 from numba.core import config as numba_config
 
-from .cpu import _JIT, _corrected, _denominator, _u, seg_group_z
+from .cpu import _JIT, _corrected, _denominator, _u, seg_group_z, split
 
 # the per-group estimator steps a backend provides (this module on the CPU, kernels.cuda
 # on a GPU): the same names, signatures and numbers
@@ -52,9 +52,9 @@ def _expand_of(j, x, valid, order, offsets, shift, mul, den, live, dest, out):
         out[_u(dest[_u(p)])] = (x[i] - sh) * m / d if valid[i] else 0.0
 
 
-@njit(parallel=True, **_JIT)
-def _seg_expand(x, valid, order, offsets, shift, mul, den, live, dest, out):
-    for j in prange(offsets.shape[0] - 1):
+@njit(**_JIT)
+def _seg_expand(part_lo, part_hi, x, valid, order, offsets, shift, mul, den, live, dest, out):
+    for j in range(part_lo, part_hi):
         _expand_of(j, x, valid, order, offsets, shift, mul, den, live, dest, out)
 
 
@@ -63,7 +63,7 @@ def seg_expand(x, valid, order, offsets, shift, mul, den, live, dest=None):
     (``shift``, ``mul``, ``den`` and ``live`` are per group). The value of row ``order[p]``
     goes to ``out[dest[p]]`` (default ``dest = order``)."""
     out = np.empty(x.shape[0])
-    _seg_expand(x, valid, order, offsets, shift, mul, den, live, order if dest is None else dest, out)
+    split(_seg_expand, offsets.shape[0] - 1, x, valid, order, offsets, shift, mul, den, live, order if dest is None else dest, out)
     return out
 
 
@@ -125,11 +125,11 @@ def _lane_cells(x, valid, i, b):
                valid[min(i + 2, last)] & (i + 2 < b), valid[min(i + 3, last)] & (i + 3 < b))
 
 
-@njit(parallel=True, **_VECTOR)
-def _masked_moments(x, valid, parts):
+@njit(**_VECTOR)
+def _masked_moments(part_lo, part_hi, x, valid, parts):
     n_rows = x.shape[0]
     step = (n_rows + _BLOCKS - 1) // _BLOCKS
-    for blk in prange(_BLOCKS):
+    for blk in range(part_lo, part_hi):
         a = blk * step
         b = min(a + step, n_rows)
         n0 = n1 = n2 = n3 = 0.0
@@ -160,11 +160,11 @@ def _masked_moments(x, valid, parts):
         parts[blk, 12], parts[blk, 13], parts[blk, 14], parts[blk, 15] = h0, h1, h2, h3
 
 
-@njit(parallel=True, **_VECTOR)
-def _masked_centred(x, valid, m, parts):
+@njit(**_VECTOR)
+def _masked_centred(part_lo, part_hi, x, valid, m, parts):
     n_rows = x.shape[0]
     step = (n_rows + _BLOCKS - 1) // _BLOCKS
-    for blk in prange(_BLOCKS):
+    for blk in range(part_lo, part_hi):
         a = blk * step
         b = min(a + step, n_rows)
         c0 = c1 = c2 = c3 = 0.0
@@ -190,7 +190,7 @@ def masked_moments(x, valid):
     two-pass, as :meth:`mocli.core.tally.Moments.of`), without copying the valid rows out."""
     parts = np.empty((_BLOCKS, 16))
     with _vectorised():
-        _masked_moments(x, valid, parts)
+        split(_masked_moments, _BLOCKS, x, valid, parts, size=x.shape[0])
     n = float(parts[:, 0:4].sum())
     lo, hi = float(parts[:, 8:12].min()), float(parts[:, 12:16].max())
     if n == 0 or lo == hi:
@@ -198,18 +198,18 @@ def masked_moments(x, valid):
     m = float(parts[:, 4:8].sum()) / n
     cs = np.empty((_BLOCKS, 8))
     with _vectorised():
-        _masked_centred(x, valid, m, cs)
+        split(_masked_centred, _BLOCKS, x, valid, m, cs, size=x.shape[0])
     c = float(cs[:, 0:4].sum())
     return n, m + c / n, max(float(cs[:, 4:8].sum()) - c * c / n, 0.0), lo, hi
 
 
-@njit(parallel=True, **_JIT)
-def _pair_pass(x, y, vx, vy, mx, my, parts):
+@njit(**_JIT)
+def _pair_pass(part_lo, part_hi, x, y, vx, vy, mx, my, parts):
     """Per fixed block of rows where ``vx`` and ``vy`` hold: count, and the sums of ``dx``,
     ``dy``, ``dx^2``, ``dy^2`` and ``dx dy`` with ``dx = x - mx``, ``dy = y - my``."""
     n_rows = x.shape[0]
     step = (n_rows + _BLOCKS - 1) // _BLOCKS
-    for blk in prange(_BLOCKS):
+    for blk in range(part_lo, part_hi):
         n = 0
         cx = 0.0
         cy = 0.0
@@ -241,26 +241,26 @@ def masked_comoments(x, y, vx, vy):
     :meth:`mocli.core.tally.CoMoments.of` on the selected rows, to rounding. The same kernel
     makes both passes, about 0 and then about the means."""
     parts = np.empty((_BLOCKS, 6))
-    _pair_pass(x, y, vx, vy, 0.0, 0.0, parts)
+    split(_pair_pass, _BLOCKS, x, y, vx, vy, 0.0, 0.0, parts, size=x.shape[0])
     n = float(parts[:, 0].sum())
     if n == 0:
         return 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
     mx, my = float(parts[:, 1].sum()) / n, float(parts[:, 2].sum()) / n
-    _pair_pass(x, y, vx, vy, mx, my, parts)
+    split(_pair_pass, _BLOCKS, x, y, vx, vy, mx, my, parts, size=x.shape[0])
     _, cx, cy, sxx, syy, sxy = (float(v) for v in parts.sum(axis=0))
     return (n, mx + cx / n, my + cy / n, max(sxx - cx * cx / n, 0.0), max(syy - cy * cy / n, 0.0),
             sxy - cx * cy / n)
 
 
-@njit(parallel=True, **_JIT)
-def _masked_affine(x, valid, shift, den, out):
-    for i in prange(x.shape[0]):
+@njit(**_JIT)
+def _masked_affine(part_lo, part_hi, x, valid, shift, den, out):
+    for i in range(part_lo, part_hi):
         out[i] = (x[i] - shift) / den if valid[i] else 0.0
 
 
-@njit(parallel=True, **_JIT)
-def _masked_affine_to(x, valid, shift, den, dest, out):
-    for i in prange(x.shape[0]):
+@njit(**_JIT)
+def _masked_affine_to(part_lo, part_hi, x, valid, shift, den, dest, out):
+    for i in range(part_lo, part_hi):
         out[dest[i]] = (x[i] - shift) / den if valid[i] else 0.0
 
 
@@ -269,9 +269,9 @@ def masked_affine(x, valid, shift, den, dest=None):
     ``out[dest[i]]`` when ``dest`` is given."""
     out = np.empty(x.shape[0])
     if dest is None:
-        _masked_affine(x, valid, float(shift), float(den), out)
+        split(_masked_affine, x.shape[0], x, valid, float(shift), float(den), out)
     else:
-        _masked_affine_to(x, valid, float(shift), float(den), dest, out)
+        split(_masked_affine_to, x.shape[0], x, valid, float(shift), float(den), dest, out)
     return out
 
 
@@ -559,22 +559,22 @@ def _objective_sum_of(j, flat, K, cols, w, sc, offsets, ddof, eps, mode, raw_sin
         c += 1
 
 
-@njit(parallel=True, **_VECTOR)
-def _seg_objective_sum(flat, n_cols, width, cols, w, sc, offsets, ddof, eps, mode, raw_single, out):
+@njit(**_VECTOR)
+def _seg_objective_sum(part_lo, part_hi, flat, n_cols, width, cols, w, sc, offsets, ddof, eps, mode, raw_single, out):
     K = len(width) if len(width) > 0 else n_cols  # see _width
     g = offsets.shape[0] - 1
     n_blocks = min(g, _GROUP_BLOCKS)
-    for blk in prange(n_blocks):
+    for blk in range(part_lo, part_hi):
         st = np.empty(STATS)  # a quad's statistics, per worker
         for j in range(blk * g // n_blocks, (blk + 1) * g // n_blocks):
             _objective_sum_of(j, flat, K, cols, w, sc, offsets, ddof, eps, mode, raw_single, st, out)
 
 
-@njit(parallel=True, **_VECTOR)
-def _seg_column_sum(flat, K, cols, w, sc, offsets, ddof, eps, mode, raw_single, out):
+@njit(**_VECTOR)
+def _seg_column_sum(part_lo, part_hi, flat, K, cols, w, sc, offsets, ddof, eps, mode, raw_single, out):
     """``_seg_objective_sum`` where no four weighted objectives are neighbours: the same
     column passes, without the quad code (a smaller kernel, compiled in a few seconds)."""
-    for j in prange(offsets.shape[0] - 1):
+    for j in range(part_lo, part_hi):
         a = offsets[j]
         b = offsets[j + 1]
         for p in range(a, b):
@@ -599,12 +599,13 @@ def seg_objective_sum(r, cols, w, scorable, offsets, ddof, eps, mode, raw_single
     cols = np.asarray(cols, dtype=np.int64)
     flat, K = _flat(r)
     if not has_quad(cols):
-        _seg_column_sum(flat, K, cols, np.asarray(w, dtype=np.float64), scorable, offsets, int(ddof), float(eps),
+        split(_seg_column_sum, offsets.shape[0] - 1, flat, K, cols, np.asarray(w, dtype=np.float64), scorable, offsets, int(ddof), float(eps),
                         int(mode), bool(raw_single), out)
         return out
     with _vectorised():
-        _seg_objective_sum(flat, K, _width(K), cols, np.asarray(w, dtype=np.float64),
-                           scorable, offsets, int(ddof), float(eps), int(mode), bool(raw_single), out)
+        split(_seg_objective_sum, min(offsets.shape[0] - 1, _GROUP_BLOCKS), flat, K, _width(K), cols,
+              np.asarray(w, dtype=np.float64), scorable, offsets, int(ddof), float(eps), int(mode), bool(raw_single), out,
+              size=offsets.shape[0] - 1)
     return out
 
 
@@ -709,15 +710,15 @@ def _gd2po_of(j, flat, K, cols, w, sc, offsets, ddof, eps, mode, raw_single, tau
         v_out[p] = v_out[p] * rho
 
 
-@njit(parallel=True, **_VECTOR)
-def _seg_gd2po(flat, n_cols, width, cols, w, sc, offsets, ddof, eps, mode, raw_single, tau, v_out, kept):
+@njit(**_VECTOR)
+def _seg_gd2po(part_lo, part_hi, flat, n_cols, width, cols, w, sc, offsets, ddof, eps, mode, raw_single, tau, v_out, kept):
     K = len(width) if len(width) > 0 else n_cols  # see _width
     g = offsets.shape[0] - 1
     size = 0
     for j in range(g):
         size = max(size, offsets[j + 1] - offsets[j])
     n_blocks = min(g, _GROUP_BLOCKS)
-    for blk in prange(n_blocks):
+    for blk in range(part_lo, part_hi):
         # per row of the group: sign bits seen (1: some z > 0, 2: some z < 0 beyond the
         # zero test), sum of |z|, sum of z; the weighted sum gathers in v_out
         sign = np.empty(size, dtype=np.int64)
@@ -737,8 +738,9 @@ def seg_gd2po(r, cols, w, scorable, offsets, ddof, eps, mode, raw_single, tau, o
     v, kept = (np.empty(n), np.empty(n, dtype=np.bool_)) if out is None else out
     with _vectorised():
         flat, K = _flat(r)
-        _seg_gd2po(flat, K, _width(K), np.asarray(cols, dtype=np.int64), np.asarray(w, dtype=np.float64), scorable,
-                   offsets, int(ddof), float(eps), int(mode), bool(raw_single), float(tau), v, kept)
+        split(_seg_gd2po, min(offsets.shape[0] - 1, _GROUP_BLOCKS), flat, K, _width(K), np.asarray(cols, dtype=np.int64),
+              np.asarray(w, dtype=np.float64), scorable, offsets, int(ddof), float(eps), int(mode), bool(raw_single),
+              float(tau), v, kept, size=offsets.shape[0] - 1)
     return v, kept
 
 
@@ -822,12 +824,12 @@ def _dvao_of(j, flat, K, cols, w, sc, offsets, raw_lone, st, out):
         out[u] = out[u] / den if den != 0.0 else 0.0
 
 
-@njit(parallel=True, **_VECTOR)
-def _seg_dvao(flat, n_cols, width, cols, w, sc, offsets, raw_lone, out):
+@njit(**_VECTOR)
+def _seg_dvao(part_lo, part_hi, flat, n_cols, width, cols, w, sc, offsets, raw_lone, out):
     K = len(width) if len(width) > 0 else n_cols  # see _width
     g = offsets.shape[0] - 1
     n_blocks = min(g, _GROUP_BLOCKS)
-    for blk in prange(n_blocks):
+    for blk in range(part_lo, part_hi):
         st = np.empty(STATS)
         for j in range(blk * g // n_blocks, (blk + 1) * g // n_blocks):
             _dvao_of(j, flat, K, cols, w, sc, offsets, raw_lone, st, out)
@@ -839,6 +841,6 @@ def seg_dvao(r, cols, w, scorable, offsets, raw_lone, out=None):
     out = np.empty(r.shape[0]) if out is None else out
     with _vectorised():
         flat, K = _flat(r)
-        _seg_dvao(flat, K, _width(K), np.asarray(cols, dtype=np.int64), np.asarray(w, dtype=np.float64), scorable,
-                  offsets, bool(raw_lone), out)
+        split(_seg_dvao, min(offsets.shape[0] - 1, _GROUP_BLOCKS), flat, K, _width(K), np.asarray(cols, dtype=np.int64),
+              np.asarray(w, dtype=np.float64), scorable, offsets, bool(raw_lone), out, size=offsets.shape[0] - 1)
     return out

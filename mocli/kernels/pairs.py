@@ -10,7 +10,9 @@ kernel writes per-group counts; the caller sums them, so each pair is counted on
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
+
+from .cpu import split
 
 _JIT = dict(cache=True, nogil=True)
 # the parallel loops take the groups in this many runs, one scratch block per run
@@ -27,8 +29,8 @@ def _same(x, y, tol):
     return abs(x - y) <= tol
 
 
-@njit(parallel=True, **_JIT)
-def _objective_pairs(R, rows_ok, weighted, order, offsets, tolk, width, opposed, ordered, distinct):
+@njit(**_JIT)
+def _objective_pairs(part_lo, part_hi, R, rows_ok, weighted, order, offsets, tolk, width, opposed, ordered, distinct):
     """For every pair of objectives (a < b, flattened) and every group: how many row pairs
     have both objectives valid and different (``ordered``) and how many of those order the
     two rows oppositely (``opposed``). ``distinct``: distinct weighted reward vectors (rows
@@ -37,7 +39,7 @@ def _objective_pairs(R, rows_ok, weighted, order, offsets, tolk, width, opposed,
     g = offsets.shape[0] - 1
     K = R.shape[1]
     n_blocks = min(g, _GROUP_BLOCKS)
-    for blk in prange(n_blocks):
+    for blk in range(part_lo, part_hi):
         V = np.empty((width, K))
         seen = np.empty(width, dtype=np.bool_)  # equal to an earlier row
         for j in range(blk * g // n_blocks, (blk + 1) * g // n_blocks):
@@ -88,7 +90,8 @@ def objective_pairs(R, rows_ok, weighted, order, offsets, tolk):
     ordered = np.zeros((g, max(P, 1)), dtype=np.int64)
     distinct = np.zeros(g, dtype=np.int64)
     width = int(np.diff(offsets).max()) if g else 0
-    _objective_pairs(R, rows_ok, weighted, order, offsets, tolk, max(width, 1), opposed, ordered, distinct)
+    split(_objective_pairs, min(g, _GROUP_BLOCKS), R, rows_ok, weighted, order, offsets, tolk, max(width, 1), opposed, ordered,
+          distinct, size=g)
     return opposed[:, :P], ordered[:, :P], distinct
 
 
@@ -111,8 +114,8 @@ def _sorted_distinct(vals, n, srt, tol):
     return nd, srt[n - 1]
 
 
-@njit(parallel=True, **_JIT)
-def _advantage_pairs(R, A, rows_ok, weighted, order, offsets, tolk, tola, width, out):
+@njit(**_JIT)
+def _advantage_pairs(part_lo, part_hi, R, A, rows_ok, weighted, order, offsets, tolk, tola, width, out):
     """Per group, into ``out[j]``: 0 row pairs whose weighted vectors differ, 1 of those
     with equal A, 2 distinct A values, 3 dominance pairs, 4 of those with A_i < A_j, 5 a
     winner (max A) is dominated (0/1). Each group's valid rows are first gathered into a
@@ -121,7 +124,7 @@ def _advantage_pairs(R, A, rows_ok, weighted, order, offsets, tolk, tola, width,
     g = offsets.shape[0] - 1
     K = R.shape[1]
     n_blocks = min(g, _GROUP_BLOCKS)
-    for blk in prange(n_blocks):
+    for blk in range(part_lo, part_hi):
         V = np.empty((width, K))
         vals = np.empty(width)
         srt = np.empty(width)
@@ -200,15 +203,17 @@ def advantage_pairs(R, A, rows_ok, weighted, order, offsets, tolk, tola):
     dominance pairs, order violations, dominated winner (0/1)."""
     out = np.zeros((offsets.shape[0] - 1, 6), dtype=np.int64)
     width = int(np.diff(offsets).max()) if offsets.shape[0] > 1 else 0
-    _advantage_pairs(R, A, rows_ok, weighted, order, offsets, tolk, tola, max(width, 1), out)
+    g = offsets.shape[0] - 1
+    split(_advantage_pairs, min(g, _GROUP_BLOCKS), R, A, rows_ok, weighted, order, offsets, tolk, tola, max(width, 1), out,
+          size=g)
     return out
 
 
-@njit(parallel=True, **_JIT)
-def _kendall_tau_b(x, y, rows_ok, order, offsets, tolx, toly, width, out):
+@njit(**_JIT)
+def _kendall_tau_b(part_lo, part_hi, x, y, rows_ok, order, offsets, tolx, toly, width, out):
     g = offsets.shape[0] - 1
     n_blocks = min(g, _GROUP_BLOCKS)
-    for blk in prange(n_blocks):
+    for blk in range(part_lo, part_hi):
         gx = np.empty(width)
         gy = np.empty(width)
         for j in range(blk * g // n_blocks, (blk + 1) * g // n_blocks):
@@ -249,14 +254,15 @@ def kendall_tau_b(x, y, rows_ok, order, offsets, tolx, toly):
     tolerance sense; NaN where either is constant (or fewer than two rows)."""
     out = np.full(offsets.shape[0] - 1, np.nan)
     width = int(np.diff(offsets).max()) if offsets.shape[0] > 1 else 0
-    _kendall_tau_b(x, y, rows_ok, order, offsets, tolx, toly, max(width, 1), out)
+    g = offsets.shape[0] - 1
+    split(_kendall_tau_b, min(g, _GROUP_BLOCKS), x, y, rows_ok, order, offsets, tolx, toly, max(width, 1), out, size=g)
     return out
 
 
-@njit(parallel=True, **_JIT)
-def _seg_cov(x, y, valid, order, offsets, out):
+@njit(**_JIT)
+def _seg_cov(part_lo, part_hi, x, y, valid, order, offsets, out):
     g = offsets.shape[0] - 1
-    for j in prange(g):
+    for j in range(part_lo, part_hi):
         n = 0
         sx = 0.0
         sy = 0.0
@@ -282,5 +288,5 @@ def _seg_cov(x, y, valid, order, offsets, out):
 def seg_cov(x, y, valid, order, offsets):
     """Per-group population covariance of ``x`` and ``y`` over ``valid`` rows."""
     out = np.empty(offsets.shape[0] - 1)
-    _seg_cov(x, y, valid, order, offsets, out)
+    split(_seg_cov, offsets.shape[0] - 1, x, y, valid, order, offsets, out)
     return out
