@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields, make_dataclass
+from dataclasses import field, fields, make_dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -22,7 +22,7 @@ from .engine.stream import advantages_chunked
 from .errors import MocliError, UsageError
 from .io.chunks import chunked_input, chunks_needed, human_size
 from .io.files import (
-    Loaded, Progress, describe_batch, expand_inputs, group_sizes_by_batch, load, plan, schema_of, silent, write_table,
+    Loaded, describe_batch, expand_inputs, group_sizes_by_batch, load, plan, schema_of, silent, write_table,
 )
 from .io.frameworks import resolve_source
 from .io.outputs import refuse_inputs
@@ -104,8 +104,9 @@ def advantages_table(
     settings: Settings | None = None,
     float32: bool = False,
     **options: Any,
-) -> "polars.DataFrame":
-    """The input rows (every column) plus one ``adv:<label>`` column per estimator."""
+) -> Any:
+    """The input rows (every column) plus one ``adv:<label>`` column per estimator (a
+    Polars DataFrame)."""
     return _advantages_loaded(inputs, settings, float32, **options)[0]
 
 

@@ -31,8 +31,6 @@ class Interrupted(BaseException):
     BaseException, as KeyboardInterrupt, so that no ``except Exception`` swallows it."""
 
     def __init__(self, signum: int):
-        import signal
-
         self.signum = signum
         self.exit_code = 128 + signum
         super().__init__(signal.Signals(signum).name)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 from importlib import metadata
-from typing import Callable, Generic, Iterator, TypeVar
+from typing import Generic, Iterator, TypeVar
 
 from .errors import UsageError
 

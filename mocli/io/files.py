@@ -4,13 +4,12 @@ tables atomically. Everything past this module sees NumPy arrays."""
 
 from __future__ import annotations
 
-import contextlib
 import glob
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import polars as pl
@@ -21,7 +20,7 @@ from ..kernels.cpu import csr_from_codes
 from . import frameworks
 from .frameworks import FILE, group_size_warnings, public_columns
 from .outputs import check_interrupted, check_writable, replacing
-from .readers import READERS, hive_columns, read_error, read_ndjson_lines, scan
+from .readers import READERS, hive_columns, read_error, scan
 from ..registry import suggest
 
 WRITERS = (".parquet", ".jsonl", ".ndjson", ".json", ".csv")

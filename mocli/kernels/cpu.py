@@ -135,7 +135,6 @@ def _put_mean_var(x, valid, order, a, b, j, n, s, lo, hi, ddof, mean, var, count
 
 @njit(**_JIT)
 def _seg_mean_var(part_lo, part_hi, x, valid, order, offsets, ddof, mean, var, count, const):
-    g = offsets.shape[0] - 1
     for j in range(part_lo, part_hi):
         a = offsets[j]
         b = offsets[j + 1]
@@ -232,7 +231,6 @@ def seg_group_z(x, valid, order, offsets, ddof, eps, mode, raw_single, dest=None
 
 @njit(**_JIT)
 def _seg_weighted_mean(part_lo, part_hi, x, w, valid, order, offsets, out):
-    g = offsets.shape[0] - 1
     for j in range(part_lo, part_hi):
         sw = 0.0
         swx = 0.0
@@ -395,7 +393,6 @@ def _insert(vals, a, n, y):
 
 @njit(**_JIT)
 def _seg_median(part_lo, part_hi, x, valid, order, offsets, ddof, buf, out, mean, var, count, const):
-    g = offsets.shape[0] - 1
     for j in range(part_lo, part_hi):
         a = offsets[j]
         b = offsets[j + 1]
@@ -451,7 +448,6 @@ def seg_median(x, valid, order, offsets):
 
 @njit(**_JIT)
 def _seg_min_max(part_lo, part_hi, x, valid, order, offsets, lo, hi):
-    g = offsets.shape[0] - 1
     for j in range(part_lo, part_hi):
         a = np.inf
         b = -np.inf

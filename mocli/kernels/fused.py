@@ -19,7 +19,7 @@ import numpy as np
 from numba import njit
 from numba.core import config as numba_config
 
-from .cpu import _JIT, _corrected, _denominator, _u, seg_group_z, split
+from .cpu import _JIT, _corrected, _denominator, _u, seg_group_z, split  # noqa: F401  (a step: STEPS names it)
 
 # the per-group estimator steps a backend provides (this module on the CPU, kernels.cuda
 # on a GPU): the same names, signatures and numbers

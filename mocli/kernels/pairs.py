@@ -261,7 +261,6 @@ def kendall_tau_b(x, y, rows_ok, order, offsets, tolx, toly):
 
 @njit(**_JIT)
 def _seg_cov(part_lo, part_hi, x, y, valid, order, offsets, out):
-    g = offsets.shape[0] - 1
     for j in range(part_lo, part_hi):
         n = 0
         sx = 0.0
