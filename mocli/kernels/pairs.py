@@ -29,6 +29,31 @@ def _same(x, y, tol):
     return abs(x - y) <= tol
 
 
+@njit(inline="always", **_JIT)
+def _gather(R, rows_ok, order, a, b, V):
+    """Copy the valid rows among ``order[a:b]`` into the first rows of ``V``; their count."""
+    n = 0
+    for p in range(a, b):
+        i = order[p]
+        if rows_ok[i]:
+            for k in range(R.shape[1]):
+                V[n, k] = R[i, k]
+            n += 1
+    return n
+
+
+@njit(inline="always", **_JIT)
+def _gather_values(x, rows_ok, order, a, b, out):
+    """Copy ``x`` of the valid rows among ``order[a:b]`` into the front of ``out``."""
+    n = 0
+    for p in range(a, b):
+        i = order[p]
+        if rows_ok[i]:
+            out[n] = x[i]
+            n += 1
+    return n
+
+
 @njit(**_JIT)
 def _objective_pairs(part_lo, part_hi, R, rows_ok, weighted, order, offsets, tolk, width, opposed, ordered, distinct):
     """For every pair of objectives (a < b, flattened) and every group: how many row pairs
@@ -43,14 +68,8 @@ def _objective_pairs(part_lo, part_hi, R, rows_ok, weighted, order, offsets, tol
         V = np.empty((width, K))
         seen = np.empty(width, dtype=np.bool_)  # equal to an earlier row
         for j in range(blk * g // n_blocks, (blk + 1) * g // n_blocks):
-            n = 0
-            for p in range(offsets[j], offsets[j + 1]):
-                i = order[p]
-                if rows_ok[i]:
-                    for k in range(K):
-                        V[n, k] = R[i, k]
-                    seen[n] = False
-                    n += 1
+            n = _gather(R, rows_ok, order, offsets[j], offsets[j + 1], V)
+            seen[:n] = False
             for u in range(n):
                 for v in range(u + 1, n):
                     if not seen[v]:
@@ -129,14 +148,8 @@ def _advantage_pairs(part_lo, part_hi, R, A, rows_ok, weighted, order, offsets, 
         vals = np.empty(width)
         srt = np.empty(width)
         for j in range(blk * g // n_blocks, (blk + 1) * g // n_blocks):
-            n = 0
-            for p in range(offsets[j], offsets[j + 1]):
-                i = order[p]
-                if rows_ok[i]:
-                    for k in range(K):
-                        V[n, k] = R[i, k]
-                    vals[n] = A[i]
-                    n += 1
+            n = _gather(R, rows_ok, order, offsets[j], offsets[j + 1], V)
+            _gather_values(A, rows_ok, order, offsets[j], offsets[j + 1], vals)
             if n == 0:
                 continue
             tol = tola[j]
@@ -217,13 +230,8 @@ def _kendall_tau_b(part_lo, part_hi, x, y, rows_ok, order, offsets, tolx, toly, 
         gx = np.empty(width)
         gy = np.empty(width)
         for j in range(blk * g // n_blocks, (blk + 1) * g // n_blocks):
-            n = 0
-            for p in range(offsets[j], offsets[j + 1]):
-                i = order[p]
-                if rows_ok[i]:
-                    gx[n] = x[i]
-                    gy[n] = y[i]
-                    n += 1
+            n = _gather_values(x, rows_ok, order, offsets[j], offsets[j + 1], gx)
+            _gather_values(y, rows_ok, order, offsets[j], offsets[j + 1], gy)
             conc = 0
             disc = 0
             tx = 0
