@@ -1,0 +1,2 @@
+"""What people read: the terminal and Markdown renderings, the HTML report and the
+generated reference pages."""
