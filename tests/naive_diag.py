@@ -5,7 +5,11 @@ from __future__ import annotations
 import itertools
 import math
 
+import numba
 import numpy as np
+import polars
+
+import mocli
 
 from .naive import groups, isnan, mean
 
@@ -75,6 +79,9 @@ def report(R, raw, w, names, codes, scorable, advs, length=None):
             "group_size": {"min": min(sizes), "median": float(np.median(sizes)), "max": max(sizes)},
             "objectives": list(names), "weights": list(w),
             "batch_by": None, "notes": [], "warnings": [],  # one batch; nothing inferred from arrays
+            # which code made the report
+            "mocli_version": mocli.__version__,
+            "versions": {"polars": polars.__version__, "numpy": np.__version__, "numba": numba.__version__},
         },
         "objectives": {},
     }

@@ -244,3 +244,39 @@ def test_a_first_compile_is_announced_once_on_a_terminal():
             njit(lambda x: x + 1)(1)
             njit(lambda x: x * 2.0)(1.0)
         assert stream.getvalue() == want
+
+
+def test_version_in_the_cli_the_json_and_the_html(run_cli, tmp_path):
+    """``mocli --version`` names mocli and the libraries that compute; the JSON report's
+    ``input`` and the HTML report's footer say the same."""
+    import json
+
+    import numba
+    import numpy
+    import polars
+
+    import mocli
+
+    code, out, _ = run_cli("--version")
+    assert code == 0 and out.startswith(f"mocli {mocli.__version__} (polars {polars.__version__}, numpy {numpy.__version__}")
+    sample = Path(__file__).resolve().parents[1] / "sample_data" / "math.parquet"
+    code, out, _ = run_cli("analyze", sample, "--format", "json", "--by", "step")
+    doc = json.loads(out)
+    versions = {"polars": polars.__version__, "numpy": numpy.__version__, "numba": numba.__version__}
+    for inp in [doc["input"], *(rep["input"] for rep in doc["by"].values())]:
+        assert inp["mocli_version"] == mocli.__version__ and inp["versions"] == versions
+    code, _, err = run_cli("report", sample, "-o", tmp_path / "r.html")
+    assert code == 0, err
+    assert f"made by mocli {mocli.__version__} (polars {polars.__version__}" in (tmp_path / "r.html").read_text()
+
+
+def test_help_names_values_not_python_types(run_cli):
+    """Every option's value in --help is named for what it is (SPEC, COLUMN, PATH, SIZE...),
+    never a Python type such as <str> or <list[str]>."""
+    from mocli.cli.commands import app
+    import typer
+
+    for name in typer.main.get_command(app).list_commands(None):
+        code, out, _ = run_cli(name, "--help")
+        options = out.split("Options:", 1)[1]
+        assert code == 0 and "<str>" not in options and "list[str]" not in options and "<float>" not in options, name

@@ -23,7 +23,7 @@ def test_analyze_json_is_one_document_with_the_contract_keys(run_cli):
     assert set(e) == {"params", "advantage", "collapse", "sign_flip", "silenced", "interference", "pareto", "influence", "length"}
     assert set(e["collapse"]) == {"zero_variance_group_rate", "dead_row_rate", "masked_signal_group_rate", "collapsed_pair_rate", "resolution"}
     assert set(doc["conflict"]) == {"mixed_sign_rate", "discordance", "correlation"}
-    assert set(doc["input"]) == {"rows", "groups", "live_groups", "singleton_groups", "unscorable_rows", "group_size", "objectives", "weights", "batch_by", "notes", "warnings"}
+    assert set(doc["input"]) == {"rows", "groups", "live_groups", "singleton_groups", "unscorable_rows", "group_size", "objectives", "weights", "batch_by", "notes", "warnings", "mocli_version", "versions"}
 
 
 def test_analyze_table_and_markdown_name_the_problems(run_cli):

@@ -27,6 +27,8 @@ def assert_tree(got, want, path=""):
         assert got is None, (path, got)
     elif isinstance(want, (list, tuple)):
         assert list(got) == list(want), path
+    elif isinstance(want, str):
+        assert got == want, (path, got, want)
     else:
         assert got is not None, (path, want)
         assert math.isclose(got, float(want), rel_tol=1e-9, abs_tol=1e-11), (path, got, want)

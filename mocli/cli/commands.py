@@ -11,13 +11,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from .. import __version__
 from ..render import catalog
 from ..diagnostics import check as check_mod
 from ..api import Settings, analyze as analyze_api, write_advantages, flip_rows, inspect as inspect_api, verify as verify_api
 from ..errors import UsageError
 from ..options import BY_PARAMETER
 from ..diagnostics import Analysis
-from ..io.files import check_output, expand_inputs, input_files, schema_of, write_table
+from ..io.files import check_output, expand_inputs, input_files, library_versions, schema_of, write_table
 from ..io.outputs import append_text, check_writable, refuse_inputs, write_text
 from ..render.html import render_html
 from ..io.samples import SAMPLES, sample
@@ -32,6 +33,21 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        versions = ", ".join(f"{name} {v}" for name, v in library_versions().items())
+        sys.stdout.write(f"mocli {__version__} ({versions}, Python {sys.version.split()[0]})\n")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", help="Show mocli's version (and Polars', NumPy's, Numba's) and exit.",
+                                          is_eager=True, callback=_show_version)] = False,
+) -> None:
+    """Reward composition and offline advantage analysis for multi-reward RL."""
 
 FORMATS = ("table", "json", "markdown")
 
@@ -69,7 +85,7 @@ def _settings(options: dict) -> Settings:
 def advantages(
     ctx: typer.Context,
     inputs: o.Inputs,
-    output: Annotated[str, typer.Option("-o", "--output", help="Output file; format by extension (.parquet default, .jsonl, .json, .csv).")],
+    output: Annotated[str, typer.Option("-o", "--output", help="Output file; format by extension (.parquet default, .jsonl, .json, .csv).", metavar="PATH")],
     float32: Annotated[bool, typer.Option("--float32", help="Write advantages as float32 (computed in float64).")] = False,
     overwrite_input: Annotated[bool, typer.Option("--overwrite-input", help="Allow -o to name one of the inputs (replaced once the whole output is written).")] = False,
     memory_limit: o.MemoryLimit = None,
@@ -129,9 +145,9 @@ def profiles(fmt: o.Format = None) -> None:
 
 @app.command("sample")
 def sample_cmd(
-    name: Annotated[str, typer.Argument(help=f"One of: {', '.join(SAMPLES)}.", show_default=False)],
-    output: Annotated[str, typer.Option("-o", "--output", help="Output file (.parquet, .jsonl, .json, .csv).")],
-    seed: Annotated[int, typer.Option("--seed", help="Random seed (the bundled files use 0).")] = 0,
+    name: Annotated[str, typer.Argument(help=f"One of: {', '.join(SAMPLES)}.", show_default=False, metavar="NAME")],
+    output: Annotated[str, typer.Option("-o", "--output", help="Output file (.parquet, .jsonl, .json, .csv).", metavar="PATH")],
+    seed: Annotated[int, typer.Option("--seed", help="Random seed (the bundled files use 0).", metavar="N")] = 0,
 ) -> None:
     """Write one of the bundled synthetic rollout sets."""
     check_output(output)
@@ -218,7 +234,7 @@ def analyze(
     inputs: o.Inputs,
     by: o.By = None,
     fmt: o.Format = None,
-    html: Annotated[Optional[str], typer.Option("--html", help="Also write the self-contained HTML report here.")] = None,
+    html: Annotated[Optional[str], typer.Option("--html", help="Also write the self-contained HTML report here.", metavar="PATH")] = None,
     memory_limit: o.MemoryLimit = None,
     **options,
 ) -> None:
@@ -242,7 +258,7 @@ def compare(
     inputs: o.Inputs,
     by: o.By = None,
     fmt: o.Format = None,
-    top: Annotated[int, typer.Option("--top", help="How many sign-flipping rows to list per pair.")] = 10,
+    top: Annotated[int, typer.Option("--top", help="How many sign-flipping rows to list per pair.", metavar="N")] = 10,
     memory_limit: o.MemoryLimit = None,
     **options,
 ) -> None:
@@ -267,10 +283,10 @@ def compare(
 def check(
     ctx: typer.Context,
     inputs: o.Inputs,
-    fail_if: Annotated[Optional[List[str]], typer.Option("--fail-if", help="'PATH OP NUMBER', repeatable; relative paths apply to every estimator.")] = None,
+    fail_if: Annotated[Optional[List[str]], typer.Option("--fail-if", help="'PATH OP NUMBER', repeatable; relative paths apply to every estimator.", metavar="'PATH OP NUMBER'")] = None,
     fmt: o.Format = None,
-    junit: Annotated[Optional[str], typer.Option("--junit", help="Write a JUnit XML report here.")] = None,
-    summary: Annotated[Optional[str], typer.Option("--summary", help="Write a Markdown summary here (e.g. $GITHUB_STEP_SUMMARY).")] = None,
+    junit: Annotated[Optional[str], typer.Option("--junit", help="Write a JUnit XML report here.", metavar="PATH")] = None,
+    summary: Annotated[Optional[str], typer.Option("--summary", help="Write a Markdown summary here (e.g. $GITHUB_STEP_SUMMARY).", metavar="PATH")] = None,
     memory_limit: o.MemoryLimit = None,
     **options,
 ) -> None:
@@ -332,9 +348,9 @@ def _write_text(path: str, text: str) -> None:
 def verify(
     ctx: typer.Context,
     inputs: o.Inputs,
-    logged: Annotated[Optional[str], typer.Option("--logged", help="Column with the advantages the trainer used (default with --from: the dump's own).")] = None,
+    logged: Annotated[Optional[str], typer.Option("--logged", help="Column with the advantages the trainer used (default with --from: the dump's own).", metavar="COLUMN")] = None,
     fmt: o.Format = None,
-    tol: Annotated[float, typer.Option("--tol", help="Largest absolute difference that still agrees.")] = 1e-5,
+    tol: Annotated[float, typer.Option("--tol", help="Largest absolute difference that still agrees.", metavar="NUMBER")] = 1e-5,
     **options,
 ) -> None:
     """Recompute logged advantages under a profile; exit 1 when they differ beyond --tol."""
@@ -360,7 +376,7 @@ def verify(
 def report(
     ctx: typer.Context,
     inputs: o.Inputs,
-    output: Annotated[str, typer.Option("-o", "--output", help="The HTML file to write.")],
+    output: Annotated[str, typer.Option("-o", "--output", help="The HTML file to write.", metavar="PATH")],
     by: o.By = None,
     memory_limit: o.MemoryLimit = None,
     **options,

@@ -14,15 +14,17 @@ from ..io.frameworks import SOURCES
 from ..options import BY_NAME, OPTIONS, Option
 from ..profiles import PROFILES
 
-Inputs = Annotated[List[str], typer.Argument(help="Rollout files (.parquet, .jsonl, .json, .csv), directories or globs.", show_default=False)]
-Config = Annotated[Optional[str], typer.Option("--config", help="TOML settings file (default: [tool.mocli] in ./pyproject.toml).")]
-By = Annotated[Optional[str], typer.Option("--by", help="Also report per value of this column (e.g. step).")]
+Inputs = Annotated[List[str], typer.Argument(help="Rollout files (.parquet, .jsonl, .json, .csv), directories or globs.",
+                                             show_default=False, metavar="PATH")]
+Config = Annotated[Optional[str], typer.Option("--config", help="TOML settings file (default: [tool.mocli] in ./pyproject.toml).",
+                                               metavar="PATH")]
+By = Annotated[Optional[str], typer.Option("--by", help="Also report per value of this column (e.g. step).", metavar="COLUMN")]
 
 
 def _annotation(option: Option):
     text = option.help.format(profiles=", ".join(PROFILES.names()), sources=", ".join(SOURCES))
     kind = Optional[List[str]] if option.many else Optional[str]
-    return Annotated[kind, typer.Option(*option.flags, help=text)]
+    return Annotated[kind, typer.Option(*option.flags, help=text, metavar=option.metavar)]
 
 
 # for a command that names options itself (the shared ones come with data_options)

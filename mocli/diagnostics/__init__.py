@@ -9,6 +9,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from .. import __version__
 from ..core.rollouts import Batch, Rollouts
 from ..core.tally import Const, finish, merge
 from ..core.values import Spill, spilling
@@ -19,7 +20,7 @@ from ..engine.stream import settle_statistics
 from ..errors import UsageError
 from ..estimators import Estimator
 from ..io.chunks import Chunk, Chunked
-from ..io.files import Progress, silent
+from ..io.files import Progress, library_versions, silent
 from ..io.outputs import check_interrupted
 from ..kernels import CPU, Device
 from ..params import describe
@@ -190,7 +191,7 @@ def report_from(tree: dict[str, Any]) -> Report:
     doc = finish(tree)
     # what loading inferred and warned of (filled in by whoever loaded the table)
     # and the training batch (one, the whole table, unless the caller says otherwise)
-    doc["input"].update(batch_by=None, notes=[], warnings=[])
+    doc["input"].update(batch_by=None, notes=[], warnings=[], mocli_version=__version__, versions=library_versions())
     for entry in doc["estimators"].values():
         entry["params"] = {**entry["params"], "batch": "whole table"}
     return Report(doc["input"], doc["objectives"], doc["conflict"], doc["estimators"], doc.get("agreement"))

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import numba
 import numpy as np
 import polars as pl
 
@@ -80,6 +81,11 @@ def reporting_to(callback: Callable[[str, int, int], None]) -> Progress:
 # ---------------------------------------------------------------------------------------
 # finding and reading files
 # ---------------------------------------------------------------------------------------
+def library_versions() -> dict[str, str]:
+    """The versions of the libraries that read and computed a report."""
+    return {"polars": pl.__version__, "numpy": np.__version__, "numba": numba.__version__}
+
+
 def expand_inputs(inputs: Sequence[str | os.PathLike]) -> list[Path]:
     """Files, directories (their supported files, recursively, sorted) and globs."""
     if not inputs:

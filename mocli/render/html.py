@@ -308,6 +308,13 @@ window.addEventListener('load', function () {
 """
 
 
+def made_by(doc: dict) -> str:
+    """Which mocli (and which Polars, NumPy and Numba) made the report."""
+    inp = doc.get("input", {})
+    libs = ", ".join(f"{name} {version}" for name, version in inp.get("versions", {}).items())
+    return f"made by mocli {inp.get('mocli_version', '?')}" + (f" ({libs})" if libs else "")
+
+
 def render_html(report: Report, title: str = "mocli report", fig: Figures | None = None) -> str:
     """The whole page: ``report`` and the data behind its pictures (``fig``, from
     ``analyze(..., figures=True)``; without it those two charts say so)."""
@@ -331,5 +338,6 @@ def render_html(report: Report, title: str = "mocli report", fig: Figures | None
         f"<h2>What to look at first</h2><ul class=\"findings\">{items}</ul>"
         f"<h2>Charts</h2>{''.join(charts)}"
         f"<h2>Estimators</h2>{table(eh, er)}<h2>Objectives</h2>{table(oh, orows)}"
+        f"<footer>{esc(made_by(doc))}</footer>"
         f"<script>{CHECK_SCRIPT}</script></body></html>\n"
     )
