@@ -55,7 +55,7 @@ class GroupStats:
         return self.count == 1
 
 
-def _target(into: Placement | None, batch) -> np.ndarray | None:
+def _target(into: Placement | None) -> np.ndarray | None:
     """The positions a one-pass step writes row ``p`` to: the placement's (the caller's
     order), else the batch's own order (None: the kernel's default)."""
     return None if into is None else into.dest
@@ -74,7 +74,7 @@ def expand(x, valid, batch, shift, live, work: Work, mul=1.0, den=1.0, into: Pla
     per_group = lambda v: np.ascontiguousarray(np.broadcast_to(np.asarray(v, dtype=np.float64), (g,)))
     shift, mul, den = per_group(shift), per_group(mul), per_group(den)
     live = np.ascontiguousarray(live, dtype=np.bool_)
-    out = work.device.seg_expand(x, valid, batch.order, batch.offsets, shift, mul, den, live, _target(into, batch))
+    out = work.device.seg_expand(x, valid, batch.order, batch.offsets, shift, mul, den, live, _target(into))
     return _finish(out, into)
 
 
@@ -139,7 +139,7 @@ def group_z(values, valid, batch, work: Work, *, eps, eps_mode, ddof, singleton,
     if not leave_one_out:
         return _finish(work.device.seg_group_z(
             values, valid, batch.order, batch.offsets, ddof, eps, EPS_MODES.index(eps_mode), singleton == "raw",
-            _target(into, batch), scaled, out,
+            _target(into), scaled, out,
         ), into)
     c = centre_loo(values, valid, batch, ddof, work)
     z = divide(c.centred, c.sigma, eps, eps_mode) if scaled else c.centred
@@ -180,7 +180,7 @@ def whiten(x, valid, work: Work, *, eps, eps_mode, ddof, length=None, var_eps=1e
         if m.constant:
             return np.zeros_like(x, dtype=np.float64)
         den = float(denominator(m.std(ddof), eps, eps_mode))
-        return _finish(work.device.masked_affine(x, valid, m.mean, den, _target(into, batch=None)), into)
+        return _finish(work.device.masked_affine(x, valid, m.mean, den, _target(into)), into)
     out = np.zeros_like(x, dtype=np.float64)
     xv = x[valid]
     m = work.tally("whiten", Moments.of(xv, length[valid].astype(np.float64)))
