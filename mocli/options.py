@@ -24,6 +24,10 @@ class Option:
     shared: bool = True  # every command that loads data has it (else the commands that name it)
     default: Any = None
     metavar: str = "TEXT"  # what --help shows for the value
+    panel: str = "Input"  # the section of --help it is listed in
+    shown: str | None = None  # the default --help states (None: no default worth stating)
+    complete: str | None = None  # what shell completion offers: a registry (estimators, schemes,
+    #   profiles, sources), "columns" (of the inputs given so far) or "a|b|c" (fixed choices)
 
     @property
     def config_key(self) -> str:
@@ -34,38 +38,51 @@ class Option:
         return self.param or self.name
 
 
+# the sections of --help, in order
+INPUT, REWARDS, ESTIMATORS, OUTPUT, CHECKS, PERFORMANCE = (
+    "Input", "Rewards and groups", "Estimators", "Output", "Checks", "Performance")
+PANELS = (INPUT, REWARDS, ESTIMATORS, OUTPUT, CHECKS, PERFORMANCE)
+
 OPTIONS: tuple[Option, ...] = (
     Option("estimators", ("-e", "--estimator"), "Estimator SPEC (NAME or NAME:key=value,...), repeatable.",
-           many=True, toml=(list,), param="estimator", metavar="SPEC"),
-    Option("group", ("-g", "--group"),
-           "Group (prompt) column; default: first of group_id, prompt_id, uid, group, prompt, input.", metavar="COLUMN"),
+           many=True, toml=(list,), param="estimator", metavar="SPEC", panel=ESTIMATORS, complete="estimators",
+           shown="grpo; analyze, compare and check: grpo and gdpo when two or more rewards are weighted"),
+    Option("group", ("-g", "--group"), "Group (prompt) column.", metavar="COLUMN", panel=REWARDS,
+           complete="columns", shown="the first of {groups}"),
     Option("rewards", ("-r", "--reward"),
-           "Reward column NAME[=WEIGHT], repeatable; weight 0 = monitored only. Default: *_reward, reward_*, "
-           "rewards/* columns.", many=True, toml=(list, dict), param="reward", metavar="NAME[=WEIGHT]"),
+           "Reward column NAME[=WEIGHT], repeatable; weight 0 = monitored only.", many=True, toml=(list, dict),
+           param="reward", metavar="NAME[=WEIGHT]", panel=REWARDS, complete="columns",
+           shown="the *_reward, reward_* and rewards/* columns, weight 1"),
     Option("minimize", ("--minimize",), "Reward to minimise (negated before anything else), repeatable.",
-           many=True, toml=(list,), metavar="NAME"),
-    Option("length", ("--length",), "Response length (tokens) column.", metavar="COLUMN"),
-    Option("baseline", ("--baseline",), "Baseline reward column (ReMax).", metavar="COLUMN"),
-    Option("step", ("--step",), "Training step column.", metavar="COLUMN"),
-    Option("scheme", ("--scheme",), "Reward-combination scheme SPEC (default weighted_sum).", default="weighted_sum", metavar="SPEC"),
+           many=True, toml=(list,), metavar="NAME", panel=REWARDS, complete="columns"),
+    Option("length", ("--length",), "Response length (tokens) column.", metavar="COLUMN", panel=REWARDS,
+           complete="columns"),
+    Option("baseline", ("--baseline",), "Baseline reward column (ReMax).", metavar="COLUMN", panel=REWARDS,
+           complete="columns"),
+    Option("step", ("--step",), "Training step column.", metavar="COLUMN", complete="columns"),
+    Option("scheme", ("--scheme",), "Reward-combination scheme SPEC (NAME or NAME:key=value,...).",
+           default="weighted_sum", metavar="SPEC", panel=REWARDS, complete="schemes", shown="weighted_sum"),
     Option("gate", ("--gate",), "Constraint 'objective OP number' of the gated scheme, repeatable.",
-           many=True, toml=(list,), metavar="'OBJ OP NUMBER'"),
-    Option("when", ("--when",), "Condition 'objective:other OP number[:else]', repeatable.", many=True, toml=(list,), metavar="'OBJ:OTHER OP NUMBER[:ELSE]'"),
-    Option("profile", ("--profile",),
-           "Framework defaults: {profiles} (default: the --from framework's, else mocli).", metavar="NAME"),
+           many=True, toml=(list,), metavar="'OBJ OP NUMBER'", panel=REWARDS),
+    Option("when", ("--when",), "Condition 'objective:other OP number[:else]', repeatable.", many=True,
+           toml=(list,), metavar="'OBJ:OTHER OP NUMBER[:ELSE]'", panel=REWARDS),
+    Option("profile", ("--profile",), "Framework defaults (eps, std, edge cases): {profiles}.", metavar="NAME",
+           panel=ESTIMATORS, complete="profiles", shown="the --from framework's, else mocli"),
     Option("source", ("--from",),
            "Read a framework's rollout dump as its own code writes it: {sources}; implies --profile of the same name.",
-           key="from", metavar="FRAMEWORK"),
+           key="from", metavar="FRAMEWORK", complete="sources"),
     Option("steps", ("--steps",), "Keep a step range A:B (inclusive; A: or :B open).", metavar="A:B"),
     Option("batch_by", ("--batch-by",),
-           "Training batch column: batch-wide statistics (batch z-scores, whitening) are taken per value. "
-           "Default: the step of a --from dump, else the whole table.", metavar="COLUMN"),
-    Option("device", ("--device",), "cpu (default), cuda, or auto (CUDA only when a GPU is present).",
-           default="cpu", metavar="cpu|cuda|auto"),
+           "Training batch column: batch-wide statistics (batch z-scores, whitening) are taken per value.",
+           metavar="COLUMN", panel=REWARDS, complete="columns", shown="the step of a --from dump, else the whole table"),
+    Option("device", ("--device",), "Where the kernels run; auto = CUDA only when a GPU is present.",
+           default="cpu", metavar="cpu|cuda|auto", panel=PERFORMANCE, complete="cpu|cuda|auto", shown="cpu"),
     Option("memory_limit", ("--memory-limit",),
-           "Work in group-complete chunks when the run would not fit in this much memory (e.g. 2GB). "
-           "Default auto: half the memory still available (or of the cgroup's limit).", shared=False, metavar="SIZE"),
-    Option("format", ("--format",), "table, json or markdown.", param="fmt", shared=False, metavar="table|json|markdown"),
+           "Work in group-complete chunks when the run would not fit in this much memory (e.g. 2GB).",
+           shared=False, metavar="SIZE", panel=PERFORMANCE,
+           shown="auto: {auto_share} of the memory still available (or of the cgroup's limit)"),
+    Option("format", ("--format",), "How the result is printed on stdout.", param="fmt", shared=False,
+           metavar="table|json|markdown", panel=OUTPUT, complete="table|json|markdown", shown="table"),
     Option("check", (), "CI gate thresholds ([[tool.mocli.check]] tables).", many=True, toml=(list,)),
 )
 

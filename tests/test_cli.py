@@ -268,15 +268,3 @@ def test_version_in_the_cli_the_json_and_the_html(run_cli, tmp_path):
     code, _, err = run_cli("report", sample, "-o", tmp_path / "r.html")
     assert code == 0, err
     assert f"made by mocli {mocli.__version__} (polars {polars.__version__}" in (tmp_path / "r.html").read_text()
-
-
-def test_help_names_values_not_python_types(run_cli):
-    """Every option's value in --help is named for what it is (SPEC, COLUMN, PATH, SIZE...),
-    never a Python type such as <str> or <list[str]>."""
-    from mocli.cli.commands import app
-    import typer
-
-    for name in typer.main.get_command(app).list_commands(None):
-        code, out, _ = run_cli(name, "--help")
-        options = out.split("Options:", 1)[1]
-        assert code == 0 and "<str>" not in options and "list[str]" not in options and "<float>" not in options, name

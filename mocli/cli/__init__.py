@@ -9,42 +9,18 @@ import sys
 
 import typer
 from numba.core import event as numba_event
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..errors import Interrupted, MocliError
 from ..io.chunks import clean_stale_chunks
-from ..io.files import reporting_to
 from ..io.outputs import check_interrupted, committed, handling_signals
 from .commands import app
+from .progress import progress_on_stderr
 
 
 def _fail(message: str) -> int:
     text = " ".join(str(message).split())
     sys.stderr.write(f"error: {text}\n")
     return 2
-
-
-@contextlib.contextmanager
-def progress_on_stderr():
-    """A progress bar on stderr for long work (many files, many slices), only when stderr
-    is a terminal (stdout stays data): yields the callback that draws it, else None."""
-    if not sys.stderr.isatty():
-        yield None
-        return
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   console=Console(stderr=True), transient=True)
-    tasks: dict[str, int] = {}
-
-    def update(stage: str, done: int, total: int) -> None:
-        if total < 2:
-            return
-        if stage not in tasks:
-            tasks[stage] = bar.add_task(stage, total=total)
-        bar.update(tasks[stage], completed=done)
-
-    with bar:
-        yield reporting_to(update)
 
 
 COMPILING = ("note: compiling mocli's kernels for this machine; this happens once, later runs load them "

@@ -16,23 +16,42 @@ from ..render import catalog
 from ..diagnostics import check as check_mod
 from ..api import Settings, analyze as analyze_api, write_advantages, flip_rows, inspect as inspect_api, verify as verify_api
 from ..errors import UsageError
-from ..options import BY_PARAMETER
+from ..options import BY_PARAMETER, CHECKS, INPUT, OUTPUT
 from ..diagnostics import Analysis
 from ..io.files import check_output, expand_inputs, input_files, library_versions, schema_of, write_table
 from ..io.outputs import append_text, check_writable, refuse_inputs, write_text
 from ..render.html import render_html
 from ..io.samples import SAMPLES, sample
+from . import help as help_format
+from .progress import Bar
 from . import options as o
 from ..render import terminal as render
+from ..diagnostics.summary import findings, fmt as fmt_value
+
+MAIN_EXAMPLE = "mocli analyze sample_data/math.parquet --length response_length"
 
 app = typer.Typer(
     name="mocli",
     help="Reward composition and offline advantage analysis for multi-reward RL.",
+    epilog=f"""
+# the README's first example: the bundled math sample, with length diagnostics
+{MAIN_EXAMPLE}
+# a TRL run's logged completions, per training step
+mocli analyze output_dir/completions --from trl --by step
+# `mocli COMMAND --help` shows a command's options and examples
+""",
+    cls=help_format.Group,
+    context_settings={"max_content_width": 100},
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
+
+
+def command(examples: str, name: str | None = None):
+    """A command whose --help lists its options in sections and ends with ``examples``."""
+    return app.command(name, cls=help_format.Command, epilog=examples, context_settings={"max_content_width": 100})
 
 
 def _show_version(value: bool) -> None:
@@ -49,6 +68,61 @@ def _main(
 ) -> None:
     """Reward composition and offline advantage analysis for multi-reward RL."""
 
+# each command's examples (its --help ends with them; tests run the ones on sample_data/)
+EXAMPLES_ADVANTAGES = """
+# GRPO and GDPO advantages next to every input column
+mocli advantages sample_data/math.parquet -e grpo -e gdpo -o with_advantages.parquet
+# your own weights; the format reward only monitored
+mocli advantages rollouts/ -r correct_reward=1 -r format_reward=0 -o advantages.parquet
+"""
+EXAMPLES_ESTIMATORS = """
+mocli estimators
+mocli estimators --format json
+"""
+EXAMPLES_SCHEMES = """
+mocli schemes --format markdown
+"""
+EXAMPLES_PROFILES = """
+mocli profiles
+"""
+EXAMPLES_SAMPLE = """
+mocli sample math -o math.parquet
+mocli sample tool_calling -o tool_calling.jsonl --seed 1
+"""
+EXAMPLES_INSPECT = """
+mocli inspect sample_data/math.parquet
+# which framework wrote a folder of dumps, and how mocli reads it
+mocli inspect dumps/ --from auto
+"""
+EXAMPLES_ANALYZE = """
+mocli analyze sample_data/math.parquet --length response_length
+# per training step, as JSON for a script
+mocli analyze sample_data/math.parquet --by step --format json
+# a verl dump, with an HTML report beside the terminal one
+mocli analyze verl_dumps/ --from verl --html report.html
+"""
+EXAMPLES_COMPARE = """
+mocli compare sample_data/math.parquet -e grpo -e gdpo -e rloo
+# TRL's z-score against Dr. GRPO's mean-only advantage, three flipping rows per pair
+mocli compare sample_data/safety.parquet -e grpo -e dr_grpo --top 3
+"""
+EXAMPLES_CHECK = """
+mocli check sample_data/math.parquet --fail-if 'sign_flip.correct_reward > 0.2'
+# in CI: a JUnit file and the job's step summary
+mocli check rollouts/ --fail-if 'collapse.zero_variance_group_rate > 0.5' --junit junit.xml --summary "$GITHUB_STEP_SUMMARY"
+"""
+EXAMPLES_VERIFY = """
+# TRL's logged advantages, recomputed under TRL's own defaults
+mocli verify output_dir/completions --from trl
+mocli verify verl_dumps/ --from verl -e grpo --tol 1e-6
+"""
+EXAMPLES_REPORT = """
+mocli report sample_data/math.parquet -o report.html
+mocli report output_dir/completions --from trl -o report.html
+"""
+
+EXAMPLES = {"advantages": EXAMPLES_ADVANTAGES, "estimators": EXAMPLES_ESTIMATORS, "schemes": EXAMPLES_SCHEMES, "profiles": EXAMPLES_PROFILES, "sample": EXAMPLES_SAMPLE, "inspect": EXAMPLES_INSPECT, "analyze": EXAMPLES_ANALYZE, "compare": EXAMPLES_COMPARE, "check": EXAMPLES_CHECK, "verify": EXAMPLES_VERIFY, "report": EXAMPLES_REPORT}
+
 FORMATS = ("table", "json", "markdown")
 
 
@@ -60,8 +134,10 @@ def _format(value: Optional[str]) -> str:
 
 
 def _out() -> Console:
-    # a pipe or file gets a wide fixed width instead of Rich's 80 columns
-    return Console(soft_wrap=False, width=None if sys.stdout.isatty() else 160)
+    """The console for stdout: a terminal's width (or $COLUMNS); a pipe or file gets a wide
+    fixed width instead of Rich's 80 columns. Rich honours NO_COLOR."""
+    wide = sys.stdout.isatty() or os.environ.get("COLUMNS", "").isdigit()
+    return Console(soft_wrap=False, width=None if wide else render.WIDE)
 
 
 def _json(doc) -> None:
@@ -75,19 +151,25 @@ def _settings(options: dict) -> Settings:
     cli = {BY_PARAMETER[k].name: v for k, v in options.items() if k in BY_PARAMETER}
     s = Settings.merge(options.get("config"), **cli)
     ctx = options.get("ctx")
-    if ctx is not None and ctx.obj is not None:  # the progress bar main() drew, if any
-        s.progress = ctx.obj
+    if ctx is not None and isinstance(ctx.obj, Bar):  # the progress bar main() draws, if any
+        s.progress = ctx.obj.report
     return s
 
 
-@app.command()
+def _done(ctx: typer.Context) -> None:
+    """The work is done: erase the progress bar before anything is printed."""
+    if isinstance(ctx.obj, Bar):
+        ctx.obj.close()
+
+
+@command(EXAMPLES_ADVANTAGES)
 @o.data_options
 def advantages(
     ctx: typer.Context,
     inputs: o.Inputs,
-    output: Annotated[str, typer.Option("-o", "--output", help="Output file; format by extension (.parquet default, .jsonl, .json, .csv).", metavar="PATH")],
-    float32: Annotated[bool, typer.Option("--float32", help="Write advantages as float32 (computed in float64).")] = False,
-    overwrite_input: Annotated[bool, typer.Option("--overwrite-input", help="Allow -o to name one of the inputs (replaced once the whole output is written).")] = False,
+    output: Annotated[str, typer.Option("-o", "--output", help="Output file; format by extension (.parquet default, .jsonl, .json, .csv).", metavar="PATH", rich_help_panel=OUTPUT)],
+    float32: Annotated[bool, typer.Option("--float32", help="Write advantages as float32 (computed in float64).", rich_help_panel=OUTPUT)] = False,
+    overwrite_input: Annotated[bool, typer.Option("--overwrite-input", help="Allow -o to name one of the inputs (replaced once the whole output is written).", rich_help_panel=OUTPUT)] = False,
     memory_limit: o.MemoryLimit = None,
     **options,
 ) -> None:
@@ -95,6 +177,7 @@ def advantages(
     s = _settings(locals())
     check_output(output)
     rows, labels, notes, warnings = write_advantages(inputs, output, s, float32=float32, overwrite_input=overwrite_input)
+    _done(ctx)
     _say(notes, warnings)
     sys.stderr.write(f"wrote {rows} rows with {', '.join(labels)} to {output}\n")
 
@@ -125,29 +208,29 @@ def _listing(kind: str, fmt: Optional[str]) -> None:
     _out().print(table)
 
 
-@app.command()
+@command(EXAMPLES_ESTIMATORS)
 def estimators(fmt: o.Format = None) -> None:
     """List the estimators with parameters, defaults, formulas and sources."""
     _listing("estimators", fmt)
 
 
-@app.command()
+@command(EXAMPLES_SCHEMES)
 def schemes(fmt: o.Format = None) -> None:
     """List the reward-combination schemes."""
     _listing("schemes", fmt)
 
 
-@app.command()
+@command(EXAMPLES_PROFILES)
 def profiles(fmt: o.Format = None) -> None:
     """List the framework profiles and the defaults they set."""
     _listing("profiles", fmt)
 
 
-@app.command("sample")
+@command(EXAMPLES_SAMPLE, "sample")
 def sample_cmd(
     name: Annotated[str, typer.Argument(help=f"One of: {', '.join(SAMPLES)}.", show_default=False, metavar="NAME")],
-    output: Annotated[str, typer.Option("-o", "--output", help="Output file (.parquet, .jsonl, .json, .csv).", metavar="PATH")],
-    seed: Annotated[int, typer.Option("--seed", help="Random seed (the bundled files use 0).", metavar="N")] = 0,
+    output: Annotated[str, typer.Option("-o", "--output", help="Output file (.parquet, .jsonl, .json, .csv).", metavar="PATH", rich_help_panel=OUTPUT)],
+    seed: Annotated[int, typer.Option("--seed", help="Random seed (the bundled files use 0).", metavar="N", show_default=False)] = 0,
 ) -> None:
     """Write one of the bundled synthetic rollout sets."""
     check_output(output)
@@ -156,7 +239,7 @@ def sample_cmd(
     sys.stderr.write(f"wrote {table.height} rows of sample '{name}' to {output}\n")
 
 
-@app.command()
+@command(EXAMPLES_INSPECT)
 def inspect(
     ctx: typer.Context,
     inputs: o.Inputs,
@@ -174,6 +257,7 @@ def inspect(
     f = _format(fmt)
     s = _settings(locals())
     doc = inspect_api(inputs, s)
+    _done(ctx)
     layouts = doc.get("layouts", [doc])
     if "layouts" in doc:
         _say(doc["notes"], [])
@@ -208,9 +292,14 @@ def _terminal() -> bool:
     return sys.stdout.isatty()
 
 
-def _report_output(analysis: Analysis, fmt: str, title: str, flips: dict | None = None) -> None:
+def _report_output(analysis: Analysis, fmt: str, title: str, flips: dict | None = None, quiet: bool = False) -> None:
     doc = analysis.report.to_dict()
-    if fmt == "json":
+    if quiet and fmt != "json":  # the findings and one status line; JSON stays whole for scripts
+        found = [sentence for _, sentence in findings(doc)]
+        for sentence in found:
+            sys.stdout.write(f"- {sentence}\n" if fmt == "markdown" else f"• {sentence}\n")
+        sys.stderr.write(f"{title}: {len(found)} finding{'s' * (len(found) != 1)}\n" if found else f"{title}: nothing stands out\n")
+    elif fmt == "json":
         if flips is not None:
             doc = dict(doc, flips=flips)
         _json(doc)
@@ -218,7 +307,7 @@ def _report_output(analysis: Analysis, fmt: str, title: str, flips: dict | None 
         sys.stdout.write(render.markdown_report(doc, title, flips) + "\n")
     else:
         con = _out()
-        con.print(render.rich_report(doc, title, flips, analysis.figures, show_visuals=con.is_terminal))
+        con.print(render.rich_report(doc, title, flips, analysis.figures, show_visuals=con.is_terminal, width=con.width))
 
 
 def _write_html(analysis: Analysis, path: str, title: str) -> None:
@@ -227,14 +316,15 @@ def _write_html(analysis: Analysis, path: str, title: str) -> None:
     sys.stderr.write(f"wrote the HTML report to {path}\n")
 
 
-@app.command()
+@command(EXAMPLES_ANALYZE)
 @o.data_options
 def analyze(
     ctx: typer.Context,
     inputs: o.Inputs,
     by: o.By = None,
     fmt: o.Format = None,
-    html: Annotated[Optional[str], typer.Option("--html", help="Also write the self-contained HTML report here.", metavar="PATH")] = None,
+    html: Annotated[Optional[str], typer.Option("--html", help="Also write the self-contained HTML report here.", metavar="PATH", rich_help_panel=OUTPUT)] = None,
+    quiet: o.Quiet = False,
     memory_limit: o.MemoryLimit = None,
     **options,
 ) -> None:
@@ -244,21 +334,25 @@ def analyze(
     if html:
         check_output_text(html, "--html")
         _refuse_inputs(inputs, s, ("--html", html))
-    analysis = analyze_api(inputs, s, by=by, figures=(f == "table" and _terminal()) or bool(html), require_figures=bool(html))
-    _notes(analysis)
+    visuals = f == "table" and _terminal() and not quiet
+    analysis = analyze_api(inputs, s, by=by, figures=visuals or bool(html), require_figures=bool(html))
+    _done(ctx)
+    if not quiet:
+        _notes(analysis)
     if html:
         _write_html(analysis, html, "mocli analyze")
-    _report_output(analysis, f, "mocli analyze")
+    _report_output(analysis, f, "mocli analyze", quiet=quiet)
 
 
-@app.command()
+@command(EXAMPLES_COMPARE)
 @o.data_options
 def compare(
     ctx: typer.Context,
     inputs: o.Inputs,
     by: o.By = None,
     fmt: o.Format = None,
-    top: Annotated[int, typer.Option("--top", help="How many sign-flipping rows to list per pair.", metavar="N")] = 10,
+    top: Annotated[int, typer.Option("--top", help="How many sign-flipping rows to list per pair.  [default: 10]", metavar="N", rich_help_panel=OUTPUT, show_default=False)] = 10,
+    quiet: o.Quiet = False,
     memory_limit: o.MemoryLimit = None,
     **options,
 ) -> None:
@@ -267,26 +361,30 @@ def compare(
     f = _format(s.format)
     if len(s.estimators) < 2:
         raise UsageError("compare needs at least two estimators: -e A -e B")
-    analysis = analyze_api(inputs, s, by=by, compare=True, figures=f == "table" and _terminal())
-    _notes(analysis)
+    analysis = analyze_api(inputs, s, by=by, compare=True, figures=f == "table" and _terminal() and not quiet)
+    _done(ctx)
+    if not quiet:
+        _notes(analysis)
     labels = analysis.report.labels
     if analysis.advantages is None:  # streamed: the advantages were not kept
-        sys.stderr.write("note: the rows that flip sign are listed only for a table analysed in memory\n")
+        if not quiet:
+            sys.stderr.write("note: the rows that flip sign are listed only for a table analysed in memory\n")
         flips = None
     else:
         flips = {f"{a}|{b}": flip_rows(analysis, a, b, limit=top) for i, a in enumerate(labels) for b in labels[i + 1:]}
-    _report_output(analysis, f, "mocli compare", flips)
+    _report_output(analysis, f, "mocli compare", flips, quiet=quiet)
 
 
-@app.command()
+@command(EXAMPLES_CHECK)
 @o.data_options
 def check(
     ctx: typer.Context,
     inputs: o.Inputs,
-    fail_if: Annotated[Optional[List[str]], typer.Option("--fail-if", help="'PATH OP NUMBER', repeatable; relative paths apply to every estimator.", metavar="'PATH OP NUMBER'")] = None,
+    fail_if: Annotated[Optional[List[str]], typer.Option("--fail-if", help="Fail when the report's value at PATH compares true (e.g. 'sign_flip.correct_reward > 0.2'), repeatable; a path without an estimator applies to every estimator.", metavar="'PATH OP NUMBER'", rich_help_panel=CHECKS)] = None,
     fmt: o.Format = None,
-    junit: Annotated[Optional[str], typer.Option("--junit", help="Write a JUnit XML report here.", metavar="PATH")] = None,
-    summary: Annotated[Optional[str], typer.Option("--summary", help="Write a Markdown summary here (e.g. $GITHUB_STEP_SUMMARY).", metavar="PATH")] = None,
+    junit: Annotated[Optional[str], typer.Option("--junit", help="Write a JUnit XML report here.", metavar="PATH", rich_help_panel=OUTPUT)] = None,
+    summary: Annotated[Optional[str], typer.Option("--summary", help="Append a Markdown summary here (e.g. $GITHUB_STEP_SUMMARY).", metavar="PATH", rich_help_panel=OUTPUT)] = None,
+    quiet: o.Quiet = False,
     memory_limit: o.MemoryLimit = None,
     **options,
 ) -> None:
@@ -302,7 +400,9 @@ def check(
             check_output_text(path, option)
     _refuse_inputs(inputs, s, ("--junit", junit), ("--summary", summary))
     analysis = analyze_api(inputs, s)
-    _notes(analysis)
+    _done(ctx)
+    if not quiet:
+        _notes(analysis)
     outcomes = check_mod.evaluate(analysis.report, exprs)
     if junit:
         _write_text(junit, check_mod.junit(outcomes))
@@ -316,10 +416,16 @@ def check(
                 for o in outcomes
             ],
         })
+    elif quiet:  # the checks that failed, then the status line
+        for outcome in outcomes:
+            if outcome.failed:
+                label = f" ({outcome.label})" if outcome.label else ""
+                sys.stdout.write(f"failed: {outcome.expression.text}{label}: {fmt_value(outcome.value)}\n")
     elif f == "markdown":
         sys.stdout.write(check_mod.summary_markdown(outcomes))
     else:
-        _out().print(render.rich_check(outcomes))
+        con = _out()
+        con.print(render.rich_check(outcomes, con.width))
     if os.environ.get("GITHUB_ACTIONS") == "true":
         sys.stdout.write(check_mod.annotations(outcomes))
     n_fail = sum(o.failed for o in outcomes)
@@ -343,14 +449,15 @@ def _write_text(path: str, text: str) -> None:
     write_text(path, text)
 
 
-@app.command()
+@command(EXAMPLES_VERIFY)
 @o.data_options
 def verify(
     ctx: typer.Context,
     inputs: o.Inputs,
-    logged: Annotated[Optional[str], typer.Option("--logged", help="Column with the advantages the trainer used (default with --from: the dump's own).", metavar="COLUMN")] = None,
+    logged: Annotated[Optional[str], typer.Option("--logged", help="Column with the advantages the trainer used.  [default: with --from, the dump's own]", metavar="COLUMN", rich_help_panel=INPUT, autocompletion=o.complete_columns)] = None,
     fmt: o.Format = None,
-    tol: Annotated[float, typer.Option("--tol", help="Largest absolute difference that still agrees.", metavar="NUMBER")] = 1e-5,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the status line (no tables, no notes).", rich_help_panel=OUTPUT)] = False,
+    tol: Annotated[float, typer.Option("--tol", help="Largest absolute difference that still agrees.  [default: 1e-05]", metavar="NUMBER", rich_help_panel=CHECKS, show_default=False)] = 1e-5,
     **options,
 ) -> None:
     """Recompute logged advantages under a profile; exit 1 when they differ beyond --tol."""
@@ -359,24 +466,29 @@ def verify(
     if not 0 <= tol < float("inf"):
         raise UsageError(f"--tol must be a finite number >= 0, not {tol}")
     v = verify_api(inputs, logged, s, tol=tol)
-    _say(v.notes, v.warnings)
+    _done(ctx)
+    if not quiet:
+        _say(v.notes, v.warnings)
     doc = v.to_dict()
     if f == "json":
         _json(doc)
+    elif quiet:
+        sys.stdout.write(render.verify_lines(doc)[0] + "\n")
     elif f == "markdown":
         sys.stdout.write(render.markdown_verify(doc) + "\n")
     else:
-        _out().print(render.rich_verify(doc))
+        con = _out()
+        con.print(render.rich_verify(doc, con.width))
     if not v.passed:
         raise typer.Exit(1)
 
 
-@app.command()
+@command(EXAMPLES_REPORT)
 @o.data_options
 def report(
     ctx: typer.Context,
     inputs: o.Inputs,
-    output: Annotated[str, typer.Option("-o", "--output", help="The HTML file to write.", metavar="PATH")],
+    output: Annotated[str, typer.Option("-o", "--output", help="The HTML file to write.", metavar="PATH", rich_help_panel=OUTPUT)],
     by: o.By = None,
     memory_limit: o.MemoryLimit = None,
     **options,
@@ -391,4 +503,5 @@ def report(
         if s.step or (not s.source and "step" in schema_of(expand_inputs(inputs))) or s.source:
             by = s.step or "step"
     analysis = analyze_api(inputs, s, by=by, figures=True, require_figures=True)
+    _done(ctx)
     _write_html(analysis, output, "mocli report")

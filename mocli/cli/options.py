@@ -6,25 +6,78 @@ from __future__ import annotations
 import functools
 import inspect
 import typing
+from pathlib import Path
 from typing import Annotated, Callable, List, Optional
 
 import typer
 
+from ..errors import MocliError
+from ..estimators import ESTIMATORS
+from ..io.chunks import AUTO_SHARE
+from ..io.files import GROUP_CANDIDATES, READERS, expand_inputs, schema_of
 from ..io.frameworks import SOURCES
-from ..options import BY_NAME, OPTIONS, Option
+from ..options import BY_NAME, INPUT, OPTIONS, OUTPUT, Option
 from ..profiles import PROFILES
+from ..schemes import SCHEMES
+
+def _names(registry) -> Callable[[str], list[str]]:
+    def complete(incomplete: str) -> list[str]:
+        return [n for n in registry() if n.startswith(incomplete)]
+    return complete
+
+
+COLUMN_FILES = 20  # completion reads the schema of at most this many of the inputs' files
+
+
+def complete_columns(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Column names of the input files given so far (their schema only). While an option
+    still lacks its value the parser leaves the positional words in ``ctx.args`` instead
+    of ``inputs``; words that are not readable inputs are skipped. Nothing is offered when
+    no input can be read."""
+    words = ctx.params.get("inputs") or ctx.args
+    try:
+        paths = expand_inputs([w for w in words if _readable(w)])[:COLUMN_FILES]
+        names = list(schema_of(paths))
+    except (MocliError, OSError):
+        return []
+    return [n for n in names if n.startswith(incomplete)]
+
+
+def _readable(word: str) -> bool:
+    path = Path(word)
+    return path.is_dir() or (path.suffix.lower() in READERS and path.is_file()) or any(c in word for c in "*?[")
+
+
+def _completion(kind: str | None):
+    if kind is None:
+        return None
+    if kind == "columns":
+        return complete_columns
+    registries = {"estimators": ESTIMATORS.names, "schemes": SCHEMES.names, "profiles": PROFILES.names,
+                  "sources": lambda: list(SOURCES)}
+    return _names(registries[kind] if kind in registries else lambda: kind.split("|"))
+
+
+def _text(text: str) -> str:
+    return text.format(profiles=", ".join(PROFILES.names()), sources=", ".join(SOURCES),
+                       groups=", ".join(GROUP_CANDIDATES), auto_share=f"{AUTO_SHARE:.0%}")
+
 
 Inputs = Annotated[List[str], typer.Argument(help="Rollout files (.parquet, .jsonl, .json, .csv), directories or globs.",
-                                             show_default=False, metavar="PATH")]
-Config = Annotated[Optional[str], typer.Option("--config", help="TOML settings file (default: [tool.mocli] in ./pyproject.toml).",
-                                               metavar="PATH")]
-By = Annotated[Optional[str], typer.Option("--by", help="Also report per value of this column (e.g. step).", metavar="COLUMN")]
+                                             show_default=False, metavar="PATH", rich_help_panel=INPUT)]
+Config = Annotated[Optional[str], typer.Option("--config", help="TOML settings file.  [default: [tool.mocli] in ./pyproject.toml]",
+                                               metavar="PATH", rich_help_panel=INPUT)]
+By = Annotated[Optional[str], typer.Option("--by", help="Also report per value of this column (e.g. step).", metavar="COLUMN",
+                                           rich_help_panel=OUTPUT, autocompletion=complete_columns)]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only what was found and the status line (no tables, no notes).",
+                                     rich_help_panel=OUTPUT)]
 
 
 def _annotation(option: Option):
-    text = option.help.format(profiles=", ".join(PROFILES.names()), sources=", ".join(SOURCES))
     kind = Optional[List[str]] if option.many else Optional[str]
-    return Annotated[kind, typer.Option(*option.flags, help=text, metavar=option.metavar)]
+    text = _text(option.help) + (f"  [default: {_text(option.shown)}]" if option.shown else "")
+    return Annotated[kind, typer.Option(*option.flags, help=text, metavar=option.metavar, rich_help_panel=option.panel,
+                                        show_default=False, autocompletion=_completion(option.complete))]
 
 
 # for a command that names options itself (the shared ones come with data_options)

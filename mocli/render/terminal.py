@@ -7,6 +7,7 @@ from typing import Any, Iterable, Sequence
 
 from rich.console import Group
 from rich.table import Table
+from rich.cells import cell_len
 from rich.text import Text
 
 from ..diagnostics.summary import (
@@ -25,15 +26,91 @@ from ..diagnostics.summary import (
 # Rich and Markdown
 # ---------------------------------------------------------------------------------------
 TEXT_HEADS = {"rewards", "text", "path", "estimator", "estimators", "group", "status", "objectives"}
+PAIR_HEADS = {"objectives", "estimators"}  # "a|b" pairs: shown as "a | b", so that a long pair wraps between its names
+WRAPPED_HEADS = {"rewards", "text"} | PAIR_HEADS  # may wrap between words; every other cell stays on one line
+WIDE = 160  # the width a report is laid out for when the caller names none
 
 
-def _rich_table(title: str, head: Sequence[str], rows: Iterable[Sequence[str]]) -> Table:
+def _edges(n: int) -> int:
+    """What a Rich table with n columns adds to its cells' widths (borders and padding)."""
+    return 3 * n + 1
+
+
+def _widths(head: Sequence[str], rows: Sequence[Sequence[str]], width: int) -> list[int] | None:
+    """Column widths that fit ``width`` without breaking a word: a cell stays on one line
+    (free-text columns wrap between words) and a header may wrap between its words;
+    None when even that does not fit."""
+    cols = list(zip(head, *rows)) if rows else [(h,) for h in head]
+    least, most = [], []
+    for h, *cells in cols:
+        words = [w for c in cells for w in c.split()] if h in WRAPPED_HEADS else cells
+        least.append(max([cell_len(w) for w in words] + [cell_len(w) for w in h.split()] + [1]))
+        most.append(max([cell_len(c) for c in cells] + [cell_len(h), 1]))
+    room = width - _edges(len(head)) - sum(least)
+    if room < 0:
+        return None
+    out = list(least)
+    wrapped = [i for i, h in enumerate(head) if h in WRAPPED_HEADS]
+    for i in [i for i in range(len(out)) if i not in wrapped] + wrapped:  # one-line cells first, then free text
+        share = room if i not in wrapped else max(room * (most[i] - out[i]) // max(1, sum(most[j] - out[j] for j in wrapped if j >= i)), 1)
+        grow = min(room, share, most[i] - out[i])
+        out[i] += grow
+        room -= grow
+    return out
+
+
+def _table(title: str | None, head: Sequence[str], rows: Sequence[Sequence[str]], widths: list[int] | None) -> Table:
     t = Table(title=title, title_justify="left", title_style="bold")
     for i, h in enumerate(head):
-        t.add_column(h, justify="left" if i == 0 or h in TEXT_HEADS else "right", overflow="fold")
+        # a column is at least as wide as its longest value (free text: its longest word),
+        # so only free text and headers ever wrap, and only between words
+        t.add_column(h, justify="left" if i == 0 or h in TEXT_HEADS else "right", width=None if widths is None else widths[i],
+                     overflow="fold")
     for r in rows:
         t.add_row(*r)
     return t
+
+
+def _transposed(head: Sequence[str], rows: Sequence[Sequence[str]]) -> tuple[list[str], list[list[str]]]:
+    return [head[0], *(r[0] for r in rows)], [[h, *(r[i] for r in rows)] for i, h in enumerate(head) if i > 0]
+
+
+def _rich_tables(title: str, head: Sequence[str], rows: Iterable[Sequence[str]], width: int | None = None,
+                 transpose: bool = False) -> list[Table]:
+    """One table when it fits ``width``; else (``transpose``: entries as columns first)
+    the columns after the first split over several tables that each fit, the first column
+    repeated. Names are never cut: a column is as wide as its longest value."""
+    rows = [list(r) for r in rows]
+    head = list(head)
+    if head[0] in PAIR_HEADS:
+        rows = [[r[0].replace("|", " | "), *r[1:]] for r in rows]
+    width = width or WIDE
+    widths = _widths(head, rows, width)
+    if widths is not None:
+        return [_table(title, head, rows, widths)]
+    if transpose:
+        head, rows = _transposed(head, rows)
+        widths = _widths(head, rows, width)
+        if widths is not None:
+            return [_table(title, head, rows, widths)]
+    parts: list[list[int]] = []
+    for i in range(1, len(head)):
+        if parts and _widths([head[j] for j in [0, *parts[-1], i]], [[r[j] for j in [0, *parts[-1], i]] for r in rows], width):
+            parts[-1].append(i)
+        else:
+            parts.append([i])
+    tables = []
+    for k, part in enumerate(parts):
+        keep = [0, *part]
+        sub_head, sub_rows = [head[j] for j in keep], [[r[j] for j in keep] for r in rows]
+        tables.append(_table(title if k == 0 else f"{title} (continued)", sub_head, sub_rows, _widths(sub_head, sub_rows, width)))
+    return tables
+
+
+def _rich_table(title: str | None, head: Sequence[str], rows: Iterable[Sequence[str]], width: int | None = None) -> Table:
+    """A table that is expected to fit (check, verify, inspect): laid out like the others."""
+    rows = [list(r) for r in rows]
+    return _table(title, head, rows, _widths(head, rows, width or WIDE))
 
 
 BLOCKS = " ▁▂▃▄▅▆▇█"
@@ -55,31 +132,50 @@ def _heat(v: float | None) -> str:
     return "green" if v < 0.35 else ("yellow" if v < 0.6 else "red")
 
 
-def visuals(doc: dict[str, Any], figures) -> list[Any]:
+def _squeeze(values: Sequence[float | None], size: int) -> list[float | None]:
+    """At most ``size`` values: consecutive ones averaged (unknown ones left out)."""
+    if len(values) <= size:
+        return list(values)
+    out: list[float | None] = []
+    for k in range(size):
+        part = [v for v in values[k * len(values) // size:(k + 1) * len(values) // size] if v is not None]
+        out.append(sum(part) / len(part) if part else None)
+    return out
+
+
+def _heatmap(names: list[str], disc: dict, width: int) -> Table:
+    """Objectives against objectives; numbered when the names side by side would not fit."""
+    numbered = cell_len(" ".join(names)) + max(map(cell_len, names)) + _edges(len(names) + 1) > width
+    heads = [str(k + 1) for k in range(len(names))] if numbered else names
+    t = Table(title="Discordance heatmap (green agree, yellow unrelated, red opposed)", title_justify="left", title_style="bold")
+    t.add_column("", no_wrap=True)
+    for h in heads:
+        t.add_column(h, justify="center", no_wrap=True)
+    for k, a in enumerate(names):
+        cells = []
+        for b in names:
+            v = None if a == b else disc.get(f"{a}|{b}", disc.get(f"{b}|{a}"))
+            cells.append(Text("·" if a == b else fmt(v, True), style=f"black on {_heat(v)}" if v is not None else ""))
+        t.add_row(f"{k + 1} {a}" if numbered else a, *cells)
+    return t
+
+
+def visuals(doc: dict[str, Any], figures, width: int | None = None) -> list[Any]:
     """Sparkline histograms per estimator, a discordance heatmap and per-slice trends:
     for a person at a terminal; the tables carry the same numbers."""
+    width = width or WIDE
     parts: list[Any] = []
     if figures is not None:
         lo, hi = float(figures.edges[0]), float(figures.edges[-1])
         top = max((float(c.max()) for c in figures.histograms.values()), default=0.0)
         parts.append(Text(f"Advantage histograms (A from {lo:.3g} to {hi:.3g}, shared scale)", style="bold"))
-        width = max(len(lb) for lb in figures.histograms)
+        label = max(len(lb) for lb in figures.histograms)
         for lb, counts in figures.histograms.items():
-            parts.append(Text(f"  {lb:<{width}}  {sparkline(list(counts), top)}"))
+            parts.append(Text(f"  {lb:<{label}}  {sparkline(list(counts), top)}", no_wrap=True, overflow="crop"))
     names = doc["input"]["objectives"]
     disc = doc["conflict"]["discordance"]
     if len(names) >= 2:
-        t = Table(title="Discordance heatmap (green agree, yellow unrelated, red opposed)", title_justify="left", title_style="bold")
-        t.add_column("")
-        for n in names:
-            t.add_column(n, justify="center")
-        for a in names:
-            cells = []
-            for b in names:
-                v = None if a == b else disc.get(f"{a}|{b}", disc.get(f"{b}|{a}"))
-                cells.append(Text("·" if a == b else fmt(v, True), style=f"black on {_heat(v)}" if v is not None else ""))
-            t.add_row(a, *cells)
-        parts.append(t)
+        parts.append(_heatmap(names, disc, width))
     by = doc.get("by") or {}
     if len(by) >= 2:
         keys = list(by)
@@ -91,36 +187,48 @@ def visuals(doc: dict[str, Any], figures) -> list[Any]:
             lines.append((f"{lb} zero-variance groups", zv))
             for n in weighted[:2]:
                 lines.append((f"{lb} sign flips on {n}", [by[k]["estimators"][lb]["sign_flip"].get(n) for k in keys]))
-        width = max(len(name) for name, _ in lines)
+        label = max(len(name) for name, _ in lines)
         for name, vals in lines:
             known = [v for v in vals if v is not None]
             span = f"{fmt(min(known), True)} to {fmt(max(known), True)}" if known else "–"
-            parts.append(Text(f"  {name:<{width}}  {sparkline(vals, floor=1)}  {span}"))
+            room = max(8, width - label - len(span) - 6)  # the sparkline gives way: averaged over neighbours
+            parts.append(Text(f"  {name:<{label}}  {sparkline(_squeeze(vals, room), floor=1)}  {span}"))
     return parts
 
 
-def rich_report(doc: dict[str, Any], title: str, flips: dict | None = None, figures=None, show_visuals: bool = False) -> Group:
+def _bullets(sentences: list[str], style: str) -> Table:
+    """A bulleted list whose wrapped lines stay indented under their sentence."""
+    t = Table.grid(padding=(0, 1))
+    t.add_column(no_wrap=True)
+    t.add_column()
+    for sentence in sentences:
+        t.add_row("  •", Text(sentence, style=style))
+    return t
+
+
+def rich_report(doc: dict[str, Any], title: str, flips: dict | None = None, figures=None, show_visuals: bool = False,
+                width: int | None = None) -> Group:
+    """The terminal report, laid out for ``width`` columns (no table wider, no name cut)."""
     parts: list[Any] = [Text(title, style="bold"), Text(summary_line(doc)), Text("")]
     found = findings(doc)
     parts.append(Text("What to look at first", style="bold"))
     if found:
-        for _, sentence in found:
-            parts.append(Text("  • " + sentence, style="yellow"))
+        parts.append(_bullets([sentence for _, sentence in found], "yellow"))
     else:
-        parts.append(Text("  nothing stands out: no collapse, sign flips or strong conflicts above the report's thresholds", style="green"))
+        parts.append(_bullets(["nothing stands out: no collapse, sign flips or strong conflicts above the report's thresholds"], "green"))
     parts.append(Text(""))
     if show_visuals:
-        parts += visuals(doc, figures) + [Text("")]
-    parts.append(_rich_table("Estimators", *estimator_rows(doc)))
+        parts += visuals(doc, figures, width) + [Text("")]
+    parts += _rich_tables("Estimators", *estimator_rows(doc), width)
     if doc.get("agreement"):
-        parts.append(_rich_table("Agreement", *agreement_rows(doc)))
+        parts += _rich_tables("Agreement", *agreement_rows(doc), width)
     if flips:
-        parts.append(_rich_table("Rows that flip sign (most telling first)", *flip_table_rows(flips)))
-    parts.append(_rich_table("Objectives", *objective_rows(doc)))
+        parts += _rich_tables("Rows that flip sign (most telling first)", *flip_table_rows(flips), width)
+    parts += _rich_tables("Objectives", *objective_rows(doc), width, transpose=True)
     if doc["conflict"]["discordance"]:
-        parts.append(_rich_table(f"Conflict (mixed signs: {fmt(doc['conflict']['mixed_sign_rate'], True)} of rows)", *conflict_rows(doc)))
+        parts += _rich_tables(f"Conflict (mixed signs: {fmt(doc['conflict']['mixed_sign_rate'], True)} of rows)", *conflict_rows(doc), width)
     if doc.get("by"):
-        parts.append(_rich_table(f"By {doc.get('by_column')}", *slice_rows(doc)))
+        parts += _rich_tables(f"By {doc.get('by_column')}", *slice_rows(doc), width)
     return Group(*parts)
 
 
@@ -153,9 +261,8 @@ def check_rows(outcomes) -> tuple[list[str], list[list[str]]]:
     return ["status", "estimator", "path", "value", "fails if"], rows
 
 
-def rich_check(outcomes) -> Table:
-    t = _rich_table("mocli check", *check_rows(outcomes))
-    return t
+def rich_check(outcomes, width: int | None = None) -> Table:
+    return _rich_table("mocli check", *check_rows(outcomes), width)
 
 
 # ---------------------------------------------------------------------------------------
@@ -187,12 +294,12 @@ def worst_rows(doc) -> tuple[list[str], list[list[str]]]:
     return ["group", "row", "logged", "recomputed", "rewards"], rows
 
 
-def rich_verify(doc: dict[str, Any]) -> Group:
+def rich_verify(doc: dict[str, Any], width: int | None = None) -> Group:
     lines = verify_lines(doc)
     parts: list[Any] = [Text(lines[0], style="bold green" if doc["passed"] else "bold red")]
     parts += [Text(line, style="yellow" if line.startswith(("likely", "no known")) else "") for line in lines[1:]]
     if doc["worst_groups"]:
-        parts.append(_rich_table("Worst groups", *worst_rows(doc)))
+        parts.append(_rich_table("Worst groups", *worst_rows(doc), width))
     return Group(*parts)
 
 
@@ -235,16 +342,12 @@ def rich_inspect(con, doc: dict[str, Any]) -> None:
     if "error" in doc:
         con.print("")
         return
-    rewards = Table("reward", "weight", "direction", "missing")
-    for n, r in doc["rewards"].items():
-        rewards.add_row(n, f"{r['weight']:g}", r["direction"], str(r["missing"]))
-    con.print(rewards)
+    rewards = [[n, f"{r['weight']:g}", r["direction"], str(r["missing"])] for n, r in doc["rewards"].items()]
+    con.print(_rich_table(None, ["reward", "weight", "direction", "missing"], rewards, con.width))
     if doc["group_size_by_batch"]:
-        con.print(_rich_table(f"Group sizes by {doc['batch']}", *_batch_rows(doc)))
-    columns = Table("column", "type", "role")
-    for name, info in doc["columns"].items():
-        columns.add_row(name, info["type"], info["role"] or "")
-    con.print(columns)
+        con.print(_rich_table(f"Group sizes by {doc['batch']}", *_batch_rows(doc), con.width))
+    columns = [[name, info["type"], info["role"] or ""] for name, info in doc["columns"].items()]
+    con.print(_rich_table(None, ["column", "type", "role"], columns, con.width))
 
 
 def markdown_inspect(doc: dict[str, Any]) -> list[str]:
