@@ -136,12 +136,14 @@ def long_names(tmp_path_factory) -> Path:
 
 
 def _broken(text: str, names: list[str]) -> list[str]:
-    """Words in the tables of ``text`` that are the tail of a name cut in two (any cut leaves
-    one: a strict suffix of the name on the next line; the prose around the tables may
-    use "reward" as a word)."""
-    cells = "\n".join(line for line in text.splitlines() if "│" in line or "┃" in line)
-    words = re.split(r"[\s│┃|,=]+", cells)
-    return [w for w in words for n in names if len(w) >= 2 and w != n and n.endswith(w) and w not in names]
+    """Words in the tables of ``text`` that are a piece of a name cut in two: the tail of a
+    name cut inside one of its parts (``eward``), or a name cut at an underscore (``length_``
+    then ``penalty_reward``; a whole part such as ``reward`` alone is a word of its own)."""
+    cells = "\n".join(line for line in text.splitlines() if "│" in line or "┃" in line or line.startswith(("fail", "pass")))
+    words = [w for w in re.split(r"[\s│┃|,=]+", cells) if w and w not in names]
+    return [w for w in words for n in names
+            if (n.endswith(w) and len(w) < len(n) and n[-len(w) - 1] != "_")
+            or (w.endswith("_") and n.startswith(w)) or (w.startswith("_") and n.endswith(w))]
 
 
 @pytest.mark.parametrize("width", [80, 120])
@@ -159,6 +161,19 @@ def test_report_fits_the_terminal_without_broken_names(run_cli, monkeypatch, lon
         assert f"sign flip {name}" in out  # each name whole, with the words around it
     if width == 80:  # the objectives as columns, split where five do not fit
         assert "Objectives (continued)" in out
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_check_inspect_and_listings_fit_the_terminal(run_cli, monkeypatch, long_names, width):
+    monkeypatch.setenv("COLUMNS", str(width))
+    rewards = [a for n in NAMES for a in ("-r", n)]
+    runs = [("check", long_names, *rewards, "--fail-if", f"sign_flip.{NAMES[0]} > 0.2", "--fail-if", f"interference.{NAMES[2]} > 0.1"),
+            ("inspect", long_names, *rewards), ("estimators",), ("schemes",), ("profiles",)]
+    for args in runs:
+        code, out, err = run_cli(*args)
+        assert code in (0, 1), err
+        assert max(len(line) for line in out.splitlines()) <= width, args[0]
+        assert "…" not in out and not _broken(out, NAMES), args[0]
 
 
 def test_report_at_a_pipe_keeps_one_wide_layout(run_cli, monkeypatch, long_names):

@@ -9,7 +9,6 @@ from typing import Annotated, List, Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from .. import __version__
 from ..render import catalog
@@ -191,21 +190,15 @@ def _listing(kind: str, fmt: Optional[str]) -> None:
     if f == "markdown":
         sys.stdout.write(catalog.markdown(kind) + "\n")
         return
-    table = Table(title=kind.capitalize(), show_lines=True)
-    table.add_column("name", style="bold")
     if kind == "profiles":
-        table.add_column("what it sets")
-        table.add_column("source")
-        for e in entries:
-            table.add_row(e["name"], e["summary"], e["source"])
+        head = ["name", "what it sets", "source"]
+        rows = [[e["name"], e["summary"], e["source"]] for e in entries]
     else:
-        table.add_column("what it computes")
-        table.add_column("parameters (default)")
-        table.add_column("source")
-        for e in entries:
-            params = "\n".join(f"{p['name']}={catalog.format_value(p['default'])}" for p in e["params"])
-            table.add_row(e["name"], e["summary"], params, e["source"])
-    _out().print(table)
+        head = ["name", "what it computes", "parameters (default)", "source"]
+        rows = [[e["name"], e["summary"], "\n".join(f"{p['name']}={catalog.format_value(p['default'])}" for p in e["params"]),
+                 e["source"]] for e in entries]
+    con = _out()
+    con.print(render.rich_listing(kind.capitalize(), head, rows, con.width))
 
 
 @command(EXAMPLES_ESTIMATORS)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, Iterable, Sequence
 
 from rich.console import Group
+from rich.padding import Padding
 from rich.table import Table
 from rich.cells import cell_len
 from rich.text import Text
@@ -36,21 +37,22 @@ def _edges(n: int) -> int:
     return 3 * n + 1
 
 
-def _widths(head: Sequence[str], rows: Sequence[Sequence[str]], width: int) -> list[int] | None:
+def _widths(head: Sequence[str], rows: Sequence[Sequence[str]], width: int,
+            wrapped_heads: frozenset[str] | set[str] = WRAPPED_HEADS) -> list[int] | None:
     """Column widths that fit ``width`` without breaking a word: a cell stays on one line
     (free-text columns wrap between words) and a header may wrap between its words;
     None when even that does not fit."""
     cols = list(zip(head, *rows)) if rows else [(h,) for h in head]
     least, most = [], []
     for h, *cells in cols:
-        words = [w for c in cells for w in c.split()] if h in WRAPPED_HEADS else cells
+        words = [w for c in cells for w in c.split()] if h in wrapped_heads else cells
         least.append(max([cell_len(w) for w in words] + [cell_len(w) for w in h.split()] + [1]))
         most.append(max([cell_len(c) for c in cells] + [cell_len(h), 1]))
     room = width - _edges(len(head)) - sum(least)
     if room < 0:
         return None
     out = list(least)
-    wrapped = [i for i, h in enumerate(head) if h in WRAPPED_HEADS]
+    wrapped = [i for i, h in enumerate(head) if h in wrapped_heads]
     for i in [i for i in range(len(out)) if i not in wrapped] + wrapped:  # one-line cells first, then free text
         share = room if i not in wrapped else max(room * (most[i] - out[i]) // max(1, sum(most[j] - out[j] for j in wrapped if j >= i)), 1)
         grow = min(room, share, most[i] - out[i])
@@ -59,12 +61,14 @@ def _widths(head: Sequence[str], rows: Sequence[Sequence[str]], width: int) -> l
     return out
 
 
-def _table(title: str | None, head: Sequence[str], rows: Sequence[Sequence[str]], widths: list[int] | None) -> Table:
-    t = Table(title=title, title_justify="left", title_style="bold")
+def _table(title: str | None, head: Sequence[str], rows: Sequence[Sequence[str]], widths: list[int] | None,
+           prose: bool = False) -> Table:
+    """``prose``: every column left-aligned, a line between rows (a listing)."""
+    t = Table(title=title, title_justify="left", title_style="bold", show_lines=prose)
     for i, h in enumerate(head):
         # a column is at least as wide as its longest value (free text: its longest word),
         # so only free text and headers ever wrap, and only between words
-        t.add_column(h, justify="left" if i == 0 or h in TEXT_HEADS else "right", width=None if widths is None else widths[i],
+        t.add_column(h, justify="left" if prose or i == 0 or h in TEXT_HEADS else "right", width=None if widths is None else widths[i],
                      overflow="fold")
     for r in rows:
         t.add_row(*r)
@@ -105,6 +109,23 @@ def _rich_tables(title: str, head: Sequence[str], rows: Iterable[Sequence[str]],
         sub_head, sub_rows = [head[j] for j in keep], [[r[j] for j in keep] for r in rows]
         tables.append(_table(title if k == 0 else f"{title} (continued)", sub_head, sub_rows, _widths(sub_head, sub_rows, width)))
     return tables
+
+
+def rich_listing(title: str, head: Sequence[str], rows: Sequence[Sequence[str]], width: int | None = None) -> Any:
+    """A listing of entries (estimators, schemes, profiles) whose cells are prose: a table
+    when every word fits its column, else one block per entry (name, then each field)."""
+    width = width or WIDE
+    widths = _widths(head, rows, width, wrapped_heads=set(head[1:]))
+    if widths is not None:
+        return _table(title, head, rows, widths, prose=True)
+    parts: list[Any] = [Text(title, style="bold")]
+    for row in rows:
+        parts.append(Text(row[0], style="bold"))
+        for h, cell in zip(head[1:], row[1:]):
+            if cell:
+                text = cell.replace("\n", ", ")
+                parts.append(Padding(Text(text if h == head[1] else f"{h}: {text}"), (0, 0, 0, 2)))
+    return Group(*parts)
 
 
 def _rich_table(title: str | None, head: Sequence[str], rows: Iterable[Sequence[str]], width: int | None = None) -> Table:
@@ -261,8 +282,17 @@ def check_rows(outcomes) -> tuple[list[str], list[list[str]]]:
     return ["status", "estimator", "path", "value", "fails if"], rows
 
 
-def rich_check(outcomes, width: int | None = None) -> Table:
-    return _rich_table("mocli check", *check_rows(outcomes), width)
+def rich_check(outcomes, width: int | None = None) -> Any:
+    """A table, or where its paths do not fit the width, one line per check."""
+    head, rows = check_rows(outcomes)
+    widths = _widths(head, rows, width or WIDE)
+    if widths is not None:
+        return _table("mocli check", head, rows, widths)
+    nbsp = "\u00a0"  # "(fails if > 0.2)" stays on one line
+    lines = [Text(f"{status}  {label}  {path} = {value}  (fails if {rule})".replace(" if ", f"{nbsp}if{nbsp}").replace(rule, rule.replace(" ", nbsp)),
+                  style="red" if status == "fail" else "")
+             for status, label, path, value, rule in rows]
+    return Group(Text("mocli check", style="bold"), *lines)
 
 
 # ---------------------------------------------------------------------------------------
@@ -336,9 +366,9 @@ def _batch_rows(doc) -> tuple[list[str], list[list[str]]]:
 
 def rich_inspect(con, doc: dict[str, Any]) -> None:
     lines = inspect_lines(doc)
-    con.print(Text(lines[0], style="bold"), soft_wrap=True)
+    con.print(Text(lines[0], style="bold"))
     for line in lines[1:]:
-        con.print(Text(line), soft_wrap=True)
+        con.print(Text(line))
     if "error" in doc:
         con.print("")
         return
