@@ -143,7 +143,8 @@ def write_advantages(
     device = s.compute_device
     p = plan(inputs, **s.roles())
     refuse_inputs([("-o/--output", output)], p.files, overwrite_input)
-    n, limit = chunks_needed(p, s.memory_limit, share=0.25)  # the rest: the advantage columns, the writer
+    # the rest of the limit: the advantage columns, the writer
+    n, limit = chunks_needed(p, s.memory_limit, share=0.25, estimators=len(resolved))
     if p.dump is not None:
         table, loaded = _advantages_loaded(inputs, s, float32)
         write_table(table, output)
@@ -187,7 +188,7 @@ def analyze(
     ``by`` adds one report per value of that column; ``compare`` adds pairwise agreement
     and keeps the advantages so that :func:`flip_rows` can list the rows that flip sign;
     ``figures`` adds the data behind the pictures. An input whose columns would not fit in
-    ``memory_limit`` (a size such as ``"2GB"``; default: half the available memory) is
+    ``memory_limit`` (a size such as ``"2GB"``; default ``auto``: AUTO_SHARE of the available memory) is
     analysed in group-complete chunks (:mod:`mocli.engine.stream`): the same report,
     without the pictures and without the advantages; ``require_figures`` makes that an
     error instead.
@@ -249,7 +250,9 @@ def _analyze_streamed(inputs, s: Settings, by: str | None, compare: bool, requir
     """The analysis of an input too large for the memory limit, built chunk by chunk; None
     when the input fits (the caller then works in memory)."""
     p = plan(inputs, extra=[by] if by else [], **s.roles())
-    n, limit = chunks_needed(p, s.memory_limit)
+    weights = np.array([o.weight for o in p.objectives])
+    specs = s.estimators or default_estimators_for(weights)
+    n, limit = chunks_needed(p, s.memory_limit, estimators=len(specs))
     if n <= 1:
         return None
     if require_figures:
@@ -257,8 +260,6 @@ def _analyze_streamed(inputs, s: Settings, by: str | None, compare: bool, requir
             f"the HTML report needs the table in memory, and it would take about {n} times the memory limit "
             f"({human_size(limit)}); raise --memory-limit, or report on a --steps range"
         )
-    weights = np.array([o.weight for o in p.objectives])
-    specs = s.estimators or default_estimators_for(weights)
     resolved = resolve(specs, s.profile)
     scheme = make_scheme(s.scheme, s.gate)
     conds = [Condition.parse(c) for c in s.when]

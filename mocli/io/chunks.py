@@ -31,10 +31,16 @@ from ..errors import InputError, UsageError
 from .files import Plan, Progress, hive_columns, keep_steps, read_error, scan, silent, to_rollouts
 from .outputs import check_interrupted, deferred_signals, pid_alive
 
-# analyze holds about this many times the columns it reads at its peak (measured on the
-# benchmark table: 9.5x); the chunk size is chosen so that one chunk stays within the limit
-WORKING_SET = 12
-AUTO_SHARE = 0.5  # of the memory still available: what --memory-limit auto lets one run hold
+# What analyze holds at its peak, per row: about 3.3 times the columns it reads (plus three
+# of its own: codes, order, scalar), and about 2 more 8-byte values per estimator (measured:
+# peak resident memory on the 12M-row benchmark table, 5 columns read: 242 bytes a row with
+# 2 estimators, 304 with 6). The figures below are those with about a fifth to spare; the
+# chunk size is chosen so that one chunk stays within the limit.
+COLUMN_COPIES = 4
+ESTIMATOR_COLUMNS = 2.5
+OWN_COLUMNS = 3
+AUTO_SHARE = 0.6  # of the memory still available: what --memory-limit auto lets one run hold
+SAMPLE_ROWS = 4096  # rows read to measure the width of a text column
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mb": 1 << 20,
           "mib": 1 << 20, "g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30, "t": 1 << 40, "tb": 1 << 40, "tib": 1 << 40}
 
@@ -73,17 +79,37 @@ def human_size(n: float) -> str:
     return f"{n:.1f} TiB"
 
 
-def chunks_needed(plan: Plan, setting: str | None, share: float = 1.0) -> tuple[int, int]:
-    """How many chunks keep one chunk's working set within the limit (1 = in memory), and
-    the limit in bytes: the setting, or for ``auto`` half the memory still available (or
-    of the cgroup's limit), so that a table is kept in memory whenever its estimated
-    footprint fits there and only one that does not is streamed. ``share``: the part of
-    the limit one chunk may use (the rest holds what is kept whole, such as the advantage
-    columns)."""
+def footprint(plan: Plan, rows: int, estimators: int) -> int:
+    """The bytes a run over ``rows`` rows of ``plan`` holds at its peak (see COLUMN_COPIES):
+    8 bytes per numeric cell, a text or nested column's measured width on its first rows."""
+    width = 8 * OWN_COLUMNS
+    for name in plan.needed:
+        dtype = plan.schema.get(name)
+        width += 8 if dtype is None or dtype.is_numeric() or dtype == pl.Boolean else _width(plan.paths, name)
+    return int(rows * (COLUMN_COPIES * width + 8 * ESTIMATOR_COLUMNS * estimators))
+
+
+def _width(paths: Sequence[Path], name: str) -> int:
+    """Bytes per row of column ``name`` in memory, measured on the first rows that have it."""
+    for p in paths:
+        with contextlib.suppress(Exception):
+            sample = scan(p).select(name).head(SAMPLE_ROWS).collect()
+            if sample.height:
+                return max(8, math.ceil(sample.estimated_size() / sample.height))
+    return 8
+
+
+def chunks_needed(plan: Plan, setting: str | None, share: float = 1.0, estimators: int = 2) -> tuple[int, int]:
+    """How many chunks keep one chunk's working set (:func:`footprint`) within the limit
+    (1 = in memory), and the limit in bytes: the setting, or for ``auto`` AUTO_SHARE of the
+    memory still available (or of the cgroup's limit), so that a table is kept in memory
+    whenever its estimated footprint fits there and only one that does not is streamed.
+    ``share``: the part of the limit one chunk may use (the rest holds what is kept whole,
+    such as the advantage columns)."""
     if plan.dump is not None or not plan.paths:
         return 1, 0
     rows = count_rows(plan.paths)
-    need = rows * 8 * (len(plan.needed) + 3) * WORKING_SET
+    need = footprint(plan, rows, estimators)
     if setting is not None and str(setting).strip().lower() != "auto":
         limit = parse_size(setting)
     else:
