@@ -298,6 +298,22 @@ def estimator(name, p, s, scorable, codes, rewards=None, w=None, length=None, ba
                     A[i] = 0.0
                 else:
                     A[i] = mean([float(ndtri((t + 0.5) / m)) for t in pos])
+    elif name == "pref_grpo":
+        win = [NAN] * n
+        for g, rows in live.items():
+            m = len(rows)
+            for i in rows:
+                if m == 1:
+                    win[i] = 0.0
+                else:
+                    less = sum(1 for j in rows if s[j] < s[i])
+                    ties = sum(1 for j in rows if j != i and s[j] == s[i])
+                    win[i] = (less + 0.5 * ties) / (m - 1)
+        for g, rows in live.items():
+            if len(rows) == 1:
+                continue  # no other row to win against: 0 under either singleton policy
+            for i, z in zscore_column(win, rows, p).items():
+                A[i] = z
     elif name == "ngrpo":
         for g, rows in live.items():
             vals = [s[i] for i in rows]

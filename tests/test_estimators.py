@@ -28,6 +28,7 @@ SPECS = [
     "passk", "passk:normalize=false", "passk:eps_mode=floor,eps=0.1",
     "mc_grpo", "mc_grpo:scale=mad", "mc_grpo:scale=none,singleton=raw", "mc_grpo:scale=mad,singleton=raw",
     "g2rpo", "ngrpo", "ngrpo:r_max=2.5,singleton=raw", "ngrpo:ddof=0",
+    "pref_grpo", "pref_grpo:singleton=raw,ddof=0", "pref_grpo:eps=0,eps_mode=floor",
     "gdpo", "gdpo:batch_norm=false", "gdpo:eps_batch=0,eps_mode=skip_zero", "gdpo:token_weighted=true",
     "gdpo:leave_one_out=true,singleton=raw", "gdpo:nan_policy=zero",
     "advantage_sum", "advantage_sum:singleton=raw,ddof=0",
@@ -143,3 +144,14 @@ def test_every_registered_estimator_and_scheme_is_checked_against_a_naive_refere
             pytest.fail(f"estimator '{name}' has no naive reference in tests/naive.py")
     assert set(ESTIMATORS.names()) <= {spec.split(":")[0] for spec in SPECS_AND_NEW}
     assert set(SCHEMES.names()) - {"gated"} <= {spec.split(":")[0] for spec, _, _ in SCHEME_CASES}
+
+
+def test_pref_grpo_hand_worked():
+    """Scores 1, 2, 2, 3 win 0, 1.5, 1.5 and 3 of their 3 comparisons: w = 0, .5, .5, 1,
+    whose z-score (ddof 1, eps 1e-6) is -/+ 0.5 / (sqrt(1/6) + 1e-6) at the ends; a
+    spread-out group with the same order gets the same advantages; a singleton gets 0."""
+    ro = Rollouts.from_arrays(np.array([[1.0], [2], [2], [3], [10], [20], [20], [300], [5]]),
+                              np.array([0, 0, 0, 0, 1, 1, 1, 1, 2]))
+    got = make_estimator("pref_grpo")(prepare(ro, make_scheme()))
+    end = 0.5 / (np.sqrt(1 / 6) + 1e-6)
+    np.testing.assert_allclose(got, [-end, 0, 0, end, -end, 0, 0, end, 0], rtol=1e-15, atol=1e-15)

@@ -360,3 +360,29 @@ class NGRPO(GroupScaled):
             denominator(sigma, self.eps, self.eps_mode), denominator(1.0, self.eps, self.eps_mode),
         )
         return expand(s, v, batch, shift, live, work, den=den, into=work.placement)
+
+
+@ESTIMATORS.register
+@dataclass(frozen=True)
+class PrefGRPO(GroupScaled):
+    """Win-rate GRPO: each row's within-group win rate ``w_i = (#{j: s_j < s_i} + 0.5
+    #{j != i: s_j = s_i}) / (n_g - 1)`` (its rank with ties sharing the mean rank, minus
+    one, over ``n_g - 1``; exact: the counts are whole or half numbers), then grpo's z-score
+    of ``w``: ``A = (w - mu_g(w)) / (sigma_g(w) [+] eps)`` (``ddof``, ``eps_mode``). Only
+    the order of the scores within a group counts, not their spread. A constant group gives
+    0; a singleton gives 0 under either singleton policy (there is no other row to win
+    against: ``w = 0``, and ``raw`` gives ``0 / (1 + eps)``).
+    """
+
+    name = "pref_grpo"
+    source = "Pref-GRPO (Wang et al. 2025: pairwise win rates in place of raw scores); here from scalar scores"
+    reads_rewards = False
+
+    def compute(self, batch, work):
+        s, v = batch.scalar, batch.scorable
+        rank = work.device.seg_rank(s, v, batch.order, batch.offsets)
+        _, _, count, _ = work.device.seg_mean_var(s, v, batch.order, batch.offsets, 0)
+        n = count[batch.codes].astype(np.float64)
+        w = np.where(v & (n > 1), (rank - 1.0) / np.where(n > 1, n - 1.0, 1.0), 0.0)
+        return group_z(w, v, batch, work, eps=self.eps, eps_mode=self.eps_mode, ddof=self.ddof,
+                       singleton=self.singleton, into=work.placement)
