@@ -15,6 +15,7 @@ import numpy as np
 from . import config as config_mod
 from . import kernels
 from .core.rollouts import Rollouts
+from .diagnostics.budget import BudgetRule
 from .diagnostics import Analysis, analyze_chunked, analyze_rollouts, default_estimators_for
 from .diagnostics.verify import verify_rollouts
 from .engine.pipeline import compute_advantages, make_scheme, resolve, run_estimators
@@ -75,6 +76,12 @@ class _SettingsMethods:
 
     def load(self, inputs: Sequence[str | os.PathLike], all_columns: bool = False, extra: Sequence[str] = ()) -> Loaded:
         return load(inputs, extra=extra, all_columns=all_columns, progress=self.progress, **self.roles())
+
+    @property
+    def budget_rule(self) -> BudgetRule:
+        """What the rollout budget counts as a success, and its target (``success``,
+        ``budget_target``)."""
+        return BudgetRule.parse(self.success, self.budget_target)
 
     @property
     def compute_device(self) -> kernels.Device:
@@ -198,11 +205,12 @@ def analyze(
         out = analyze_rollouts(
             inputs, s.estimators or None, scheme=s.scheme, conditions=s.when, gates=s.gate,
             profile=s.profile, compare=compare, keep_advantages=compare, figures=figures,
-            device=s.compute_device, progress=s.progress,
+            device=s.compute_device, progress=s.progress, rule=s.budget_rule,
         )
         return annotate(out, "batch index" if inputs.batch is not None else "whole table", [], [])
     if s.estimators:
         resolve(s.estimators, s.profile)  # fail on a bad spec before reading anything
+    rule = s.budget_rule
     device = s.compute_device
     if not s.source:
         streamed = _analyze_streamed(inputs, s, by, compare, require_figures)
@@ -222,7 +230,7 @@ def analyze(
     out = analyze_rollouts(
         loaded.rollouts, s.estimators or None, scheme=s.scheme, conditions=s.when, gates=s.gate,
         profile=s.profile, compare=compare, slices=column_values(loaded.frame, by) if by else None,
-        slice_column=by, keep_advantages=compare, figures=figures, device=device, progress=s.progress,
+        slice_column=by, keep_advantages=compare, figures=figures, device=device, progress=s.progress, rule=rule,
     )
     out.frame = loaded.public_frame()
     out.group = loaded.group
@@ -264,7 +272,8 @@ def _analyze_streamed(inputs, s: Settings, by: str | None, compare: bool, requir
     scheme = make_scheme(s.scheme, s.gate)
     conds = [Condition.parse(c) for c in s.when]
     with chunked_input(p, n, progress=s.progress) as chunked:
-        report = analyze_chunked(chunked, resolved, scheme, conds, compare=compare, by=by, device=s.compute_device)
+        report = analyze_chunked(chunked, resolved, scheme, conds, compare=compare, by=by, device=s.compute_device,
+                                 rule=s.budget_rule)
     streamed = f"streamed in {n} group-complete chunks ({chunked.rows} rows; memory limit {human_size(limit)})"
     return annotate(Analysis(report), describe_batch(p.batch), s.profile_notes() + p.notes, p.warnings, [streamed])
 

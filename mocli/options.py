@@ -66,6 +66,12 @@ OPTIONS: tuple[Option, ...] = (
            many=True, toml=(list,), metavar="'OBJ OP NUMBER'", panel=REWARDS),
     Option("when", ("--when",), "Condition 'objective:other OP number[:else]', repeatable.", many=True,
            toml=(list,), metavar="'OBJ:OTHER OP NUMBER[:ELSE]'", panel=REWARDS),
+    Option("success", ("--success",), "What counts as a success for the rollout budget: 'OBJECTIVE OP NUMBER' "
+           "(values as in the file).", shared=False, metavar="'OBJ OP NUMBER'", panel=REWARDS,
+           shown="the first weighted objective at its best value over the table"),
+    Option("budget_target", ("--budget-target",), "The zero-variance group rate the rollout budget aims for "
+           "(budget.group_size_for_target).", shared=False, toml=(float, int, str), metavar="RATE", panel=OUTPUT,
+           shown="0.1"),
     Option("profile", ("--profile",), "Framework defaults (eps, std, edge cases): {profiles}.", metavar="NAME",
            panel=ESTIMATORS, complete="profiles", shown="the --from framework's, else mocli"),
     Option("source", ("--from",),

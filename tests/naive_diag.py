@@ -42,8 +42,9 @@ def distinct_sorted(vals, tol):
     return 1 + sum(1 for a, b in zip(v, v[1:]) if b - a > tol)
 
 
-def report(R, raw, w, names, codes, scorable, advs, length=None):
-    """R: directed rewards rows; raw: file values (conditions applied); advs: {label: A}."""
+def report(R, raw, w, names, codes, scorable, advs, length=None, success=None):
+    """R: directed rewards rows; raw: file values (conditions applied); advs: {label: A};
+    success: (objective, op, number) of the rollout budget, None for the default."""
     n, K = len(R), len(names)
     G = groups(codes)
     live = {g: [i for i in rows if scorable[i]] for g, rows in G.items()}
@@ -135,11 +136,41 @@ def report(R, raw, w, names, codes, scorable, advs, length=None):
         both = [i for i in range(n) if scorable[i] and not isnan(R[i][a]) and not isnan(R[i][b])]
         corr[key] = pearson([d[i][a] for i in both], [d[i][b] for i in both])
     out["conflict"] = {"mixed_sign_rate": rate(mixed, len(live_rows)), "discordance": disc, "correlation": corr}
+    out["budget"] = budget(raw, w, names, live, success)
 
     out["estimators"] = {}
     for label, A in advs.items():
         out["estimators"][label] = estimator(A, R, w, names, codes, scorable, G, live, live_rows, tolk, varies, sign, d, length)
     return out
+
+
+def budget(raw, w, names, live, success=None, target=0.1):
+    """DIAGNOSTICS.md ``budget`` by its definition (no --minimize: the default success is the
+    first weighted objective at its largest value over the table's scorable rows)."""
+    k = next(k for k in range(len(names)) if w[k] != 0)
+    if success is None:
+        best = max((raw[i][k] for rows in live.values() for i in rows if not isnan(raw[i][k])), default=None)
+        ok = lambda v: best is not None and not isnan(v) and v == best
+        condition = f"{names[k]} at its largest value ({best + 0.0:g})" if best is not None else f"{names[k]} at its largest value"
+    else:
+        name, op, number = success
+        k = names.index(name)
+        ops = {">=": lambda a, b: a >= b, ">": lambda a, b: a > b, "<=": lambda a, b: a <= b, "<": lambda a, b: a < b,
+               "==": lambda a, b: a == b}
+        ok = lambda v: not isnan(v) and ops[op](v, number)
+        condition = f"{name}{op}{number:g}"
+    wins = [sum(1 for i in rows if ok(raw[i][k])) for rows in live.values()]
+    sizes = [len(rows) for rows in live.values()]
+    ps = [(s + 0.5) / (n + 1) for s, n in zip(wins, sizes)]
+    expected = {N: (math.fsum(p ** N + (1 - p) ** N for p in ps) / len(ps) if ps else None) for N in [2 ** j for j in range(1, 11)]}
+    return {
+        "objective": names[k], "success": condition, "target": target, "live_groups": len(sizes),
+        "observed_zero_variance_rate": rate(sum(1 for s, n in zip(wins, sizes) if s in (0, n)), len(sizes)),
+        "zero_variance_rate": {str(N): expected[N] for N in (2, 4, 8, 16, 32, 64)},
+        "group_size_for_target": next((N for N, e in expected.items() if e is not None and e <= target), None),
+        "hopeless_group_rate": rate(sum(1 for s in wins if s == 0), len(sizes)),
+        "solved_group_rate": rate(sum(1 for s, n in zip(wins, sizes) if s == n), len(sizes)),
+    }
 
 
 def same(x, y, t):

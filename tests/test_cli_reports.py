@@ -17,7 +17,10 @@ def test_analyze_json_is_one_document_with_the_contract_keys(run_cli):
     code, out, err = run_cli("analyze", MATH, "--length", "response_length", "--format", "json")
     assert code == 0, err
     doc = json.loads(out)
-    assert list(doc) == ["input", "objectives", "conflict", "estimators"]
+    assert list(doc) == ["input", "objectives", "conflict", "budget", "estimators"]
+    assert set(doc["budget"]) == {"objective", "success", "target", "live_groups", "observed_zero_variance_rate",
+                                  "zero_variance_rate", "group_size_for_target", "hopeless_group_rate", "solved_group_rate"}
+    assert list(doc["budget"]["zero_variance_rate"]) == ["2", "4", "8", "16", "32", "64"]
     assert list(doc["estimators"]) == ["grpo", "gdpo"]  # defaults with >= 2 weighted objectives
     e = doc["estimators"]["grpo"]
     assert set(e) == {"params", "advantage", "collapse", "sign_flip", "silenced", "interference", "pareto", "influence", "length"}

@@ -180,3 +180,46 @@ def test_zero_variance_share_on_real_math_rollouts(real_data):
     zv = rep["estimators"]["grpo"]["collapse"]["zero_variance_group_rate"]
     assert 0.55 < zv < 0.8  # about two thirds of the logged groups carry no reward variance
     assert zv == rep["objectives"]["reward"]["zero_variance_group_rate"]
+
+
+def test_budget_hand_worked():
+    """4 successes in 8 rows: p = (4 + 0.5) / (8 + 1) = 0.5, so 8 rollouts leave the group
+    without gradient with probability 2 * 0.5^8; an all-correct group (p = 8.5/9) and an
+    all-wrong one (p = 0.5/9) are the observed zero-variance groups."""
+    from mocli.diagnostics.budget import BudgetRule
+    from mocli.schemes import Constraint
+
+    correct = [1, 1, 1, 1, 0, 0, 0, 0] + [1] * 8 + [0] * 8
+    ro = Rollouts.from_arrays(np.array([[c, 0.5 * c] for c in correct], dtype=float), np.repeat([0, 1, 2], 8))
+    b = analyze_rollouts(ro, ["grpo"]).report.to_dict()["budget"]
+    assert b["success"] == f"{ro.names[0]} at its largest value (1)"
+    assert b["observed_zero_variance_rate"] == 2 / 3 and b["hopeless_group_rate"] == 1 / 3 and b["solved_group_rate"] == 1 / 3
+    p = [0.5, 8.5 / 9, 0.5 / 9]
+    for N in (2, 4, 8, 16, 32, 64):
+        want = sum(q ** N + (1 - q) ** N for q in p) / 3
+        assert math.isclose(b["zero_variance_rate"][str(N)], want, rel_tol=1e-12), N
+    assert math.isclose(b["zero_variance_rate"]["8"], (2 * 0.5 ** 8 + 2 * ((8.5 / 9) ** 8 + (0.5 / 9) ** 8)) / 3)
+    # the two saturated groups never drop under 10%: 2/3 * (8.5/9)^N > 0.1 up to N = 33
+    assert b["group_size_for_target"] == 64
+    # an explicit condition on the second column: >= 0.5 is the same split
+    rule = BudgetRule(Constraint.parse(f"{ro.names[1]} >= 0.5"), 0.5)
+    b2 = analyze_rollouts(ro, ["grpo"], rule=rule).report.to_dict()["budget"]
+    # with a target of 0.5: 0.572 at N = 4, 0.424 at N = 8
+    assert b2["zero_variance_rate"] == b["zero_variance_rate"] and b2["group_size_for_target"] == 8
+    assert b2["success"] == f"{ro.names[1]}>=0.5"
+
+
+def test_budget_of_a_minimised_objective_counts_its_least_value(run_cli, tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("g,errors_reward\n" + "".join(f"{g},{v}\n" for g, v in [(1, 0), (1, 2), (2, 0), (2, 0), (3, 3), (3, 5)]))
+    code, out, err = run_cli("analyze", path, "-g", "g", "--minimize", "errors_reward", "--format", "json")
+    assert code == 0, err
+    import json
+
+    b = json.loads(out)["budget"]
+    assert b["success"] == "errors_reward at its least value (0)"
+    assert b["hopeless_group_rate"] == 1 / 3 and b["solved_group_rate"] == 1 / 3
+    code, _, err = run_cli("analyze", path, "-g", "g", "--success", "nope > 1")
+    assert code == 2 and "--success" in err and "errors_reward" in err
+    code, _, err = run_cli("analyze", path, "-g", "g", "--budget-target", "2")
+    assert code == 2 and "--budget-target" in err

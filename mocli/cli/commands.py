@@ -318,6 +318,8 @@ def analyze(
     fmt: o.Format = None,
     html: Annotated[Optional[str], typer.Option("--html", help="Also write the self-contained HTML report here.", metavar="PATH", rich_help_panel=OUTPUT)] = None,
     quiet: o.Quiet = False,
+    success: o.Success = None,
+    budget_target: o.BudgetTarget = None,
     memory_limit: o.MemoryLimit = None,
     **options,
 ) -> None:
@@ -346,6 +348,8 @@ def compare(
     fmt: o.Format = None,
     top: Annotated[int, typer.Option("--top", help="How many sign-flipping rows to list per pair.  [default: 10]", metavar="N", rich_help_panel=OUTPUT, show_default=False)] = 10,
     quiet: o.Quiet = False,
+    success: o.Success = None,
+    budget_target: o.BudgetTarget = None,
     memory_limit: o.MemoryLimit = None,
     **options,
 ) -> None:
@@ -378,6 +382,8 @@ def check(
     junit: Annotated[Optional[str], typer.Option("--junit", help="Write a JUnit XML report here.", metavar="PATH", rich_help_panel=OUTPUT)] = None,
     summary: Annotated[Optional[str], typer.Option("--summary", help="Append a Markdown summary here (e.g. $GITHUB_STEP_SUMMARY).", metavar="PATH", rich_help_panel=OUTPUT)] = None,
     quiet: o.Quiet = False,
+    success: o.Success = None,
+    budget_target: o.BudgetTarget = None,
     memory_limit: o.MemoryLimit = None,
     **options,
 ) -> None:
@@ -483,6 +489,8 @@ def report(
     inputs: o.Inputs,
     output: Annotated[str, typer.Option("-o", "--output", help="The HTML file to write.", metavar="PATH", rich_help_panel=OUTPUT)],
     by: o.By = None,
+    success: o.Success = None,
+    budget_target: o.BudgetTarget = None,
     memory_limit: o.MemoryLimit = None,
     **options,
 ) -> None:

@@ -90,6 +90,8 @@ Source = _annotation(BY_NAME["source"])
 Steps = _annotation(BY_NAME["steps"])
 BatchBy = _annotation(BY_NAME["batch_by"])
 Profile = _annotation(BY_NAME["profile"])
+Success = _annotation(BY_NAME["success"])
+BudgetTarget = _annotation(BY_NAME["budget_target"])
 SHARED = [(o.parameter, _annotation(o)) for o in OPTIONS if o.shared and o.flags] + [("config", Config)]
 
 

@@ -26,10 +26,11 @@ from ..kernels import CPU, Device
 from ..params import describe
 from ..schemes import Condition, Scheme, apply_conditions
 from . import metrics
+from .budget import BudgetRule, budget
 from .figures import Figures, make_figures
 from .metrics import GroupView
 
-ABSOLUTE_ROOTS = ("input", "objectives", "conflict", "estimators", "agreement")
+ABSOLUTE_ROOTS = ("input", "objectives", "conflict", "budget", "estimators", "agreement")
 
 
 @dataclass
@@ -41,6 +42,7 @@ class Report:
     conflict: dict[str, Any]
     estimators: dict[str, dict[str, Any]]
     agreement: dict[str, dict[str, Any]] | None = None
+    budget: dict[str, Any] | None = None
     by: dict[str, "Report"] = field(default_factory=dict)
     by_column: str | None = None
 
@@ -49,8 +51,10 @@ class Report:
             "input": self.input,
             "objectives": self.objectives,
             "conflict": self.conflict,
-            "estimators": self.estimators,
         }
+        if self.budget is not None:
+            out["budget"] = self.budget
+        out["estimators"] = self.estimators
         if self.agreement is not None:
             out["agreement"] = self.agreement
         if self.by:
@@ -151,14 +155,16 @@ def analyze_rollouts(
     figures: bool = False,
     device: Device = CPU,
     progress: Progress = silent,
+    rule: BudgetRule = BudgetRule(),
 ) -> Analysis:
     """The full report for one table; with ``slices`` (one value per row) also one report
-    per distinct value, each equal to a separate run on the filtered rows."""
+    per distinct value, each equal to a separate run on the filtered rows. ``rule``: what
+    the rollout budget counts as a success."""
     specs = list(estimators) if estimators else default_estimators(rollouts)
     resolved = resolve(specs, profile)
     sch = scheme if isinstance(scheme, Scheme) else make_scheme(scheme, gates)
     conds = [c if isinstance(c, Condition) else Condition.parse(c) for c in conditions]
-    tree, advs, base = tally_rollouts(rollouts, resolved, sch, conds, compare, device)
+    tree, advs, base = tally_rollouts(rollouts, resolved, sch, conds, compare, device, rule=rule)
     out = Analysis(report_from(tree))
     if figures:
         out.figures = make_figures(advs, base, device=device)
@@ -171,7 +177,7 @@ def analyze_rollouts(
         order = _slice_order(slices, keys)
         for done, value in enumerate(order):
             progress(f"slices by {slice_column}", done, len(order))
-            tree, _, _ = tally_rollouts(rollouts.subset(keys == value), resolved, sch, conds, compare, device)
+            tree, _, _ = tally_rollouts(rollouts.subset(keys == value), resolved, sch, conds, compare, device, rule=rule)
             report.by[value] = report_from(tree)
         progress(f"slices by {slice_column}", len(order), len(order))
     return out
@@ -194,14 +200,16 @@ def report_from(tree: dict[str, Any]) -> Report:
     doc["input"].update(batch_by=None, notes=[], warnings=[], mocli_version=__version__, versions=library_versions())
     for entry in doc["estimators"].values():
         entry["params"] = {**entry["params"], "batch": "whole table"}
-    return Report(doc["input"], doc["objectives"], doc["conflict"], doc["estimators"], doc.get("agreement"))
+    return Report(doc["input"], doc["objectives"], doc["conflict"], doc["estimators"], doc.get("agreement"),
+                  doc.get("budget"))
 
 
 def tally_rollouts(rollouts, resolved, scheme, conds, compare, device: Device = CPU, stats: BatchStats | None = None,
-                   spill: Spill | None = None):
+                   spill: Spill | None = None, rule: BudgetRule = BudgetRule()):
     """The report's tally tree for one group-complete chunk, with the advantages and the
     prepared batch (NaN policy omit). ``stats``: the whole table's batch statistics, when
-    the rows are one chunk of it; ``spill``: where the values behind its quantiles go."""
+    the rows are one chunk of it; ``spill``: where the values behind its quantiles go;
+    ``rule``: what the rollout budget counts as a success."""
     advs, batches = run_estimators(rollouts, resolved, scheme, conds, device=device, stats=stats)
     views = {policy: GroupView.of(b, device, spill) for policy, b in batches.items()}
     base, view = batches["omit"], views["omit"]
@@ -217,6 +225,7 @@ def tally_rollouts(rollouts, resolved, scheme, conds, compare, device: Device = 
         "input": metrics.input_summary(base, view),
         "objectives": metrics.objective_stats(raw, base, view),
         "conflict": metrics.conflict(base, view),
+        "budget": budget(rollouts, base, view.count, view.live_group, rule, device),
         "estimators": est_tallies,
     }
     if compare:
@@ -245,6 +254,7 @@ def analyze_chunked(
     compare: bool = False,
     by: str | None = None,
     device: Device = CPU,
+    rule: BudgetRule = BudgetRule(),
 ) -> Report:
     """The analyze report of a chunked table (equal to :func:`analyze_rollouts` on the
     whole table), with one report per value of ``by`` when given."""
@@ -263,7 +273,7 @@ def analyze_chunked(
         for chunk in chunked.chunks("analysing chunks", by):
             for key, sub in scopes(chunk):
                 tree, _, _ = tally_rollouts(sub, resolved, scheme, conds, compare, device,
-                                            stats[key] if two_pass else None, spill)
+                                            stats[key] if two_pass else None, spill, rule)
                 trees[key] = merge(trees.get(key), tree)
         report = report_from(trees[None])
         if by is not None:

@@ -57,6 +57,19 @@ def findings(doc: dict[str, Any], limit: int = 8) -> list[tuple[float, str]]:
         z = o.get("zero_variance_group_rate")
         if z is not None and z >= 0.5 and weights.get(name, 0) != 0:
             out.append((0.6 * z, f"{name} is constant within {fmt(z, True)} of groups (saturated {fmt(o['all_max_group_rate'], True)}, starved {fmt(o['all_min_group_rate'], True)})"))
+    b = doc.get("budget") or {}
+    seen = b.get("observed_zero_variance_rate")
+    need = b.get("group_size_for_target")
+    median = doc["input"]["group_size"]["median"]
+    # with the default success (an objective at its best value) only a pass/fail objective
+    # says something: a continuous reward rarely reaches its best in more than one row
+    default = b.get("success", "").startswith(f"{b.get('objective')} at its ")
+    pass_fail = (doc["objectives"].get(b.get("objective")) or {}).get("distinct", 0) <= 2
+    if seen is not None and seen >= 0.1 and need is not None and median is not None and need > median \
+            and (pass_fail or not default):
+        out.append((0.7 * seen, f"{fmt(seen, True)} of live groups have every rollout succeed or every one fail "
+                                f"({b['success']}); with {need} rollouts per prompt (median now {fmt(median)}) the expected "
+                                f"share would be {fmt(b['target'], True)} or less (budget)"))
     out.sort(key=lambda t: -t[0])
     # what may make every number above wrong comes first, whatever the limit
     warned = [(float("inf"), f"warning: {w}") for w in doc["input"].get("warnings", [])]
@@ -122,6 +135,18 @@ def estimator_rows(doc) -> tuple[list[str], list[list[str]]]:
             row.append(fmt(node, is_rate))
         rows.append(row)
     return ["metric", *labels], rows
+
+
+def budget_title(doc) -> str:
+    b = doc["budget"]
+    return (f"Rollout budget (success: {b['success']}; observed no-gradient groups {fmt(b['observed_zero_variance_rate'], True)}, "
+            f"hopeless {fmt(b['hopeless_group_rate'], True)}, solved {fmt(b['solved_group_rate'], True)})")
+
+
+def budget_rows(doc) -> tuple[list[str], list[list[str]]]:
+    """The expected share of groups without gradient for each number of rollouts per prompt."""
+    rates = doc["budget"]["zero_variance_rate"]
+    return ["rollouts per prompt", *rates], [["expected no-gradient groups", *(fmt(v, True) for v in rates.values())]]
 
 
 def agreement_rows(doc) -> tuple[list[str], list[list[str]]]:

@@ -13,6 +13,8 @@ from rich.text import Text
 
 from ..diagnostics.summary import (
     agreement_rows,
+    budget_rows,
+    budget_title,
     conflict_rows,
     estimator_rows,
     findings,
@@ -248,6 +250,8 @@ def rich_report(doc: dict[str, Any], title: str, flips: dict | None = None, figu
     parts += _rich_tables("Objectives", *objective_rows(doc), width, transpose=True)
     if doc["conflict"]["discordance"]:
         parts += _rich_tables(f"Conflict (mixed signs: {fmt(doc['conflict']['mixed_sign_rate'], True)} of rows)", *conflict_rows(doc), width)
+    if doc.get("budget") and doc["budget"]["live_groups"]:
+        parts += _rich_tables(budget_title(doc), *budget_rows(doc), width, transpose=True)
     if doc.get("by"):
         parts += _rich_tables(f"By {doc.get('by_column')}", *slice_rows(doc), width)
     return Group(*parts)
@@ -272,6 +276,8 @@ def markdown_report(doc: dict[str, Any], title: str, flips: dict | None = None) 
     lines += ["### Objectives", ""] + _md_table(*objective_rows(doc))
     if doc["conflict"]["discordance"]:
         lines += [f"### Conflict (mixed signs: {fmt(doc['conflict']['mixed_sign_rate'], True)} of rows)", ""] + _md_table(*conflict_rows(doc))
+    if doc.get("budget") and doc["budget"]["live_groups"]:
+        lines += [f"### {budget_title(doc)}", ""] + _md_table(*budget_rows(doc))
     if doc.get("by"):
         lines += [f"### By {doc.get('by_column')}", ""] + _md_table(*slice_rows(doc))
     return "\n".join(lines)
