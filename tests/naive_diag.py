@@ -26,7 +26,9 @@ def tol_of(values):
 
 
 def pearson(x, y):
-    if len(x) < 2:
+    """None when either side is one value up to rounding (spread <= 1e-6 of its largest
+    magnitude), as the report's correlations."""
+    if len(x) < 2 or any(max(v) - min(v) <= 1e-6 * max(abs(max(v)), abs(min(v))) for v in (x, y)):
         return None
     mx, my = mean(x), mean(y)
     sxy = math.fsum((a - mx) * (b - my) for a, b in zip(x, y))
@@ -279,6 +281,40 @@ def estimator(A, R, w, names, codes, scorable, G, live, live_rows, tolk, varies,
             "within_corr": pearson([A[i] - ma_all[codes[i]] for i in live_rows], [L[i] - ml_all[codes[i]] for i in live_rows]),
             "mean_length_positive": mean(pos) if pos else None,
             "mean_length_negative": mean(negl) if negl else None,
+        }
+        out["aggregation"] = aggregation(A, sa, L, scorable)
+    return out
+
+
+def aggregation(A, sa, L, scorable, batch=None):
+    """DIAGNOSTICS.md ``aggregation`` by its definition: each batch's per-token weights
+    (its factor applied), rows without tokens left out."""
+    n = len(A)
+    batch = batch or [0] * n
+    members = {}
+    for i in range(n):
+        members.setdefault(batch[i], []).append(i)
+    has = [not isnan(L[i]) and L[i] > 0 for i in range(n)]
+    u = {mode: [0.0] * n for mode in ("token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm")}
+    for rows in members.values():
+        size = len(rows)
+        tokens = math.fsum(L[i] for i in rows if has[i])
+        longest = max([L[i] for i in rows if has[i]], default=0.0)
+        for i in rows:
+            if has[i]:
+                u["token_mean"][i] = 1 / tokens
+                u["seq_mean_token_mean"][i] = 1 / (size * L[i])
+                u["seq_mean_token_sum_norm"][i] = 1 / (size * longest)
+    rows = [i for i in range(n) if scorable[i] and has[i]]
+    out = {}
+    for mode, w in u.items():
+        Q = {i: A[i] * w[i] * L[i] for i in rows}
+        pos = [i for i in rows if sa[i] > 0]
+        neg = [i for i in rows if sa[i] < 0]
+        out[mode] = {
+            "up_share": rate(math.fsum(Q[i] for i in pos), math.fsum(abs(Q[i]) for i in rows)),
+            "length_corr_positive": pearson([abs(A[i]) * w[i] for i in pos], [L[i] for i in pos]),
+            "length_corr_negative": pearson([abs(A[i]) * w[i] for i in neg], [L[i] for i in neg]),
         }
     return out
 

@@ -23,7 +23,10 @@ def test_analyze_json_is_one_document_with_the_contract_keys(run_cli):
     assert list(doc["budget"]["zero_variance_rate"]) == ["2", "4", "8", "16", "32", "64"]
     assert list(doc["estimators"]) == ["grpo", "gdpo"]  # defaults with >= 2 weighted objectives
     e = doc["estimators"]["grpo"]
-    assert set(e) == {"params", "advantage", "collapse", "sign_flip", "silenced", "interference", "pareto", "influence", "length"}
+    assert set(e) == {"params", "advantage", "collapse", "sign_flip", "silenced", "interference", "pareto", "influence", "length",
+                      "aggregation"}
+    assert set(e["aggregation"]) == {"token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm"}
+    assert set(e["aggregation"]["token_mean"]) == {"up_share", "length_corr_positive", "length_corr_negative"}
     assert set(e["collapse"]) == {"zero_variance_group_rate", "dead_row_rate", "masked_signal_group_rate", "collapsed_pair_rate", "resolution"}
     assert set(doc["conflict"]) == {"mixed_sign_rate", "discordance", "correlation"}
     assert set(doc["input"]) == {"rows", "groups", "live_groups", "singleton_groups", "unscorable_rows", "group_size", "objectives", "weights", "batch_by", "notes", "warnings", "mocli_version", "versions"}

@@ -223,3 +223,35 @@ def test_budget_of_a_minimised_objective_counts_its_least_value(run_cli, tmp_pat
     assert code == 2 and "--success" in err and "errors_reward" in err
     code, _, err = run_cli("analyze", path, "-g", "g", "--budget-target", "2")
     assert code == 2 and "--budget-target" in err
+
+
+def test_aggregation_hand_worked_and_per_batch():
+    """Wrong answers (A < 0) of two groups: the long ones carry the larger |A| (group 2,
+    -0.866 against -0.5), so under token_mean the per-token push grows with length
+    (correlation > 0), while seq_mean_token_mean divides each row by its own length and
+    long wrong answers get the smallest per-token push (correlation < 0): Dr. GRPO's length
+    bias. Two training batches: each batch's own factor, as the naive definition."""
+    correct = [1, 0, 0, 0, 1, 1, 0, 0]
+    length = [20, 30, 40, 50, 20, 30, 400, 500]
+    ro = Rollouts.from_arrays(np.array(correct, dtype=float), np.repeat([0, 1], 4), length=length)
+    e = analyze_rollouts(ro, ["grpo"]).report.to_dict()["estimators"]["grpo"]["aggregation"]
+    assert e["token_mean"]["length_corr_negative"] > 0.9
+    assert e["seq_mean_token_mean"]["length_corr_negative"] < -0.5
+    A = compute_advantages(ro, ["grpo"])["grpo"]
+    sa = [int(np.sign(a)) for a in A]
+    want = naive_diag.aggregation(list(A), sa, [float(x) for x in length], [True] * 8)
+    for mode in want:
+        for key in want[mode]:
+            assert math.isclose(e[mode][key], want[mode][key], rel_tol=1e-12), (mode, key)
+    # two training batches of different sizes and lengths: the factors no longer cancel
+    batch = [0, 0, 0, 0, 1, 1, 1, 1, 1, 1]
+    length2 = length + [60, 70]
+    ro2 = Rollouts.from_arrays(np.array(correct + [1, 0], dtype=float), np.array([0, 0, 0, 0, 1, 1, 1, 1, 2, 2]),
+                               length=length2, batch=batch)
+    e2 = analyze_rollouts(ro2, ["grpo"]).report.to_dict()["estimators"]["grpo"]["aggregation"]
+    A2 = compute_advantages(ro2, ["grpo"])["grpo"]
+    want2 = naive_diag.aggregation(list(A2), [int(np.sign(a)) for a in A2], [float(x) for x in length2], [True] * 10, batch)
+    for mode in want2:
+        for key in want2[mode]:
+            assert math.isclose(e2[mode][key], want2[mode][key], rel_tol=1e-12), (mode, key)
+    assert e2["token_mean"]["up_share"] != e2["seq_mean_token_sum_norm"]["up_share"]

@@ -18,7 +18,7 @@ from mocli.render.html import render_html
 
 ROOT = Path(__file__).resolve().parents[1]
 MATH = ROOT / "sample_data" / "math.parquet"
-CHARTS = ["distributions", "conflict", "influence", "sign-flips", "scatter", "trends"]
+CHARTS = ["distributions", "conflict", "influence", "sign-flips", "scatter", "trends", "budget"]
 ARTIFACTS = ROOT / "test-artifacts"
 
 

@@ -156,7 +156,12 @@ class Moments(Tally):
 
 @dataclass
 class CoMoments(Tally):
-    """Pearson correlation, mergeable: count, means and centred cross sums."""
+    """Pearson correlation, mergeable: count, means, centred cross sums and each side's
+    extremes. Undefined (None) when either side is constant up to rounding: its spread is
+    at most FLAT times its largest magnitude (scale-free). A side whose values differ only
+    in their last digits, such as advantages that are equal but for rounding or for eps
+    in different groups, has no correlation worth reporting: any value would be noise
+    amplified (a relative spread s leaves the correlation about 1e-16 / s uncertain)."""
 
     n: float
     mx: float
@@ -164,6 +169,10 @@ class CoMoments(Tally):
     sxx: float
     syy: float
     sxy: float
+    xlo: float = math.inf
+    xhi: float = -math.inf
+    ylo: float = math.inf
+    yhi: float = -math.inf
 
     @classmethod
     def of(cls, x: np.ndarray, y: np.ndarray) -> "CoMoments":
@@ -173,7 +182,8 @@ class CoMoments(Tally):
         mx, my = float(x.mean()), float(y.mean())
         dx = x - mx
         dy = y - my
-        return cls(float(n), mx, my, float(dx @ dx), float(dy @ dy), float(dx @ dy))
+        return cls(float(n), mx, my, float(dx @ dx), float(dy @ dy), float(dx @ dy),
+                   float(x.min()), float(x.max()), float(y.min()), float(y.max()))
 
     def merge(self, o):
         if o.n == 0:
@@ -187,13 +197,22 @@ class CoMoments(Tally):
         return CoMoments(
             n, self.mx + dx * (o.n / n), self.my + dy * (o.n / n),
             self.sxx + o.sxx + dx * dx * f, self.syy + o.syy + dy * dy * f, self.sxy + o.sxy + dx * dy * f,
+            min(self.xlo, o.xlo), max(self.xhi, o.xhi), min(self.ylo, o.ylo), max(self.yhi, o.yhi),
         )
 
     def value(self):
-        if self.n < 2:
+        if self.n < 2 or flat(self.xlo, self.xhi) or flat(self.ylo, self.yhi):
             return None
         den = math.sqrt(self.sxx * self.syy)
         return num(self.sxy / den) if den > 0 else None
+
+
+FLAT = 1e-6  # a correlation's side whose spread is at most this share of its magnitude is constant
+
+
+def flat(lo: float, hi: float) -> bool:
+    """Whether values from ``lo`` to ``hi`` are one value up to rounding (relative)."""
+    return hi - lo <= FLAT * max(abs(lo), abs(hi))
 
 
 @dataclass

@@ -219,7 +219,7 @@ def tally_rollouts(rollouts, resolved, scheme, conds, compare, device: Device = 
         check_interrupted()
         policy = r.estimator.nan_policy
         entry: dict[str, Any] = {"params": Const({k: metrics.num(x) if isinstance(x, float) else x for k, x in describe(r.estimator).items()})}
-        entry.update(metrics.estimator_metrics(advs[r.label], batches[policy], views[policy], rollouts.length))
+        entry.update(metrics.estimator_metrics(advs[r.label], batches[policy], views[policy], rollouts.length, rollouts.batch))
         est_tallies[r.label] = entry
     tree: dict[str, Any] = {
         "input": metrics.input_summary(base, view),

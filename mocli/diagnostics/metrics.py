@@ -156,7 +156,9 @@ def conflict(batch: Batch, view: GroupView) -> dict[str, Any]:
             key = f"{names[a]}|{names[b]}"
             discordance[key] = Ratio(opp[c], ordd[c])
             # the centred columns read in place: no copies of the rows where both are valid
-            correlation[key] = CoMoments(*view.device.masked_comoments(view.d[:, a], view.d[:, b], view.valid_k[:, a], view.valid_k[:, b]))
+            sums = view.device.masked_comoments(view.d[:, a], view.d[:, b], view.valid_k[:, a], view.valid_k[:, b])
+            both = view.valid_k[:, a] & view.valid_k[:, b]
+            correlation[key] = CoMoments(*sums, *_extremes(view.d[:, a], both), *_extremes(view.d[:, b], both))
             c += 1
     return {
         "mixed_sign_rate": Ratio(mixed.sum(), view.live_row.sum()),
@@ -168,7 +170,10 @@ def conflict(batch: Batch, view: GroupView) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------
 # per estimator
 # ---------------------------------------------------------------------------------------
-def estimator_metrics(A: np.ndarray, batch: Batch, view: GroupView, length: np.ndarray | None) -> dict[str, Any]:
+def estimator_metrics(A: np.ndarray, batch: Batch, view: GroupView, length: np.ndarray | None,
+                      train_batch: np.ndarray | None = None) -> dict[str, Any]:
+    """The metrics of one estimator's advantages ``A``; ``train_batch``: each row's training
+    batch (dense codes; None: the table is one batch), for the loss aggregation."""
     codes = batch.codes
     sc = batch.scorable
     live_g = view.live_group
@@ -234,6 +239,7 @@ def estimator_metrics(A: np.ndarray, batch: Batch, view: GroupView, length: np.n
     }
     if length is not None:
         out["length"] = length_coupling(A, sa, length, batch, view)
+        out["aggregation"] = aggregation(A, sa, length, batch, train_batch)
     return out
 
 
@@ -261,6 +267,51 @@ def length_coupling(A, sa, length, batch: Batch, view: GroupView) -> dict[str, A
         "mean_length_positive": Mean(float(L[pos].sum()), int(pos.sum())),
         "mean_length_negative": Mean(float(L[neg].sum()), int(neg.sum())),
     }
+
+
+def _extremes(x: np.ndarray, rows: np.ndarray) -> tuple[float, float]:
+    """The least and largest of ``x`` on ``rows`` (inf, -inf when there are none)."""
+    return float(np.where(rows, x, np.inf).min(initial=np.inf)), float(np.where(rows, x, -np.inf).max(initial=-np.inf))
+
+
+AGGREGATIONS = ("token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm")
+
+
+def aggregation(A, sa, length, batch: Batch, train_batch: np.ndarray | None) -> dict[str, Any]:
+    """How each loss aggregation spreads a row's advantage over its tokens (DIAGNOSTICS.md
+    ``aggregation``): per-token weight ``u`` per mode and training batch, the per-token push
+    ``|A| u`` against the length, and the sequence push ``A u L``. Rows without tokens
+    (length 0, or missing) push nothing and are left out. With one training batch its
+    factor (``1 / sum L``, ``1 / |B|``, ``1 / (|B| L_max)``) is the same for every row, and
+    every statistic here is a ratio or a correlation that a common factor leaves unchanged,
+    so it is not applied (a table streamed in chunks does not know it before the end)."""
+    L = np.asarray(length, dtype=np.float64)
+    has = np.isfinite(L) & (L > 0)
+    rows = batch.scorable & has
+    Lz = np.where(has, L, 0.0)
+    one = np.ones(L.shape[0])
+    if train_batch is None:
+        factor = {mode: one for mode in AGGREGATIONS}
+    else:
+        size = np.bincount(train_batch).astype(np.float64)
+        tokens = np.bincount(train_batch, weights=Lz)
+        longest = np.zeros(size.shape[0])
+        np.maximum.at(longest, train_batch, Lz)
+        with np.errstate(divide="ignore"):
+            factor = {"token_mean": 1.0 / tokens[train_batch], "seq_mean_token_mean": 1.0 / size[train_batch],
+                      "seq_mean_token_sum_norm": 1.0 / (size * longest)[train_batch]}
+    pos, neg = rows & (sa > 0), rows & (sa < 0)
+    out = {}
+    for mode in AGGREGATIONS:
+        u = factor[mode] / np.where(has, L, 1.0) if mode == "seq_mean_token_mean" else factor[mode]
+        q = np.abs(A) * u  # per token
+        push = A * u * Lz  # per sequence
+        out[mode] = {
+            "up_share": Ratio(float(push[pos].sum()), float(np.abs(push[rows]).sum())),
+            "length_corr_positive": CoMoments.of(q[pos], L[pos]),
+            "length_corr_negative": CoMoments.of(q[neg], L[neg]),
+        }
+    return out
 
 
 # ---------------------------------------------------------------------------------------

@@ -57,6 +57,12 @@ def findings(doc: dict[str, Any], limit: int = 8) -> list[tuple[float, str]]:
         z = o.get("zero_variance_group_rate")
         if z is not None and z >= 0.5 and weights.get(name, 0) != 0:
             out.append((0.6 * z, f"{name} is constant within {fmt(z, True)} of groups (saturated {fmt(o['all_max_group_rate'], True)}, starved {fmt(o['all_min_group_rate'], True)})"))
+    for label, e in doc["estimators"].items():
+        found = cheapest_long_wrong(e)
+        if found is not None and found[1] <= -0.3:
+            mode, v = found
+            out.append((0.5 * -v, f"{label} under {mode} ({AGGREGATION_NAMES[mode]}): the longer a wrong answer, the less "
+                                  f"each of its tokens is pushed down (correlation {fmt(v)}; aggregation)"))
     b = doc.get("budget") or {}
     seen = b.get("observed_zero_variance_rate")
     need = b.get("group_size_for_target")
@@ -135,6 +141,40 @@ def estimator_rows(doc) -> tuple[list[str], list[list[str]]]:
             row.append(fmt(node, is_rate))
         rows.append(row)
     return ["metric", *labels], rows
+
+
+AGGREGATION_NAMES = {"token_mean": "verl token-mean, TRL dapo", "seq_mean_token_mean": "verl's default, TRL grpo",
+                     "seq_mean_token_sum_norm": "verl seq-mean-token-sum-norm, TRL dr_grpo"}
+
+
+def cheapest_long_wrong(entry: dict[str, Any]) -> tuple[str, float] | None:
+    """The loss aggregation under which long wrong answers are pushed down least per token
+    (the most negative length_corr_negative), with that correlation."""
+    corr = {m: a["length_corr_negative"] for m, a in (entry.get("aggregation") or {}).items()
+            if a["length_corr_negative"] is not None}
+    if not corr:
+        return None
+    mode = min(corr, key=corr.get)
+    return mode, corr[mode]
+
+
+def aggregation_line(doc) -> str | None:
+    """One sentence per estimator: which aggregation makes long wrong answers cheapest."""
+    parts = []
+    for label, e in doc["estimators"].items():
+        found = cheapest_long_wrong(e)
+        if found is not None:
+            mode, v = found
+            parts.append(f"{label}: {mode} ({AGGREGATION_NAMES[mode]}; per-token push of A<0 rows against length {fmt(v)})")
+    return ("long wrong answers are cheapest under " + "; ".join(parts)) if parts else None
+
+
+def aggregation_rows(doc) -> tuple[list[str], list[list[str]]]:
+    rows = []
+    for label, e in doc["estimators"].items():
+        for mode, a in (e.get("aggregation") or {}).items():
+            rows.append([label, mode, fmt(a["up_share"], True), fmt(a["length_corr_positive"]), fmt(a["length_corr_negative"])])
+    return ["estimator", "loss aggregation", "push up share", "length corr A>0", "length corr A<0"], rows
 
 
 def budget_title(doc) -> str:

@@ -283,6 +283,43 @@ def chart_trends(doc) -> str:
                   table([doc.get("by_column") or "slice", *[n for n, _ in series]], rows))
 
 
+def chart_budget(doc) -> str:
+    """The expected share of live groups without gradient against the rollouts per prompt
+    (log2 axis), with the observed share marked at the table's median group size."""
+    b = doc.get("budget") or {}
+    rates = {int(n): v for n, v in (b.get("zero_variance_rate") or {}).items() if v is not None}
+    if not rates:
+        return empty("budget", "Rollout budget", "no live groups")
+    seen = b.get("observed_zero_variance_rate")
+    median = doc["input"]["group_size"]["median"] or 2
+    xs = [math.log2(n) for n in rates]
+    lo, hi = min(xs + [math.log2(median)]), max(xs + [math.log2(median)])
+    p = Plot(lo, hi, 0, min(1.0, max(list(rates.values()) + [seen or 0, b.get("target") or 0]) * 1.15 or 1.0),
+             "rollouts per prompt (N)", "groups without gradient")
+    p.axes(xticks=[(math.log2(n), str(n)) for n in rates], percent_y=True)
+    pts = " ".join(f"{p.X(math.log2(n)):.1f},{p.Y(v):.1f}" for n, v in rates.items())
+    p.parts.append(f'<polyline fill="none" stroke="{PALETTE[0]}" stroke-width="2" points="{pts}"/>')
+    for n, v in rates.items():
+        p.parts.append(f'<circle cx="{p.X(math.log2(n)):.1f}" cy="{p.Y(v):.1f}" r="3" fill="{PALETTE[0]}"/>')
+    target = b.get("target")
+    if target is not None:
+        p.parts.append(f'<line x1="{ML}" y1="{p.Y(target):.1f}" x2="{W - MR}" y2="{p.Y(target):.1f}" stroke="{PALETTE[2]}" '
+                       f'stroke-dasharray="5,4"/>')
+    if seen is not None:
+        x, y = p.X(math.log2(median)), p.Y(seen)
+        p.parts.append(f'<path d="M{x - 6:.1f},{y:.1f} L{x:.1f},{y - 6:.1f} L{x + 6:.1f},{y:.1f} L{x:.1f},{y + 6:.1f} Z" '
+                       f'fill="{PALETTE[3]}"/>')
+    need = b.get("group_size_for_target")
+    reading = (f"observed: {pct(seen)} of {b.get('live_groups')} live groups at a median of {num(median)} rollouts "
+               f"(success: {b.get('success')}); the expected share falls to {pct(target)} or less at "
+               + (f"{need} rollouts per prompt" if need is not None else "no N up to 1024"))
+    rows = [[n, pct(v)] for n, v in rates.items()]
+    return figure("budget", "Rollout budget", reading,
+                  p.svg("rollout budget", [("expected, by N", PALETTE[0]), ("observed, at the median N", PALETTE[3]),
+                                           ("target", PALETTE[2])]),
+                  table(["N", "expected no-gradient groups"], rows))
+
+
 STYLE = """
 body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif;margin:24px;color:#222;max-width:1200px}
 h1{font-size:22px;margin-bottom:4px} h2{font-size:18px;margin-top:28px} h3{font-size:15px;margin:0 0 4px}
@@ -326,6 +363,7 @@ def render_html(report: Report, title: str = "mocli report", fig: Figures | None
         chart_sign_flips(doc),
         chart_scatter(doc, fig) if fig is not None else empty("scatter", "Two estimators, row by row", "no figure data"),
         chart_trends(doc),
+        chart_budget(doc),
     ]
     found = findings(doc)
     items = "".join(f"<li>{esc(s)}</li>" for _, s in found) or "<li>nothing stands out</li>"

@@ -12,6 +12,8 @@ from rich.cells import cell_len
 from rich.text import Text
 
 from ..diagnostics.summary import (
+    aggregation_line,
+    aggregation_rows,
     agreement_rows,
     budget_rows,
     budget_title,
@@ -28,7 +30,7 @@ from ..diagnostics.summary import (
 # ---------------------------------------------------------------------------------------
 # Rich and Markdown
 # ---------------------------------------------------------------------------------------
-TEXT_HEADS = {"rewards", "text", "path", "estimator", "estimators", "group", "status", "objectives"}
+TEXT_HEADS = {"rewards", "text", "path", "estimator", "estimators", "group", "status", "objectives", "loss aggregation"}
 PAIR_HEADS = {"objectives", "estimators"}  # "a|b" pairs: shown as "a | b", so that a long pair wraps between its names
 WRAPPED_HEADS = {"rewards", "text"} | PAIR_HEADS  # may wrap between words; every other cell stays on one line
 WIDE = 160  # the width a report is laid out for when the caller names none
@@ -250,6 +252,11 @@ def rich_report(doc: dict[str, Any], title: str, flips: dict | None = None, figu
     parts += _rich_tables("Objectives", *objective_rows(doc), width, transpose=True)
     if doc["conflict"]["discordance"]:
         parts += _rich_tables(f"Conflict (mixed signs: {fmt(doc['conflict']['mixed_sign_rate'], True)} of rows)", *conflict_rows(doc), width)
+    if any("aggregation" in e for e in doc["estimators"].values()):
+        parts += _rich_tables("Loss aggregation (how each mode spreads A over a row's tokens)", *aggregation_rows(doc), width)
+        line = aggregation_line(doc)
+        if line:
+            parts.append(Text(line))
     if doc.get("budget") and doc["budget"]["live_groups"]:
         parts += _rich_tables(budget_title(doc), *budget_rows(doc), width, transpose=True)
     if doc.get("by"):
@@ -276,6 +283,9 @@ def markdown_report(doc: dict[str, Any], title: str, flips: dict | None = None) 
     lines += ["### Objectives", ""] + _md_table(*objective_rows(doc))
     if doc["conflict"]["discordance"]:
         lines += [f"### Conflict (mixed signs: {fmt(doc['conflict']['mixed_sign_rate'], True)} of rows)", ""] + _md_table(*conflict_rows(doc))
+    if any("aggregation" in e for e in doc["estimators"].values()):
+        line = aggregation_line(doc)
+        lines += ["### Loss aggregation", ""] + _md_table(*aggregation_rows(doc)) + ([line, ""] if line else [])
     if doc.get("budget") and doc["budget"]["live_groups"]:
         lines += [f"### {budget_title(doc)}", ""] + _md_table(*budget_rows(doc))
     if doc.get("by"):
