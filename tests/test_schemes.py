@@ -134,3 +134,36 @@ def test_weighted_sum_adds_each_product_in_column_order_without_copying_the_matr
     assert want[7] == 0.0
     ro = Rollouts.from_arrays(r, np.arange(r.shape[0]) % 7, weights=w)
     np.testing.assert_array_equal(make_scheme("weighted_sum")(ro.rewards, ro.weights, ro.names), want)
+
+
+def test_drpo_recipe_normalises_length_among_correct_answers_only(run_cli, tmp_path):
+    """docs/estimators.md, Recipes: gdpo with --when 'length:correct>=1:nan' z-scores the
+    length reward over each group's correct answers alone; wrong answers get only their
+    correctness z (written out here by hand, ddof 1 and eps 1e-6 as gdpo's defaults)."""
+    import polars as pl
+
+    correct = [1, 1, 1, 0, 0, 1, 0, 0, 1, 1]
+    length = [-0.1, -0.5, -0.3, -0.9, -0.2, -0.4, -0.6, -0.1, -0.7, -0.2]
+    group = [0, 0, 0, 0, 0, 1, 1, 1, 1, 1]
+    path = tmp_path / "drpo.csv"
+    pl.DataFrame({"g": group, "correct": correct, "length": length}).write_csv(path)
+    out = tmp_path / "adv.csv"
+    code, _, err = run_cli("advantages", path, "-g", "g", "-r", "correct", "-r", "length", "-e", "gdpo:batch_norm=false",
+                           "--when", "length:correct>=1:nan", "-o", out)
+    assert code == 0, err
+    got = pl.read_csv(out)["adv:gdpo:batch_norm=false"].to_numpy()
+    want = np.zeros(len(correct))
+    for g in (0, 1):
+        rows = [i for i in range(len(group)) if group[i] == g]
+        c = np.array([correct[i] for i in rows], dtype=float)
+        zc = (c - c.mean()) / (c.std(ddof=1) + 1e-6)
+        right = [i for i in rows if correct[i] == 1]
+        x = np.array([length[i] for i in right])
+        zl = dict(zip(right, (x - x.mean()) / (x.std(ddof=1) + 1e-6)))
+        for j, i in enumerate(rows):
+            want[i] = zc[j] + zl.get(i, 0.0)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    # without :nan the wrong answers' length becomes 0 and enters the statistics: not the same
+    code, _, err = run_cli("advantages", path, "-g", "g", "-r", "correct", "-r", "length", "-e", "gdpo:batch_norm=false",
+                           "--when", "length:correct>=1", "-o", out)
+    assert code == 0 and not np.allclose(pl.read_csv(out)["adv:gdpo:batch_norm=false"].to_numpy(), want)

@@ -113,6 +113,23 @@ def markdown(kind: str) -> str:
     return "\n".join(lines)
 
 
+RECIPES = """## Recipes: methods that are compositions
+
+Some published methods need no estimator of their own: a condition (`--when`) and an
+existing estimator make them.
+
+* **DRPO-style length reward among correct answers only.** With
+  `-e gdpo --when 'length_reward:correct_reward>=1:nan'`, a wrong answer's length reward
+  becomes NaN (not applicable), so gdpo z-scores the length reward over the correct
+  answers of each group alone; a wrong answer gets nothing from it (its z is 0) and is
+  judged on correctness only. Without `:nan` the wrong answers would enter the length
+  statistics as 0 and shift the mean the correct answers are compared with.
+* **Posterior-GRPO: the process reward counts only when the outcome is right.** With
+  `-e grpo --when 'process_reward:correct_reward>=1'`, the process reward of a wrong
+  answer is replaced by 0 before the rewards are summed, so reasoning is rewarded only
+  on a correct outcome (`s = r_outcome + r_process * 1[correct]`), then grpo's z-score."""
+
+
 def reference_markdown() -> str:
     head = [
         "# Estimators, schemes and profiles",
@@ -123,8 +140,8 @@ def reference_markdown() -> str:
         "",
     ]
     notation = ["## Notation", "", *notation_markdown(), ""]
-    return ("\n".join(head) + "\n" + "\n".join(notation) + "\n" + markdown("estimators") + "\n" + markdown("schemes")
-            + "\n" + markdown("profiles"))
+    return ("\n".join(head) + "\n" + "\n".join(notation) + "\n" + markdown("estimators") + "\n" + RECIPES + "\n\n"
+            + markdown("schemes") + "\n" + markdown("profiles"))
 
 
 if __name__ == "__main__":  # pragma: no cover
