@@ -314,6 +314,27 @@ def estimator(name, p, s, scorable, codes, rewards=None, w=None, length=None, ba
                 continue  # no other row to win against: 0 under either singleton policy
             for i, z in zscore_column(win, rows, p).items():
                 A[i] = z
+    elif name == "dgpo":
+        k = int(p["accuracy"][1:]) if p["accuracy"] else next(j for j in range(len(w)) if w[j] != 0)
+        varying = {g: rows for g, rows in live.items() if len(rows) >= 2 and not allequal([s[i] for i in rows])}
+        acc = {}
+        for g, rows in varying.items():
+            cells = [rewards[i][k] for i in rows if not isnan(rewards[i][k])]
+            a = mean(cells) if cells else NAN
+            acc[g] = 1.0 if isnan(a) or abs(a) <= 1e-8 else a
+        total = math.fsum(math.exp(-acc[g] / p["T"]) for g in varying)
+        ratio = 1.0
+        if p["length_balance"] and length is not None:
+            live_tokens = math.fsum(length[i] for g in varying for i in G[g])
+            if live_tokens > 0:
+                ratio = math.fsum(length) / live_tokens
+        for g, rows in varying.items():
+            vals = [s[i] for i in rows]
+            m = mean(vals)
+            spread = math.fsum(abs(x - m) for x in vals)
+            weight = len(varying) * math.exp(-acc[g] / p["T"]) / total
+            for i in rows:
+                A[i] = len(rows) * (s[i] - m) / (spread + 1e-4) * weight * ratio
     elif name == "ngrpo":
         for g, rows in live.items():
             vals = [s[i] for i in rows]

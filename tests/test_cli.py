@@ -171,7 +171,7 @@ def test_listings_json(run_cli):
     code, out, _ = run_cli("estimators", "--format", "json")
     names = [e["name"] for e in json.loads(out)]
     assert names == ["grpo", "dr_grpo", "rloo", "reinforce_pp", "reinforce_pp_baseline", "remax", "opo", "gpg",
-                     "passk", "mc_grpo", "g2rpo", "ngrpo", "pref_grpo", "gdpo", "advantage_sum", "dvao", "gd2po"]
+                     "passk", "mc_grpo", "g2rpo", "ngrpo", "pref_grpo", "dgpo", "gdpo", "advantage_sum", "dvao", "gd2po"]
     grpo = json.loads(out)[0]
     assert {p["name"]: p["default"] for p in grpo["params"]} == {
         "nan_policy": "omit", "clip": 0.0, "singleton": "zero", "eps": 1e-6, "eps_mode": "add", "ddof": 1,

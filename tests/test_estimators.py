@@ -29,6 +29,7 @@ SPECS = [
     "mc_grpo", "mc_grpo:scale=mad", "mc_grpo:scale=none,singleton=raw", "mc_grpo:scale=mad,singleton=raw",
     "g2rpo", "ngrpo", "ngrpo:r_max=2.5,singleton=raw", "ngrpo:ddof=0",
     "pref_grpo", "pref_grpo:singleton=raw,ddof=0", "pref_grpo:eps=0,eps_mode=floor",
+    "dgpo", "dgpo:T=0.5,length_balance=false", "dgpo:accuracy=r0", "dgpo:nan_policy=zero",
     "gdpo", "gdpo:batch_norm=false", "gdpo:eps_batch=0,eps_mode=skip_zero", "gdpo:token_weighted=true",
     "gdpo:leave_one_out=true,singleton=raw", "gdpo:nan_policy=zero",
     "advantage_sum", "advantage_sum:singleton=raw,ddof=0",
@@ -155,3 +156,23 @@ def test_pref_grpo_hand_worked():
     got = make_estimator("pref_grpo")(prepare(ro, make_scheme()))
     end = 0.5 / (np.sqrt(1 / 6) + 1e-6)
     np.testing.assert_allclose(got, [-end, 0, 0, end, -end, 0, 0, end, 0], rtol=1e-15, atol=1e-15)
+
+
+def test_dgpo_hand_worked():
+    """Group 1 solves 1 of 4 (accuracy 0.25), group 2 solves 3 of 4 (0.75), group 3 none
+    (dead: s is constant). The two live groups share L = 2 by softmax(-acc / 2): the harder
+    one weighs more. Each centred score is scaled by n_g over its group's sum of absolute
+    deviations (1.5 in both), and with lengths the dead group's 200 tokens go to the 80 of
+    the live ones (x 280 / 80)."""
+    s = [1, 0, 0, 0, 1, 1, 1, 0, 0, 0]
+    length = [10] * 8 + [100, 100]
+    ro = Rollouts.from_arrays(np.array(s, dtype=float), np.repeat([0, 1, 2], [4, 4, 2]), length=length)
+    e1, e2 = np.exp(-0.25 / 2), np.exp(-0.75 / 2)
+    v1, v2 = 2 * e1 / (e1 + e2), 2 * e2 / (e1 + e2)
+    c = np.array([0.75, -0.25, -0.25, -0.25, 0.25, 0.25, 0.25, -0.75])
+    want = np.concatenate([4 * c[:4] / (1.5 + 1e-4) * v1, 4 * c[4:] / (1.5 + 1e-4) * v2, [0, 0]])
+    got = make_estimator("dgpo:length_balance=false")(prepare(ro, make_scheme()))
+    np.testing.assert_allclose(got, want, rtol=1e-14, atol=1e-15)
+    got = make_estimator("dgpo")(prepare(ro, make_scheme()))
+    np.testing.assert_allclose(got, want * 280 / 80, rtol=1e-14, atol=1e-15)
+    assert v1 > v2  # the harder group weighs more

@@ -216,6 +216,19 @@ def flat(lo: float, hi: float) -> bool:
 
 
 @dataclass
+class Sums(Tally):
+    """Plain totals, added element by element (what a batch-wide step needs to count)."""
+
+    values: tuple[float, ...]
+
+    def merge(self, other):
+        return Sums(tuple(a + b for a, b in zip(self.values, other.values)))
+
+    def value(self):
+        return self.values
+
+
+@dataclass
 class Mean(Tally):
     """A mean kept as its sum and count."""
 

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, UsageError
 from ..params import param
 from .base import ESTIMATORS, Estimator, Grouped, GroupScaled, Scaled
-from ..core.tally import Count
+from ..core.tally import Count, Sums
 from .normalise import (
     GroupStats, batch_mean_std, centre_loo, denominator, divide, expand, group_z, lone_rule, singleton_rule, whiten,
 )
@@ -386,3 +386,73 @@ class PrefGRPO(GroupScaled):
         w = np.where(v & (n > 1), (rank - 1.0) / np.where(n > 1, n - 1.0, 1.0), 0.0)
         return group_z(w, v, batch, work, eps=self.eps, eps_mode=self.eps_mode, ddof=self.ddof,
                        singleton=self.singleton, into=work.placement)
+
+
+@ESTIMATORS.register
+@dataclass(frozen=True)
+class DGPO(Estimator):
+    """Difficulty-balanced GRPO: ``A = n_g (s - mu_g) / (sum_{j in g} |s_j - mu_g| + 1e-4) *
+    v_g``, the centred score scaled by its group's mean absolute deviation, then weighted by
+    difficulty: ``v_g = L softmax_g(-acc_g / T)`` over the ``L`` live groups of the training
+    batch ``B`` (those where ``s`` varies; ``n_g`` and ``mu_g`` over the scorable rows),
+    ``acc_g`` the group mean of the ``accuracy`` objective over its valid cells, with an
+    accuracy of 0 (``|acc| <= 1e-8``), or none at all, counted as 1 (so unsolved groups are
+    not the most weighted). With ``length_balance`` and a length
+    column, also times ``sum_B len / sum_{rows of live groups} len``: the tokens of the
+    groups that give no gradient are handed to the others. Dead groups get 0.
+    """
+
+    name = "dgpo"
+    source = ("DGPO, 'Harder is Better' (AMAP-ML/MathForge: trl-0.20.0 grpo_trainer.py, enable_dgpo, "
+              "enable_dgpo_dqw, dgpo_dqw_temp 2.0)")
+    T: float = param(2.0, "temperature of the difficulty softmax")
+    accuracy: str = param("", "objective whose group mean is the accuracy (empty: the first weighted objective)")
+    length_balance: bool = param(True, "hand the tokens of dead groups to the live ones (needs --length)")
+
+    def validate(self) -> None:
+        super().validate()
+        if not self.T > 0:
+            raise UsageError(f"parameter 'T' of estimator 'dgpo' must be > 0, not {self.T:g}")
+
+    def compute(self, batch, work):
+        s, v, codes = batch.scalar, batch.scorable, batch.codes
+        mean, _, count, const = work.device.seg_mean_var(s, v, batch.order, batch.offsets, 0)
+        c = np.where(v, s - mean[codes], 0.0)
+        spread = np.bincount(codes, weights=np.abs(c), minlength=count.shape[0])
+        live = (count >= 2) & ~const
+        acc = self._accuracy(batch)
+        # an unsolved group counts as solved (the official code), and so does one without any accuracy value
+        acc = np.where(np.isnan(acc) | (np.abs(acc) <= 1e-8), 1.0, acc)
+        e = np.where(live, np.exp(-np.where(live, acc, 0.0) / self.T), 0.0)
+        totals = [float(live.sum()), float(e.sum())]
+        L = batch.length
+        balance = self.length_balance and L is not None
+        if balance:
+            tokens = np.where(np.isfinite(L), L, 0.0)
+            totals += [float(tokens.sum()), float(tokens[live[codes]].sum())]
+        totals = work.tally("dgpo", Sums(tuple(totals))).values
+        n_live, e_sum = totals[0], totals[1]
+        weight = np.where(live, n_live * e / e_sum if e_sum > 0 else 0.0, 0.0)
+        if balance and totals[3] > 0:
+            weight = weight * (totals[2] / totals[3])
+        return count[codes] * c / (spread[codes] + 1e-4) * weight[codes]
+
+    def _accuracy(self, batch) -> np.ndarray:
+        """Each group's mean of the accuracy objective over its scorable rows with a value
+        (NaN for a group with none)."""
+        names = list(batch.names)
+        if self.accuracy:
+            if self.accuracy not in names:
+                raise UsageError(f"parameter 'accuracy' of estimator 'dgpo' names '{self.accuracy}', not an objective; "
+                                 f"objectives: {', '.join(names)}")
+            k = names.index(self.accuracy)
+        else:
+            weighted = np.flatnonzero(batch.weighted)
+            k = int(weighted[0]) if weighted.size else 0
+        x = batch.rewards[:, k]
+        ok = batch.scorable & ~np.isnan(x)
+        g = batch.offsets.shape[0] - 1
+        n = np.bincount(batch.codes, weights=ok.astype(np.float64), minlength=g)
+        total = np.bincount(batch.codes, weights=np.where(ok, x, 0.0), minlength=g)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(n > 0, total / np.where(n > 0, n, 1.0), np.nan)
