@@ -70,7 +70,7 @@ class _SettingsMethods:
 
     def roles(self) -> dict[str, Any]:
         return dict(
-            group=self.group, rewards=self.rewards or None, minimize=self.minimize, length=self.length,
+            group=self.group or None, rewards=self.rewards or None, minimize=self.minimize, length=self.length,
             baseline=self.baseline, step=self.step, source=self.source, steps=self.steps, batch_by=self.batch_by,
         )
 
@@ -380,6 +380,7 @@ def _inspect_one(inputs, s: Settings) -> dict[str, Any]:
              loaded.logged: "logged advantage", loaded.scalar: "trained scalar"}
     if loaded.batch:
         roles[loaded.batch] = "batch" if loaded.batch != loaded.step else "step, batch"
+    roles.update({name: "group" for name in loaded.group_columns})
     roles.update({name: "reward" for name in ro.names})
     sizes = np.diff(ro.offsets)
     scorable = ~np.all(np.isnan(ro.rewards), axis=1)
@@ -401,7 +402,9 @@ def _inspect_one(inputs, s: Settings) -> dict[str, Any]:
         "rows": ro.n,
         "columns": {name: {"type": str(dtype), "role": roles.get(name)} for name, dtype in schema.items()},
         "group": loaded.group if not loaded.group.startswith("__mocli_") else None,
-        "group_rule": loaded.group_rule or f"column '{loaded.group}'" + (f" within each {loaded.batch_label}" if loaded.batch else ""),
+        "group_rule": loaded.group_rule or (
+            f"columns {', '.join(repr(c) for c in loaded.group_columns)} (their tuple)" if len(loaded.group_columns) > 1
+            else f"column '{loaded.group}'") + (f" within each {loaded.batch_label}" if loaded.batch else ""),
         "groups": ro.n_groups,
         "group_size": {"min": int(sizes.min()), "median": float(np.median(sizes)), "max": int(sizes.max())},
         "singleton_groups": int((counts == 1).sum()),

@@ -47,7 +47,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("estimators", ("-e", "--estimator"), "Estimator SPEC (NAME or NAME:key=value,...), repeatable.",
            many=True, toml=(list,), param="estimator", metavar="SPEC", panel=ESTIMATORS, complete="estimators",
            shown="grpo; analyze, compare and check: grpo and gdpo when two or more rewards are weighted"),
-    Option("group", ("-g", "--group"), "Group (prompt) column.", metavar="COLUMN", panel=REWARDS,
+    Option("group", ("-g", "--group"), "Group (prompt) column; repeated, the tuple of the columns is the group "
+           "(agent-wise groups: -g prompt -g agent).", many=True, toml=(str, list), metavar="COLUMN", panel=REWARDS,
            complete="columns", shown="the first of {groups}"),
     Option("rewards", ("-r", "--reward"),
            "Reward column NAME[=WEIGHT], repeatable; weight 0 = monitored only.", many=True, toml=(list, dict),

@@ -47,7 +47,8 @@ def advantages(
 
     ``rewards``: ``(n,)`` or ``(n, k)`` (one column per objective; NaN = not applicable).
     ``group_index``: ``(n,)`` group keys of any kind (a tensor of ids, a list of prompt
-    strings, verl's ``uid`` array). ``weights``, ``names``, ``minimize``, ``scheme``,
+    strings, verl's ``uid`` array), or ``(n, m)``: the tuple of a row's ``m`` keys is its
+    group (agent-wise groups: prompt id and agent id, as ``-g prompt -g agent``). ``weights``, ``names``, ``minimize``, ``scheme``,
     ``conditions`` and ``gates`` are those of the CLI (conditions and gates name
     objectives, so give ``names`` with them). ``length`` (token counts) and ``baseline``
     are per-row tensors where the estimator needs them. ``batch_index`` (``(n,)`` keys of
@@ -61,8 +62,9 @@ def advantages(
         rewards = torch.as_tensor(rewards)
     r = _numpy(rewards).astype(np.float64)
     keys = _numpy(group_index)
-    if keys.ndim != 1 or keys.shape[0] != r.shape[0]:
-        raise ValueError(f"group_index has shape {keys.shape}; expected ({r.shape[0]},), one key per row")
+    if keys.ndim not in (1, 2) or keys.shape[0] != r.shape[0]:
+        raise ValueError(f"group_index has shape {keys.shape}; expected ({r.shape[0]},) or ({r.shape[0]}, m): "
+                         "one key (or one tuple of keys) per row")
     ro = Rollouts.from_arrays(
         r, keys, names=names, weights=weights, minimize=minimize,
         length=None if length is None else _numpy(length), baseline=None if baseline is None else _numpy(baseline),

@@ -101,3 +101,69 @@ def test_config_file_and_pyproject(tmp_path, monkeypatch):
     (tmp_path / "bad.toml").write_text('estimator = ["grpo"]\n')
     with pytest.raises(UsageError, match="did you mean 'estimators'"):
         Settings.merge(str(tmp_path / "bad.toml"))
+
+
+@pytest.fixture(scope="module")
+def agents(tmp_path_factory):
+    """Prompts answered by two agents: the group is the (prompt, agent) pair."""
+    rng = np.random.default_rng(1)
+    n = 400
+    prompt = rng.integers(0, 20, n)
+    agent = rng.choice(["planner", "solver"], n)
+    df = pl.DataFrame({"prompt": prompt, "agent": agent, "correct_reward": rng.integers(0, 2, n).astype(float),
+                       "format_reward": rng.random(n), "response_length": rng.integers(5, 500, n)})
+    df = df.with_columns((pl.col("prompt").cast(pl.String) + "|" + pl.col("agent")).alias("pair"))
+    path = tmp_path_factory.mktemp("agents") / "agents.parquet"
+    df.write_parquet(path)
+    return path
+
+
+def test_several_group_columns_equal_one_combined_key(run_cli, agents, tmp_path):
+    """-g prompt -g agent: every estimator and diagnostic as on one column holding the
+    pair, in memory and streamed; the library, the config file and mocli.torch too."""
+    import json
+
+    import mocli
+
+    specs = ["-e", "grpo", "-e", "gdpo", "-e", "dgpo", "-e", "pref_grpo"]
+    base = ["analyze", agents, *specs, "--length", "response_length", "--format", "json"]
+    code, two, err = run_cli(*base, "-g", "prompt", "-g", "agent")
+    assert code == 0, err
+    code, one, err = run_cli(*base, "-g", "pair")
+    assert code == 0, err
+    a, b = json.loads(two), json.loads(one)
+    assert a["input"]["groups"] == b["input"]["groups"] == 40
+    for section in ("objectives", "conflict", "budget", "estimators"):
+        assert a[section] == b[section], section
+    code, streamed, err = run_cli(*base, "-g", "prompt", "-g", "agent", "--memory-limit", "100KB")
+    assert code == 0 and "streamed in" in err
+    s = json.loads(streamed)
+    for label in a["estimators"]:
+        for key in ("collapse", "sign_flip", "pareto"):
+            assert s["estimators"][label][key] == a["estimators"][label][key], (label, key)
+    # advantages
+    out1, out2 = tmp_path / "two.parquet", tmp_path / "one.parquet"
+    assert run_cli("advantages", agents, *specs, "--length", "response_length", "-g", "prompt", "-g", "agent", "-o", out1)[0] == 0
+    assert run_cli("advantages", agents, *specs, "--length", "response_length", "-g", "pair", "-o", out2)[0] == 0
+    t1, t2 = pl.read_parquet(out1), pl.read_parquet(out2)
+    assert t1.columns == t2.columns and "prompt+agent" not in t1.columns
+    for c in t1.columns:
+        if c.startswith("adv:"):
+            assert t1[c].to_list() == t2[c].to_list(), c
+    # the library and the config file
+    lib = mocli.analyze([agents], group=["prompt", "agent"], estimators=["grpo"]).report.to_dict()
+    assert lib["estimators"]["grpo"]["collapse"] == a["estimators"]["grpo"]["collapse"]
+    cfg = tmp_path / "mocli.toml"
+    cfg.write_text('group = ["prompt", "agent"]\nestimators = ["grpo"]\n')
+    code, out, err = run_cli("analyze", agents, "--config", cfg, "--format", "json")
+    assert code == 0, err
+    assert json.loads(out)["estimators"]["grpo"]["collapse"] == a["estimators"]["grpo"]["collapse"]
+    # inspect names both columns
+    code, out, _ = run_cli("inspect", agents, "-g", "prompt", "-g", "agent", "--format", "json")
+    doc = json.loads(out)
+    assert doc["group_rule"].startswith("columns 'prompt', 'agent'") and doc["columns"]["agent"]["role"] == "group"
+    # bad input
+    code, _, err = run_cli("analyze", agents, "-g", "prompt", "-g", "nope")
+    assert code == 2 and "'nope'" in err
+    code, _, err = run_cli("analyze", agents, "-g", "prompt", "-g", "prompt")
+    assert code == 2 and "twice" in err

@@ -65,3 +65,16 @@ def test_importing_mocli_does_not_import_torch():
     code = "import sys, mocli; mocli.analyze; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_tuple_group_keys_equal_one_combined_key():
+    """group_index of shape (n, 2): the (prompt, agent) pair is the group."""
+    rng = np.random.default_rng(3)
+    n = 60
+    prompt, agent = rng.integers(0, 5, n), rng.integers(0, 2, n)
+    rewards = torch.tensor(rng.random((n, 2)))
+    pairs = torch.tensor(np.stack([prompt, agent], axis=1))
+    for est in ("grpo", "gdpo", "dgpo"):
+        two = mt.advantages(rewards, pairs, estimator=est)
+        one = mt.advantages(rewards, torch.tensor(prompt * 10 + agent), estimator=est)
+        assert torch.equal(two, one), est

@@ -74,8 +74,9 @@ class Rollouts:
         baseline=None,
         batch=None,
     ) -> "Rollouts":
-        """Build from plain arrays; ``group`` is any 1-d array of keys (factorised here,
-        groups numbered in order of first appearance). ``batch``: the training batch of
+        """Build from plain arrays; ``group`` is any 1-d array of keys, or an ``(n, m)``
+        array whose rows' tuples are the keys (factorised here, groups numbered in order of
+        first appearance). ``batch``: the training batch of
         each row (any keys; batch-wide statistics are taken per batch, and a group key
         seen in two batches makes two groups)."""
         r = np.asarray(rewards, dtype=np.float64)
@@ -111,7 +112,14 @@ class Rollouts:
 
 
 def dense_codes(keys: np.ndarray) -> tuple[np.ndarray, int]:
-    """Dense group codes numbered in order of first appearance."""
+    """Dense group codes numbered in order of first appearance. ``keys`` of shape ``(n, m)``:
+    the tuple of a row's ``m`` keys is its key (several group columns)."""
+    if keys.ndim == 2:
+        codes, n = np.zeros(keys.shape[0], dtype=np.int64), 1
+        for j in range(keys.shape[1]):
+            column, m = dense_codes(keys[:, j])
+            codes, n = dense_codes(codes * m + column)
+        return codes, n
     _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
     rank = np.empty(first.shape[0], dtype=np.int64)
     rank[np.argsort(first, kind="stable")] = np.arange(first.shape[0])

@@ -28,7 +28,7 @@ import polars as pl
 
 from ..core.rollouts import Rollouts
 from ..errors import InputError, UsageError
-from .files import Plan, Progress, hive_columns, keep_steps, read_error, scan, silent, to_rollouts
+from .files import Plan, Progress, hive_columns, keep_steps, read_error, scan, silent, to_rollouts, with_group_key
 from .outputs import check_interrupted, deferred_signals, pid_alive
 
 # What analyze holds at its peak, per row: about 3.3 times the columns it reads (plus three
@@ -218,6 +218,7 @@ def partition(plan: Plan, n_chunks: int, folder: str, batch_rows: int = 1 << 18,
                 df = keep_steps(df, plan)
                 if df.height == 0:
                     continue
+                df = with_group_key(df, plan)
                 if row_index:
                     df = df.with_columns(pl.int_range(rows, rows + df.height, dtype=pl.Int64).alias(ROW))
                 rows += df.height

@@ -325,6 +325,7 @@ class Loaded:
     group_rule: str | None = None
     batch_rule: str | None = None
     scalar: str | None = None  # the logged scalar that trains (verl's score)
+    group_columns: tuple[str, ...] = ()  # several: their tuple is the group (``group`` names the key)
 
     @property
     def batch_label(self) -> str:
@@ -336,7 +337,8 @@ class Loaded:
         if self.frame is None:
             return None
 
-        return self.frame.select(public_columns(self.frame.columns))
+        made = [self.group] if len(self.group_columns) > 1 else []  # the key of several group columns
+        return self.frame.select([c for c in public_columns(self.frame.columns) if c not in made])
 
 
 def describe_batch(column: str | None) -> str:
@@ -380,6 +382,13 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
     batch: str | None = None
     scalar: str | None = None
+    # the columns whose tuple is the group key (``group`` itself for one column; for
+    # several, ``group`` names the key added to each frame read, see with_group_key)
+    group_columns: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.group_columns:
+            self.group_columns = (self.group,)
 
     @property
     def window(self) -> tuple[float, float] | None:
@@ -395,10 +404,23 @@ class Plan:
         return InputError(f"no rows in {where}" + (f" within --steps {self.steps}" if self.steps else ""))
 
 
+def group_key_name(columns: Sequence[str]) -> str:
+    """The name of the key made of several group columns (their tuple), as reports show it."""
+    return "+".join(columns)
+
+
+def with_group_key(df: pl.DataFrame, plan: "Plan") -> pl.DataFrame:
+    """``df`` with the group key of several group columns (a struct of them) added under
+    :func:`group_key_name`; ``df`` itself for one group column."""
+    if len(plan.group_columns) < 2:
+        return df
+    return df.with_columns(pl.struct(list(plan.group_columns)).alias(plan.group))
+
+
 def plan(
     inputs: Sequence[str | os.PathLike],
     *,
-    group: str | None = None,
+    group: str | Sequence[str] | None = None,
     rewards: Sequence[str] | None = None,
     minimize: Sequence[str] = (),
     length: str | None = None,
@@ -410,15 +432,21 @@ def plan(
     batch_by: str | None = None,
 ) -> Plan:
     """Resolve the column roles from the files' schemas (nothing but a framework dump is
-    read yet); every naming error is raised here."""
+    read yet); every naming error is raised here. ``group``: one column, or several whose
+    tuple is the group key (agent-wise groups: ``["prompt", "agent"]``)."""
+    columns = [group] if isinstance(group, str) else list(group or [])
+    if len(columns) != len(set(columns)):
+        raise UsageError(f"-g/--group names a column twice: {', '.join(columns)}")
+    group = columns[0] if len(columns) == 1 else None
     notes: list[str] = []
     warnings: list[str] = []
     dump = None
     scalar = None
     if source:
-        dump = frameworks.read(source, [str(i) for i in inputs], [group, length, baseline, step, batch_by])
+        dump = frameworks.read(source, [str(i) for i in inputs], [*columns, length, baseline, step, batch_by])
         schema = {c: t for c, t in dump.frame.schema.items()}
-        group = group or dump.group
+        if not columns:
+            group = dump.group
         if not rewards:
             rewards = dump.reward_specs()
             scalar = dump.scalar
@@ -436,9 +464,19 @@ def plan(
     if steps is not None and step is None:
         raise UsageError("--steps needs a step column: pass --step COL")
     parse_steps(steps)
-    gcol = detect_group(schema, group)
+    if len(columns) > 1:
+        for c in columns:
+            detect_group(schema, c)
+        key_columns = tuple(columns)
+        gcol = group_key_name(columns)
+        if gcol in schema:
+            raise UsageError(f"-g/--group: the key of {', '.join(columns)} would be named '{gcol}', which is already a column")
+    else:
+        gcol = detect_group(schema, group)
+        key_columns = (gcol,)
     if dump is None and len(paths) > 1:
-        same_key_kind(per_file, gcol, "group")
+        for c in key_columns:
+            same_key_kind(per_file, c, "group")
         if batch_by:
             same_key_kind(per_file, batch_by, "batch")
     extras = {"length": (length, "--length"), "baseline": (baseline, "--baseline"), "step": (step, "--step"),
@@ -446,7 +484,7 @@ def plan(
     for what, (col, opt) in extras.items():
         if col is not None and col not in schema:
             raise _missing(col, schema, what, opt)
-    roles = [gcol, length or "", baseline or "", step or "", batch_by or ""]
+    roles = [*key_columns, length or "", baseline or "", step or "", batch_by or ""]
     objs = detect_rewards(schema, rewards, exclude=roles)
     names = [o.name for o in objs]
     for m in minimize:
@@ -455,9 +493,9 @@ def plan(
     for col in extra:
         if col not in schema:
             raise _missing(col, schema, "requested", "--by/--logged")
-    needed = [gcol, *names] + [c for c in (length, baseline, step, batch_by, scalar) if c] + list(extra)
+    needed = [*key_columns, *names] + [c for c in (length, baseline, step, batch_by, scalar) if c] + list(extra)
     return Plan(paths, schema, gcol, objs, minimize, length, baseline, step, list(dict.fromkeys(needed)), steps, dump,
-                notes, warnings, batch_by, scalar)
+                notes, warnings, batch_by, scalar, key_columns)
 
 
 def load(
@@ -480,7 +518,7 @@ def load(
         df = dump.frame if all_columns else dump.frame.select(keep)
     else:
         df = read_columns(p.paths, None if all_columns else p.needed, progress)
-    df = keep_steps(df, p)
+    df = with_group_key(keep_steps(df, p), p)
     if df.height == 0:
         raise p.no_rows()
     ro = to_rollouts(df, p.group, p.objectives, p.minimize, p.length, p.baseline, batch=p.batch, scalar=p.scalar)
@@ -488,7 +526,7 @@ def load(
     return Loaded(
         ro, p.group, p.objectives, p.length, p.baseline, p.step, df, p.files, dump.logged if dump else None,
         p.notes, warnings, p.batch, dump.source if dump else None, dump.group_rule if dump else None,
-        dump.batch_rule if dump else None, p.scalar,
+        dump.batch_rule if dump else None, p.scalar, p.group_columns,
     )
 
 

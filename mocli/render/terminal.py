@@ -30,7 +30,8 @@ from ..diagnostics.summary import (
 # ---------------------------------------------------------------------------------------
 # Rich and Markdown
 # ---------------------------------------------------------------------------------------
-TEXT_HEADS = {"rewards", "text", "path", "estimator", "estimators", "group", "status", "objectives", "loss aggregation"}
+TEXT_HEADS = {"rewards", "text", "path", "estimator", "estimators", "group", "status", "objectives", "loss aggregation", "type", "role",
+              "direction"}
 PAIR_HEADS = {"objectives", "estimators"}  # "a|b" pairs: shown as "a | b", so that a long pair wraps between its names
 WRAPPED_HEADS = {"rewards", "text"} | PAIR_HEADS  # may wrap between words; every other cell stays on one line
 WIDE = 160  # the width a report is laid out for when the caller names none
