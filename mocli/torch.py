@@ -63,8 +63,8 @@ def advantages(
     r = _numpy(rewards).astype(np.float64)
     keys = _numpy(group_index)
     if keys.ndim not in (1, 2) or keys.shape[0] != r.shape[0]:
-        raise ValueError(f"group_index has shape {keys.shape}; expected ({r.shape[0]},) or ({r.shape[0]}, m): "
-                         "one key (or one tuple of keys) per row")
+        raise ValueError(f"group_index has shape {keys.shape}; expected ({r.shape[0]},), one key per row, "
+                         f"or ({r.shape[0]}, m), one tuple of keys per row")
     ro = Rollouts.from_arrays(
         r, keys, names=names, weights=weights, minimize=minimize,
         length=None if length is None else _numpy(length), baseline=None if baseline is None else _numpy(baseline),
