@@ -87,34 +87,47 @@ def test_every_example_on_the_bundled_samples_runs(run_cli, tmp_path, monkeypatc
 
 
 # --- completion ----------------------------------------------------------------------
-def _complete(*words: str, cwd: Path = ROOT) -> list[str]:
-    """What bash completion offers for the last word of ``mocli WORDS``."""
-    env = dict(os.environ, _MOCLI_COMPLETE="complete_bash", COMP_WORDS=" ".join(("mocli",) + words),
-               COMP_CWORD=str(len(words)))
-    done = subprocess.run(MOCLI, env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    return done.stdout.split()
+@pytest.fixture
+def complete(monkeypatch, capfd):
+    """What bash completion offers for the last word of ``mocli WORDS`` (Typer's own
+    completion protocol, run in this process from the repository root)."""
+    from mocli.cli.commands import app
+
+    command = typer.main.get_command(app)
+    monkeypatch.chdir(ROOT)
+
+    def run(*words: str) -> list[str]:
+        monkeypatch.setenv("_MOCLI_COMPLETE", "complete_bash")
+        monkeypatch.setenv("COMP_WORDS", " ".join(("mocli",) + words))
+        monkeypatch.setenv("COMP_CWORD", str(len(words)))
+        capfd.readouterr()
+        with pytest.raises(SystemExit) as done:
+            command.main(args=[], prog_name="mocli", standalone_mode=False)
+        assert done.value.code == 0
+        return capfd.readouterr().out.split()
+
+    return run
 
 
-def test_completion_of_names_and_columns():
+def test_completion_of_names_and_columns(complete):
     from mocli.estimators import ESTIMATORS
     from mocli.profiles import PROFILES
     from mocli.schemes import SCHEMES
 
     sample = "sample_data/math.parquet"
-    assert _complete("ana") == ["analyze"]
-    assert _complete("analyze", sample, "-e", "g") == [n for n in ESTIMATORS.names() if n.startswith("g")]
-    assert _complete("analyze", sample, "--scheme", "") == SCHEMES.names()
-    assert _complete("analyze", sample, "--profile", "t") == [n for n in PROFILES.names() if n.startswith("t")]
-    assert _complete("analyze", sample, "--from", "") == ["trl", "verl", "nemo_rl", "auto"]
-    assert _complete("analyze", sample, "--format", "") == ["table", "json", "markdown"]
+    assert complete("ana") == ["analyze"]
+    assert complete("analyze", sample, "-e", "g") == [n for n in ESTIMATORS.names() if n.startswith("g")]
+    assert complete("analyze", sample, "--scheme", "") == SCHEMES.names()
+    assert complete("analyze", sample, "--profile", "t") == [n for n in PROFILES.names() if n.startswith("t")]
+    assert complete("analyze", sample, "--from", "") == ["trl", "verl", "nemo_rl", "auto"]
+    assert complete("analyze", sample, "--format", "") == ["table", "json", "markdown"]
     columns = pl.read_parquet_schema(ROOT / sample)
-    assert _complete("analyze", sample, "-g", "") == list(columns)
-    assert _complete("compare", "-e", "grpo", sample, "-r", "c") == [c for c in columns if c.startswith("c")]
-    assert _complete("analyze", "sample_data/*.parquet", "--length", "resp") == ["response_length"]
-    assert _complete("check", sample, "--batch-by", "st") == ["step"]
-    assert _complete("analyze", sample, "--by", "st") == ["step"]
-    assert _complete("analyze", "missing.parquet", "-g", "") == []  # nothing readable: nothing offered
+    assert complete("analyze", sample, "-g", "") == list(columns)
+    assert complete("compare", "-e", "grpo", sample, "-r", "c") == [c for c in columns if c.startswith("c")]
+    assert complete("analyze", "sample_data/*.parquet", "--length", "resp") == ["response_length"]
+    assert complete("check", sample, "--batch-by", "st") == ["step"]
+    assert complete("analyze", sample, "--by", "st") == ["step"]
+    assert complete("analyze", "missing.parquet", "-g", "") == []  # nothing readable: nothing offered
 
 
 # --- the terminal report -------------------------------------------------------------
