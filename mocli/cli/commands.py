@@ -79,10 +79,14 @@ mocli estimators
 mocli estimators --format json
 """
 EXAMPLES_SCHEMES = """
+mocli schemes
+# the same as a Markdown table, for a design doc
 mocli schemes --format markdown
 """
 EXAMPLES_PROFILES = """
 mocli profiles
+# every profile's settings, for a script
+mocli profiles --format json
 """
 EXAMPLES_SAMPLE = """
 mocli sample math -o math.parquet
