@@ -48,9 +48,10 @@ mocli analyze output_dir/completions --from trl --by step
 )
 
 
-def command(examples: str, name: str | None = None):
-    """A command whose --help lists its options in sections and ends with ``examples``."""
-    return app.command(name, cls=help_format.Command, epilog=examples, context_settings={"max_content_width": 100})
+def command(name: str):
+    """The command ``name``, whose --help lists its options in sections and ends with its
+    EXAMPLES."""
+    return app.command(name, cls=help_format.Command, epilog=EXAMPLES[name], context_settings={"max_content_width": 100})
 
 
 def _show_version(value: bool) -> None:
@@ -68,63 +69,63 @@ def _main(
     """Reward composition and offline advantage analysis for multi-reward RL."""
 
 # each command's examples (its --help ends with them; tests run the ones on sample_data/)
-EXAMPLES_ADVANTAGES = """
+EXAMPLES = {
+    "advantages": """
 # GRPO and GDPO advantages next to every input column
 mocli advantages sample_data/math.parquet -e grpo -e gdpo -o with_advantages.parquet
 # your own weights; the format reward only monitored
 mocli advantages rollouts/ -r correct_reward=1 -r format_reward=0 -o advantages.parquet
-"""
-EXAMPLES_ESTIMATORS = """
+""",
+    "estimators": """
 mocli estimators
 mocli estimators --format json
-"""
-EXAMPLES_SCHEMES = """
+""",
+    "schemes": """
 mocli schemes
 # the same as a Markdown table, for a design doc
 mocli schemes --format markdown
-"""
-EXAMPLES_PROFILES = """
+""",
+    "profiles": """
 mocli profiles
 # every profile's settings, for a script
 mocli profiles --format json
-"""
-EXAMPLES_SAMPLE = """
+""",
+    "sample": """
 mocli sample math -o math.parquet
 mocli sample tool_calling -o tool_calling.jsonl --seed 1
-"""
-EXAMPLES_INSPECT = """
+""",
+    "inspect": """
 mocli inspect sample_data/math.parquet
 # which framework wrote a folder of dumps, and how mocli reads it
 mocli inspect dumps/ --from auto
-"""
-EXAMPLES_ANALYZE = """
+""",
+    "analyze": """
 mocli analyze sample_data/math.parquet --length response_length
 # per training step, as JSON for a script
 mocli analyze sample_data/math.parquet --by step --format json
 # a verl dump, with an HTML report beside the terminal one
 mocli analyze verl_dumps/ --from verl --html report.html
-"""
-EXAMPLES_COMPARE = """
+""",
+    "compare": """
 mocli compare sample_data/math.parquet -e grpo -e gdpo -e rloo
 # TRL's z-score against Dr. GRPO's mean-only advantage, three flipping rows per pair
 mocli compare sample_data/safety.parquet -e grpo -e dr_grpo --top 3
-"""
-EXAMPLES_CHECK = """
+""",
+    "check": """
 mocli check sample_data/math.parquet --fail-if 'sign_flip.correct_reward > 0.2'
 # in CI: a JUnit file and the job's step summary
 mocli check rollouts/ --fail-if 'collapse.zero_variance_group_rate > 0.5' --junit junit.xml --summary "$GITHUB_STEP_SUMMARY"
-"""
-EXAMPLES_VERIFY = """
+""",
+    "verify": """
 # TRL's logged advantages, recomputed under TRL's own defaults
 mocli verify output_dir/completions --from trl
 mocli verify verl_dumps/ --from verl -e grpo --tol 1e-6
-"""
-EXAMPLES_REPORT = """
+""",
+    "report": """
 mocli report sample_data/math.parquet -o report.html
 mocli report output_dir/completions --from trl -o report.html
-"""
-
-EXAMPLES = {"advantages": EXAMPLES_ADVANTAGES, "estimators": EXAMPLES_ESTIMATORS, "schemes": EXAMPLES_SCHEMES, "profiles": EXAMPLES_PROFILES, "sample": EXAMPLES_SAMPLE, "inspect": EXAMPLES_INSPECT, "analyze": EXAMPLES_ANALYZE, "compare": EXAMPLES_COMPARE, "check": EXAMPLES_CHECK, "verify": EXAMPLES_VERIFY, "report": EXAMPLES_REPORT}
+""",
+}
 
 FORMATS = ("table", "json", "markdown")
 
@@ -165,7 +166,7 @@ def _done(ctx: typer.Context) -> None:
         ctx.obj.close()
 
 
-@command(EXAMPLES_ADVANTAGES)
+@command("advantages")
 @o.data_options
 def advantages(
     ctx: typer.Context,
@@ -205,25 +206,25 @@ def _listing(kind: str, fmt: Optional[str]) -> None:
     con.print(render.rich_listing(kind.capitalize(), head, rows, con.width))
 
 
-@command(EXAMPLES_ESTIMATORS)
+@command("estimators")
 def estimators(fmt: o.Format = None) -> None:
     """List the estimators with parameters, defaults, formulas and sources."""
     _listing("estimators", fmt)
 
 
-@command(EXAMPLES_SCHEMES)
+@command("schemes")
 def schemes(fmt: o.Format = None) -> None:
     """List the reward-combination schemes."""
     _listing("schemes", fmt)
 
 
-@command(EXAMPLES_PROFILES)
+@command("profiles")
 def profiles(fmt: o.Format = None) -> None:
     """List the framework profiles and the defaults they set."""
     _listing("profiles", fmt)
 
 
-@command(EXAMPLES_SAMPLE, "sample")
+@command("sample")
 def sample_cmd(
     name: Annotated[str, typer.Argument(help=f"One of: {', '.join(SAMPLES)}.", show_default=False, metavar="NAME")],
     output: Annotated[str, typer.Option("-o", "--output", help="Output file (.parquet, .jsonl, .json, .csv).", metavar="PATH", rich_help_panel=OUTPUT)],
@@ -236,7 +237,7 @@ def sample_cmd(
     sys.stderr.write(f"wrote {table.height} rows of sample '{name}' to {output}\n")
 
 
-@command(EXAMPLES_INSPECT)
+@command("inspect")
 def inspect(
     ctx: typer.Context,
     inputs: o.Inputs,
@@ -313,7 +314,7 @@ def _write_html(analysis: Analysis, path: str, title: str) -> None:
     sys.stderr.write(f"wrote the HTML report to {path}\n")
 
 
-@command(EXAMPLES_ANALYZE)
+@command("analyze")
 @o.data_options
 def analyze(
     ctx: typer.Context,
@@ -343,7 +344,7 @@ def analyze(
     _report_output(analysis, f, "mocli analyze", quiet=quiet)
 
 
-@command(EXAMPLES_COMPARE)
+@command("compare")
 @o.data_options
 def compare(
     ctx: typer.Context,
@@ -376,7 +377,7 @@ def compare(
     _report_output(analysis, f, "mocli compare", flips, quiet=quiet)
 
 
-@command(EXAMPLES_CHECK)
+@command("check")
 @o.data_options
 def check(
     ctx: typer.Context,
@@ -452,7 +453,7 @@ def _write_text(path: str, text: str) -> None:
     write_text(path, text)
 
 
-@command(EXAMPLES_VERIFY)
+@command("verify")
 @o.data_options
 def verify(
     ctx: typer.Context,
@@ -486,7 +487,7 @@ def verify(
         raise typer.Exit(1)
 
 
-@command(EXAMPLES_REPORT)
+@command("report")
 @o.data_options
 def report(
     ctx: typer.Context,

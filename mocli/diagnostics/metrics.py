@@ -271,7 +271,8 @@ def length_coupling(A, sa, length, batch: Batch, view: GroupView) -> dict[str, A
 
 def _extremes(x: np.ndarray, rows: np.ndarray) -> tuple[float, float]:
     """The least and largest of ``x`` on ``rows`` (inf, -inf when there are none)."""
-    return float(np.where(rows, x, np.inf).min(initial=np.inf)), float(np.where(rows, x, -np.inf).max(initial=-np.inf))
+    v = x[rows]  # one copy of the rows, not two full-length masked arrays
+    return (float(v.min()), float(v.max())) if v.size else (np.inf, -np.inf)
 
 
 AGGREGATIONS = ("token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm")
