@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import field, fields, make_dataclass
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -18,6 +18,8 @@ from .core.rollouts import Rollouts
 from .diagnostics.budget import BudgetRule
 from .diagnostics import Analysis, analyze_chunked, analyze_rollouts, default_estimators_for
 from .diagnostics.verify import verify_rollouts
+from .diagnostics import sweep as sweep_mod
+from .diagnostics.sweep import DEFAULT_METRICS, Sweep
 from .engine.pipeline import compute_advantages, make_scheme, resolve, run_estimators
 from .engine.stream import advantages_chunked
 from .errors import MocliError, UsageError
@@ -345,6 +347,56 @@ def verify(
     v.notes = s.profile_notes() + loaded.notes
     v.warnings = loaded.warnings
     return v
+
+
+def sweep(
+    inputs: Sequence[str | os.PathLike] | Rollouts,
+    settings: Settings | None = None,
+    *,
+    grid: Mapping[str, Sequence[float]] | Sequence[str] | None = None,
+    samples: int | None = None,
+    seed: int = 0,
+    metrics: Sequence[str] | None = None,
+    **options: Any,
+) -> Sweep:
+    """Evaluate candidate weightings of the objectives under each estimator (default
+    ``grpo`` and ``gdpo``) and mark the Pareto-optimal ones (:class:`~mocli.diagnostics.sweep.Sweep`).
+
+        >>> result = mocli.sweep(["rollouts.parquet"], grid={"correct_reward": [1, 2, 4]})
+        >>> result.best.weights, result.best.metrics["sign_flip.max"]
+
+    ``grid``: weights per objective (``{"name": [w, ...]}`` or ``--grid`` strings
+    ``"name=w1,w2"``); objectives without one keep their weight; none: 0.5, 1 and 2 times
+    each weighted objective's weight. ``samples``: that many random weightings instead,
+    log-uniform between 0.25 and 4 times the weights (``seed``). ``metrics``: report paths
+    relative to the estimator, all minimised (default ``sign_flip.max``,
+    ``collapse.masked_signal_group_rate``, ``influence.gap``). The current weights are
+    always a candidate. The table is held in memory."""
+    s = (settings or Settings.merge(**options)).settled(inputs)
+    specs = s.estimators or ["grpo", "gdpo"]
+    resolved = resolve(specs, s.profile)  # fail on a bad spec before reading anything
+    paths = list(metrics or DEFAULT_METRICS)
+    if samples is not None and grid:
+        raise UsageError("give either --grid or --samples, not both")
+    if isinstance(inputs, Rollouts):
+        rollouts, notes, warnings = inputs, [], []
+    else:
+        loaded = s.load(inputs)
+        rollouts, notes, warnings = loaded.rollouts, s.profile_notes() + loaded.notes, loaded.warnings
+    sweep_mod.sections_for(paths, rollouts.length is not None)  # a bad --metric fails before any work
+    names = list(rollouts.names)
+    if grid is not None and not isinstance(grid, Mapping):
+        grid = sweep_mod.parse_grid(list(grid), names)
+    elif grid:
+        grid = sweep_mod.parse_grid([f"{k}={','.join(repr(float(w)) for w in ws)}" for k, ws in grid.items()], names)
+    cands = sweep_mod.weightings(names, rollouts.weights, grid or None, samples, seed)
+    out = sweep_mod.sweep_rollouts(
+        rollouts, resolved, make_scheme(s.scheme, s.gate), [Condition.parse(c) for c in s.when], candidates=cands,
+        paths=paths, device=s.compute_device, progress=s.progress,
+    )
+    out.notes = notes + out.notes
+    out.warnings = list(warnings)
+    return out
 
 
 def inspect(inputs: Sequence[str | os.PathLike], settings: Settings | None = None, **options: Any) -> dict[str, Any]:

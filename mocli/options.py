@@ -39,14 +39,14 @@ class Option:
 
 
 # the sections of --help, in order
-INPUT, REWARDS, ESTIMATORS, OUTPUT, CHECKS, PERFORMANCE = (
-    "Input", "Rewards and groups", "Estimators", "Output", "Checks", "Performance")
-PANELS = (INPUT, REWARDS, ESTIMATORS, OUTPUT, CHECKS, PERFORMANCE)
+INPUT, REWARDS, ESTIMATORS, OUTPUT, CHECKS, CANDIDATES, PERFORMANCE = (
+    "Input", "Rewards and groups", "Estimators", "Output", "Checks", "Candidates", "Performance")
+PANELS = (INPUT, REWARDS, ESTIMATORS, OUTPUT, CHECKS, CANDIDATES, PERFORMANCE)
 
 OPTIONS: tuple[Option, ...] = (
     Option("estimators", ("-e", "--estimator"), "Estimator SPEC (NAME or NAME:key=value,...), repeatable.",
            many=True, toml=(list,), param="estimator", metavar="SPEC", panel=ESTIMATORS, complete="estimators",
-           shown="grpo; analyze, compare and check: grpo and gdpo when two or more rewards are weighted"),
+           shown="grpo; analyze, compare and check: grpo and gdpo when two or more rewards are weighted; sweep: grpo and gdpo"),
     Option("group", ("-g", "--group"), "Group (prompt) column; repeated, the tuple of the columns is the group "
            "(agent-wise groups: -g prompt -g agent).", many=True, toml=(str, list), metavar="COLUMN", panel=REWARDS,
            complete="columns", shown="the first of {groups}"),

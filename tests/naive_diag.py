@@ -265,6 +265,14 @@ def estimator(A, R, w, names, codes, scorable, G, live, live_rows, tolk, varies,
             for j, k in enumerate(weighted):
                 infl[names[k]] = shares[j]
             infl["r2"] = sum(shares)
+    # the derived paths, by their definitions
+    flips = [flip[names[k]] for k in weighted if flip[names[k]] is not None]
+    flip["max"] = max(flips) if flips else None
+    total = sum(w[k] for k in weighted)
+    if infl["r2"] and total != 0:
+        infl["gap"] = sum(abs(infl[names[k]] / infl["r2"] - w[k] / total) for k in weighted)
+    else:
+        infl["gap"] = None
     out = {
         "advantage": adv, "collapse": collapse, "sign_flip": flip, "silenced": sil, "interference": inter,
         "pareto": {"dominated_winner_rate": rate(dominated, nz_groups), "order_violation_rate": rate(viol, dom)},

@@ -159,7 +159,7 @@ def test_monitored_objective_is_reported_not_combined():
     rep = analyze_rollouts(ro).report.to_dict()
     assert list(rep["estimators"]) == ["grpo"]  # one weighted objective: no gdpo by default
     assert "tokens" in rep["estimators"]["grpo"]["sign_flip"]
-    assert set(rep["estimators"]["grpo"]["influence"]) == {"correct", "r2"}
+    assert set(rep["estimators"]["grpo"]["influence"]) == {"correct", "r2", "gap"}
     assert rep["estimators"]["grpo"]["influence"]["r2"] == pytest.approx(1.0)
 
 

@@ -13,13 +13,15 @@ from rich.console import Console
 from .. import __version__
 from ..render import catalog
 from ..diagnostics import check as check_mod
-from ..api import Settings, analyze as analyze_api, write_advantages, flip_rows, inspect as inspect_api, verify as verify_api
+from ..api import (
+    Settings, analyze as analyze_api, flip_rows, inspect as inspect_api, sweep as sweep_api, verify as verify_api, write_advantages,
+)
 from ..errors import UsageError
-from ..options import BY_PARAMETER, CHECKS, INPUT, OUTPUT
+from ..options import BY_PARAMETER, CANDIDATES, CHECKS, INPUT, OUTPUT
 from ..diagnostics import Analysis
 from ..io.files import check_output, expand_inputs, input_files, library_versions, schema_of, write_table
 from ..io.outputs import append_text, check_writable, refuse_inputs, write_text
-from ..render.html import render_html
+from ..render.html import render_html, render_sweep_html
 from ..io.samples import SAMPLES, sample
 from . import help as help_format
 from .progress import Bar
@@ -120,6 +122,13 @@ mocli check rollouts/ --fail-if 'collapse.zero_variance_group_rate > 0.5' --juni
 # TRL's logged advantages, recomputed under TRL's own defaults
 mocli verify output_dir/completions --from trl
 mocli verify verl_dumps/ --from verl -e grpo --tol 1e-6
+""",
+    "sweep": """
+mocli sweep sample_data/math.parquet
+# your own grid for one objective, and a chart of the trade-off
+mocli sweep sample_data/math.parquet --grid correct_reward=1,2,4 --html sweep.html
+# 200 random weightings under GRPO only, ranked by sign flips and the influence gap
+mocli sweep sample_data/math.parquet --samples 200 --seed 1 -e grpo --metric sign_flip.max --metric influence.gap
 """,
     "report": """
 mocli report sample_data/math.parquet -o report.html
@@ -511,3 +520,41 @@ def report(
     analysis = analyze_api(inputs, s, by=by, figures=True, require_figures=True)
     _done(ctx)
     _write_html(analysis, output, "mocli report")
+
+
+@command("sweep")
+@o.data_options
+def sweep(
+    ctx: typer.Context,
+    inputs: o.Inputs,
+    grid: Annotated[Optional[List[str]], typer.Option("--grid", help="Weights to try for one objective, repeatable; the candidates are every combination, objectives without a grid keep their weight.  [default: 0.5, 1 and 2 times each weighted objective's weight]", metavar="NAME=W1,W2,...", rich_help_panel=CANDIDATES, show_default=False)] = None,
+    samples: Annotated[Optional[int], typer.Option("--samples", help="Try N random weightings instead, each weight drawn log-uniform between 0.25 and 4 times its value.", metavar="N", rich_help_panel=CANDIDATES, show_default=False)] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed of --samples.  [default: 0]", metavar="N", rich_help_panel=CANDIDATES, show_default=False)] = 0,
+    metric: Annotated[Optional[List[str]], typer.Option("--metric", help="Report path to minimise, relative to the estimator as in check (e.g. sign_flip.max), repeatable.  [default: sign_flip.max, collapse.masked_signal_group_rate, influence.gap]", metavar="PATH", rich_help_panel=CANDIDATES, show_default=False)] = None,
+    fmt: o.Format = None,
+    top: Annotated[int, typer.Option("--top", help="How many Pareto-optimal candidates the table shows.  [default: 20]", metavar="N", rich_help_panel=OUTPUT, show_default=False)] = 20,
+    html: Annotated[Optional[str], typer.Option("--html", help="Also write an HTML chart of the trade-off between the first two metrics here.", metavar="PATH", rich_help_panel=OUTPUT)] = None,
+    **options,
+) -> None:
+    """Which weights and estimator to train with: candidate weightings and their Pareto set."""
+    s = _settings(locals())
+    f = _format(s.format)
+    if top < 1:
+        raise UsageError(f"--top must be at least 1, not {top}")
+    if html:
+        check_output_text(html, "--html")
+        _refuse_inputs(inputs, s, ("--html", html))
+    result = sweep_api(inputs, s, grid=grid, samples=samples, seed=seed, metrics=metric)
+    _done(ctx)
+    _say(result.notes, result.warnings)
+    doc = result.to_dict()
+    if html:
+        _write_text(html, render_sweep_html(doc))
+        sys.stderr.write(f"wrote the HTML chart to {html}\n")
+    if f == "json":
+        _json(doc)
+    elif f == "markdown":
+        sys.stdout.write(render.markdown_sweep(doc, top) + "\n")
+    else:
+        con = _out()
+        con.print(render.rich_sweep(doc, top, con.width))

@@ -198,10 +198,32 @@ def report_from(tree: dict[str, Any]) -> Report:
     # what loading inferred and warned of (filled in by whoever loaded the table)
     # and the training batch (one, the whole table, unless the caller says otherwise)
     doc["input"].update(batch_by=None, notes=[], warnings=[], mocli_version=__version__, versions=library_versions())
+    weights = dict(zip(doc["input"]["objectives"], doc["input"]["weights"]))
     for entry in doc["estimators"].values():
         entry["params"] = {**entry["params"], "batch": "whole table"}
+        add_derived(entry, weights)
     return Report(doc["input"], doc["objectives"], doc["conflict"], doc["estimators"], doc.get("agreement"),
                   doc.get("budget"))
+
+
+def add_derived(entry: dict[str, Any], weights: dict[str, float]) -> None:
+    """The summaries DIAGNOSTICS.md derives from an estimator's metrics, added in place:
+    ``sign_flip.max`` (the largest sign-flip rate over weighted objectives; null when all
+    are null) and ``influence.gap`` (``sum_k |influence.k / r2 - w_k / sum_l w_l|`` over
+    weighted objectives; null when ``r2`` is 0 or null, or the weights sum to 0)."""
+    weighted = [k for k, w in weights.items() if w != 0]
+    if "sign_flip" in entry:
+        flips = [entry["sign_flip"][k] for k in weighted if entry["sign_flip"].get(k) is not None]
+        entry["sign_flip"]["max"] = max(flips) if flips else None
+    if "influence" in entry:
+        inf = entry["influence"]
+        r2 = inf.get("r2")
+        total = sum(weights[k] for k in weighted)
+        shares = [inf.get(k) for k in weighted]
+        if not r2 or total == 0 or any(v is None for v in shares):
+            inf["gap"] = None
+        else:
+            inf["gap"] = metrics.num(sum(abs(v / r2 - weights[k] / total) for k, v in zip(weighted, shares)))
 
 
 def tally_rollouts(rollouts, resolved, scheme, conds, compare, device: Device = CPU, stats: BatchStats | None = None,

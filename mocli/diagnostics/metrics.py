@@ -6,7 +6,7 @@ document. A rate with an empty denominator is ``None`` (JSON null), never 0 or N
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Collection
 
 import numpy as np
 
@@ -170,10 +170,19 @@ def conflict(batch: Batch, view: GroupView) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------
 # per estimator
 # ---------------------------------------------------------------------------------------
+# the sections of an estimator's metrics; "collapse:groups" is the part of collapse that
+# needs no row pairs (zero_variance_group_rate, dead_row_rate, masked_signal_group_rate)
+SECTIONS = ("advantage", "collapse", "sign_flip", "silenced", "interference", "pareto", "influence", "length", "aggregation")
+GROUP_COLLAPSE = ("zero_variance_group_rate", "dead_row_rate", "masked_signal_group_rate")
+
+
 def estimator_metrics(A: np.ndarray, batch: Batch, view: GroupView, length: np.ndarray | None,
-                      train_batch: np.ndarray | None = None) -> dict[str, Any]:
+                      train_batch: np.ndarray | None = None, sections: Collection[str] | None = None) -> dict[str, Any]:
     """The metrics of one estimator's advantages ``A``; ``train_batch``: each row's training
-    batch (dense codes; None: the table is one batch), for the loss aggregation."""
+    batch (dense codes; None: the table is one batch), for the loss aggregation.
+    ``sections``: only these parts of the report (names of :data:`SECTIONS`, or
+    ``collapse:groups``), each computed exactly as in the whole report; None: all."""
+    want = (lambda _: True) if sections is None else set(sections).__contains__
     codes = batch.codes
     sc = batch.scorable
     live_g = view.live_group
@@ -181,65 +190,75 @@ def estimator_metrics(A: np.ndarray, batch: Batch, view: GroupView, length: np.n
     tola = group_tolerance(A, sc, batch, view.device)
     zero = np.abs(A) <= tola[codes]
     sa = np.where(zero, 0, np.sign(A)).astype(np.int8)
+    out: dict[str, Any] = {}
 
-    # advantage
-    a = A[sc]
-    s = sa[sc]
-    adv = {
-        "summary": AdvantageSummary.of(a, view.spill),
-        "positive_rate": Ratio((s > 0).sum(), a.size), "negative_rate": Ratio((s < 0).sum(), a.size),
-        "zero_rate": Ratio((s == 0).sum(), a.size),
-    }
+    if want("advantage"):
+        a = A[sc]
+        s = sa[sc]
+        out["advantage"] = {
+            "summary": AdvantageSummary.of(a, view.spill),
+            "positive_rate": Ratio((s > 0).sum(), a.size), "negative_rate": Ratio((s < 0).sum(), a.size),
+            "zero_rate": Ratio((s == 0).sum(), a.size),
+        }
 
-    # collapse
     nonzero_rows = np.bincount(codes, weights=(live_r & ~zero).astype(np.float64), minlength=live_g.shape[0])
     all_zero = live_g & (nonzero_rows == 0)
-    signal = (view.varies & batch.weighted[None, :]).any(axis=1)
-    pairs = advantage_pairs(np.ascontiguousarray(batch.rewards), A, live_r, batch.weighted, batch.order, batch.offsets, view.tolk, tola)
-    pl = pairs[live_g]
-    collapse = {
-        "zero_variance_group_rate": Ratio(all_zero.sum(), live_g.sum()),
-        "dead_row_rate": Ratio((live_r & all_zero[codes]).sum(), live_r.sum()),
-        "masked_signal_group_rate": Ratio((all_zero & signal).sum(), live_g.sum()),
-        "collapsed_pair_rate": Ratio(pl[:, 1].sum(), pl[:, 0].sum()),
-        "resolution": Ratio(pl[:, 2].sum(), view.vectors[live_g].sum()),
-    }
+    pairs = want("collapse") or want("pareto")
+    if pairs:
+        pl = advantage_pairs(np.ascontiguousarray(batch.rewards), A, live_r, batch.weighted, batch.order, batch.offsets,
+                             view.tolk, tola)[live_g]
+    if pairs or want("collapse:groups"):
+        signal = (view.varies & batch.weighted[None, :]).any(axis=1)
+        collapse = {
+            "zero_variance_group_rate": Ratio(all_zero.sum(), live_g.sum()),
+            "dead_row_rate": Ratio((live_r & all_zero[codes]).sum(), live_r.sum()),
+            "masked_signal_group_rate": Ratio((all_zero & signal).sum(), live_g.sum()),
+        }
+        if want("collapse"):
+            collapse["collapsed_pair_rate"] = Ratio(pl[:, 1].sum(), pl[:, 0].sum())
+            collapse["resolution"] = Ratio(pl[:, 2].sum(), view.vectors[live_g].sum())
+            out["collapse"] = collapse
+        elif want("collapse:groups"):
+            out["collapse"] = collapse
 
     # sign flips and silencing, per objective
-    sign_flip = {}
-    silenced = {}
-    interference = {}
-    lo, hi = view.device.seg_min_max(A, sc, batch.order, batch.offsets)
-    a_varies = live_g & (hi - lo > tola)
-    for k, name in enumerate(batch.names):
-        sk = view.sign[:, k]
-        has = sc & (sk != 0)
-        both = has & (sa != 0)
-        sign_flip[name] = Ratio((both & (sa != sk)).sum(), both.sum())
-        silenced[name] = Ratio((has & (sa == 0)).sum(), has.sum())
-        eligible = a_varies & view.varies[:, k]
-        col = np.ascontiguousarray(np.where(view.valid_k[:, k], batch.rewards[:, k], 0.0))
-        cov = seg_cov(col, A, view.valid_k[:, k], batch.order, batch.offsets)
-        interference[name] = Ratio((eligible & (cov < -1e-12)).sum(), eligible.sum())
+    if want("sign_flip") or want("silenced"):
+        sign_flip = {}
+        silenced = {}
+        for k, name in enumerate(batch.names):
+            sk = view.sign[:, k]
+            has = sc & (sk != 0)
+            both = has & (sa != 0)
+            sign_flip[name] = Ratio((both & (sa != sk)).sum(), both.sum())
+            silenced[name] = Ratio((has & (sa == 0)).sum(), has.sum())
+        if want("sign_flip"):
+            out["sign_flip"] = sign_flip
+        if want("silenced"):
+            out["silenced"] = silenced
+    if want("interference"):
+        interference = {}
+        lo, hi = view.device.seg_min_max(A, sc, batch.order, batch.offsets)
+        a_varies = live_g & (hi - lo > tola)
+        for k, name in enumerate(batch.names):
+            eligible = a_varies & view.varies[:, k]
+            col = np.ascontiguousarray(np.where(view.valid_k[:, k], batch.rewards[:, k], 0.0))
+            cov = seg_cov(col, A, view.valid_k[:, k], batch.order, batch.offsets)
+            interference[name] = Ratio((eligible & (cov < -1e-12)).sum(), eligible.sum())
+        out["interference"] = interference
 
-    live_nonzero = ~all_zero[live_g]
-    pareto = {
-        "dominated_winner_rate": Ratio((pl[:, 5] * live_nonzero).sum(), live_nonzero.sum()),
-        "order_violation_rate": Ratio(pl[:, 4].sum(), pl[:, 3].sum()),
-    }
-
-    out = {
-        "advantage": adv,
-        "collapse": collapse,
-        "sign_flip": sign_flip,
-        "silenced": silenced,
-        "interference": interference,
-        "pareto": pareto,
-        "influence": {"fit": influence(A, batch, view)},
-    }
+    if want("pareto"):
+        live_nonzero = ~all_zero[live_g]
+        out["pareto"] = {
+            "dominated_winner_rate": Ratio((pl[:, 5] * live_nonzero).sum(), live_nonzero.sum()),
+            "order_violation_rate": Ratio(pl[:, 4].sum(), pl[:, 3].sum()),
+        }
+    if want("influence"):
+        out["influence"] = {"fit": influence(A, batch, view)}
     if length is not None:
-        out["length"] = length_coupling(A, sa, length, batch, view)
-        out["aggregation"] = aggregation(A, sa, length, batch, train_batch)
+        if want("length"):
+            out["length"] = length_coupling(A, sa, length, batch, view)
+        if want("aggregation"):
+            out["aggregation"] = aggregation(A, sa, length, batch, train_batch)
     return out
 
 

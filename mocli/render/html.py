@@ -379,3 +379,94 @@ def render_html(report: Report, title: str = "mocli report", fig: Figures | None
         f"<footer>{esc(made_by(doc))}</footer>"
         f"<script>{CHECK_SCRIPT}</script></body></html>\n"
     )
+
+
+# ---------------------------------------------------------------------------------------
+# sweep
+# ---------------------------------------------------------------------------------------
+def front_2d(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The points no other point beats on both coordinates (both minimised), by x."""
+    out: list[tuple[float, float]] = []
+    for x, y in sorted(set(points)):
+        if not out or y < out[-1][1]:
+            out.append((x, y))
+    return out
+
+
+def sweep_axes(doc: dict[str, Any]) -> tuple[list[str], dict[str, float | None]]:
+    """The two metrics the chart plots: the first two that take more than one value over
+    the candidates (else the first ones), and the metrics left out because every candidate
+    has the same value (that value)."""
+    cands = doc["sweep"]["candidates"]
+    metrics_ = list(doc["sweep"]["metrics"])
+    values = {m: {c["metrics"][m] for c in cands} for m in metrics_}
+    varying = [m for m in metrics_ if len(values[m]) > 1]
+    axes = (varying + [m for m in metrics_ if m not in varying])[:2]
+    constant = {m: next(iter(values[m])) for m in metrics_ if m not in varying and m not in axes and values[m]}
+    return axes, constant
+
+
+def chart_sweep(doc: dict[str, Any], x_metric: str, y_metric: str | None, constant: dict[str, float | None] | None = None) -> str:
+    sw = doc["sweep"]
+    cands = sw["candidates"]
+    labels = list(sw["estimators"])
+    if y_metric is None:  # one metric: candidates ranked along the y axis
+        ranked = sorted((c for c in cands if c["metrics"][x_metric] is not None), key=lambda c: c["metrics"][x_metric])
+        pts = [(c["metrics"][x_metric], float(i + 1), c) for i, c in enumerate(ranked)]
+        ylabel = "candidate (ranked)"
+    else:
+        pts = [(c["metrics"][x_metric], c["metrics"][y_metric], c) for c in cands
+               if c["metrics"][x_metric] is not None and c["metrics"][y_metric] is not None]
+        ylabel = y_metric
+    if not pts:
+        return empty("sweep", "Trade-off between candidates", f"{x_metric} is null for every candidate")
+    xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+    padx, pady = 0.05 * (max(xs) - min(xs) or 1.0), 0.05 * (max(ys) - min(ys) or 1.0)
+    p = Plot(min(xs) - padx, max(xs) + padx, min(ys) - pady, max(ys) + pady, x_metric, ylabel)
+    p.axes()
+    front = front_2d([(x, y) for x, y, _ in pts])
+    if len(front) > 1:
+        steps = [front[0]]
+        for (x0, y0), (x1, y1) in zip(front, front[1:]):
+            steps += [(x1, y0), (x1, y1)]
+        line = " ".join(f"{p.X(x):.1f},{p.Y(y):.1f}" for x, y in steps)
+        p.parts.append(f'<polyline fill="none" stroke="#333" stroke-width="1.5" stroke-dasharray="5 3" points="{line}"/>')
+    for x, y, c in pts:
+        colour = PALETTE[labels.index(c["estimator"]) % len(PALETTE)] if c["estimator"] in labels else "#999"
+        title = esc(f"{c['estimator']}: {', '.join(f'{k}={v:g}' for k, v in c['weights'].items())}")
+        ring = ' stroke="#111" stroke-width="1.5"' if c["pareto"] else ""
+        p.parts.append(f'<circle cx="{p.X(x):.1f}" cy="{p.Y(y):.1f}" r="{5 if c["pareto"] else 3}" fill="{colour}" '
+                       f'fill-opacity="0.75"{ring}><title>{title}</title></circle>')
+        if c["current"]:
+            p.parts.append(f'<circle cx="{p.X(x):.1f}" cy="{p.Y(y):.1f}" r="9" fill="none" stroke="{colour}" stroke-width="2"/>')
+    left = len(cands) - len(pts)
+    reading = (f"{len(pts)} candidates plotted{f' ({left} with a null metric left out)' if left else ''}; "
+               f"outlined: Pareto-optimal over every metric; dashed line: the candidates no other beats on both plotted "
+               f"metrics; large ring: the current weights. Lower is better on both axes."
+               + "".join(f" {m} is {num(v)} for every candidate." for m, v in (constant or {}).items()))
+    legend = [(lb, PALETTE[i % len(PALETTE)]) for i, lb in enumerate(labels)]
+    objectives = list(sw["current"])
+    rows = [[c["estimator"], *[f"{c['weights'][k]:g}" for k in objectives], *[num(c["metrics"][m]) for m in sw["metrics"]]]
+            for c in cands if c["pareto"]][:30]
+    return figure("sweep", f"Trade-off: {x_metric} against {ylabel}", reading, p.svg("sweep", legend),
+                  table(["estimator", *objectives, *sw["metrics"]], rows))
+
+
+def render_sweep_html(doc: dict[str, Any], title: str = "mocli sweep") -> str:
+    """The sweep's page: the trade-off between the first two metrics, the Pareto set and
+    what moving to the best candidate changes."""
+    axes, constant = sweep_axes(doc)
+    chart = chart_sweep(doc, axes[0], axes[1] if len(axes) > 1 else None, constant)
+    n = len(doc["sweep"]["candidates"])
+    k = sum(c["pareto"] for c in doc["sweep"]["candidates"])
+    inp = doc["input"]
+    summary = f"{inp['rows']} rows in {inp['groups']} groups; {n} candidates, {k} Pareto-optimal; every metric minimised"
+    return (
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<title>{esc(title)}</title><style>{STYLE}</style></head><body>"
+        f"<h1>{esc(title)}</h1><p class=\"summary\">{esc(summary)}</p>"
+        f"<h2>What changes</h2><p>{esc(doc['sweep']['change'])}</p>"
+        f"<h2>Charts</h2>{chart}"
+        f"<footer>{esc(made_by(doc))}</footer>"
+        f"<script>{CHECK_SCRIPT}</script></body></html>\n"
+    )

@@ -406,3 +406,52 @@ def markdown_inspect(doc: dict[str, Any]) -> list[str]:
     if doc["group_size_by_batch"]:
         lines += _md_table(*_batch_rows(doc))
     return lines
+
+
+# ---------------------------------------------------------------------------------------
+# sweep
+# ---------------------------------------------------------------------------------------
+def sweep_rows(doc: dict[str, Any], top: int = 20) -> tuple[list[str], list[list[str]], int]:
+    """The Pareto set (its first ``top``), then any candidate with the current weights
+    that is not in it; the mark column says which is which. Also how many Pareto
+    candidates were left out."""
+    sw = doc["sweep"]
+    objectives = list(sw["current"])
+    head = ["estimator", "", *objectives, *sw["metrics"]]
+    pareto = [c for c in sw["candidates"] if c["pareto"]]
+    shown = pareto[:top]
+    shown += [c for c in sw["candidates"] if c["current"] and c not in shown]
+    best = sw["best"]
+    rows = []
+    for c in shown:
+        marks = [m for m, on in (("best", c == best), ("current", c["current"]), ("pareto", c["pareto"] and c != best)) if on]
+        rows.append([c["estimator"], " ".join(marks), *[f"{c['weights'][k]:g}" for k in objectives],
+                     *[fmt(c["metrics"][m]) for m in sw["metrics"]]])
+    return head, rows, max(0, len(pareto) - top)
+
+
+def sweep_title(doc: dict[str, Any]) -> str:
+    sw = doc["sweep"]
+    n = len(sw["candidates"])
+    k = sum(c["pareto"] for c in sw["candidates"])
+    return (f"mocli sweep: {k} of {n} candidates are Pareto-optimal "
+            f"({len(sw['estimators'])} estimator{'s' * (len(sw['estimators']) != 1)}; every metric minimised)")
+
+
+def rich_sweep(doc: dict[str, Any], top: int = 20, width: int | None = None) -> Group:
+    head, rows, left = sweep_rows(doc, top)
+    if _widths(head, rows, width or WIDE) is None:  # too wide: a long metric path may wrap after a dot
+        head = [h.replace(".", ".\n") for h in head]
+    parts: list[Any] = [*_rich_tables(sweep_title(doc), head, rows, width)]
+    if left:
+        parts.append(Text(f"{left} more Pareto-optimal candidates: --top {top + left} shows them, --format json lists all"))
+    parts.append(Text(doc["sweep"]["change"]))
+    return Group(*parts)
+
+
+def markdown_sweep(doc: dict[str, Any], top: int = 20) -> str:
+    head, rows, left = sweep_rows(doc, top)
+    lines = [f"## {sweep_title(doc)}", ""] + _md_table(head, rows)
+    if left:
+        lines += [f"{left} more Pareto-optimal candidates are listed by `--format json`.", ""]
+    return "\n".join(lines + [doc["sweep"]["change"]])
