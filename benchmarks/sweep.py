@@ -60,7 +60,7 @@ def in_process(path: Path, repeats: int) -> tuple[float, int]:
         t0 = time.perf_counter()
         result = mocli.sweep([path], samples=SAMPLES)
         times.append(time.perf_counter() - t0)
-    return statistics.median(times), len(result.candidates)
+    return statistics.median(times), len(result.candidates) // len(result.estimators)
 
 
 def analyze_loop(path: Path, limit: int) -> tuple[float, int]:
@@ -68,7 +68,7 @@ def analyze_loop(path: Path, limit: int) -> tuple[float, int]:
     estimators), over the first ``limit`` candidates."""
     ro = mocli.load([path]).rollouts
     cands = weightings(list(ro.names), ro.weights, samples=SAMPLES)[:limit]
-    rewards = lambda w: [f"{k}={x!r}" for k, x in zip(ro.names, w)]
+    rewards = lambda w: [f"{k}={float(x)!r}" for k, x in zip(ro.names, w)]
     mocli.analyze([path], rewards=rewards(cands[0]), estimators=["grpo", "gdpo"])  # warm
     t0 = time.perf_counter()
     for w in cands:

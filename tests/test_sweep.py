@@ -82,6 +82,18 @@ def test_random_weightings_and_other_metrics_equal_analyze():
             assert c.metrics[path] == value_at(entry, path), (c, path)
 
 
+def test_candidates_equal_analyze_on_shuffled_rows(tmp_path):
+    import polars as pl
+
+    path = tmp_path / "shuffled.parquet"
+    pl.read_parquet(MATH).sample(fraction=1.0, shuffle=True, seed=5).write_parquet(path)
+    result = mocli.sweep([path], samples=4, seed=9, estimators=["gdpo", "grpo:eps=0.01"])
+    for c in result.candidates:
+        entry = analyze_with(path, c.weights, c.estimator)
+        for metric, value in c.metrics.items():
+            assert value == value_at(entry, metric), (c, metric)
+
+
 def test_pareto_flags_match_a_brute_force_check():
     result = mocli.sweep([MATH], samples=40, seed=7)
     vectors = [[c.metrics[m] for m in result.metrics] for c in result.candidates]

@@ -110,6 +110,33 @@ class Rollouts:
             codes, order, offsets, pick(self.length), pick(self.baseline), pick(self.batch), pick(self.scalar),
         )
 
+    def grouped(self) -> tuple["Rollouts", np.ndarray | None]:
+        """The same table with its rows in group order (group ``j`` owns rows
+        ``offsets[j]:offsets[j+1]``, file order within a group), and ``order``: row ``p``
+        of the result is row ``order[p]`` here. None instead of ``order`` (and the table
+        itself) when the rows already lie that way. Every per-group pass on the result
+        reads memory front to back instead of jumping through ``order``."""
+        if in_group_order(self.order):
+            return self, None
+        o = self.order
+        g = self.n_groups
+        pick = lambda a: None if a is None else take(a, o)
+        return Rollouts(
+            take(self.rewards, o), self.names, self.weights, self.minimize,
+            np.repeat(np.arange(g, dtype=np.int64), np.diff(self.offsets)), np.arange(self.n, dtype=np.int64),
+            self.offsets, pick(self.length), pick(self.baseline),
+            None if self.batch is None else self.batch[o], pick(self.scalar),
+        ), o
+
+
+def in_file_order(values: np.ndarray, order: np.ndarray | None) -> np.ndarray:
+    """Per-row ``values`` of a :meth:`Rollouts.grouped` table, back in file order."""
+    if order is None:
+        return values
+    out = np.empty_like(values)
+    out[order] = values
+    return out
+
 
 def dense_codes(keys: np.ndarray) -> tuple[np.ndarray, int]:
     """Dense group codes numbered in order of first appearance. ``keys`` of shape ``(n, m)``:

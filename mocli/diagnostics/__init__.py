@@ -10,12 +10,12 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from .. import __version__
-from ..core.rollouts import Batch, Rollouts
+from ..core.rollouts import Batch, Rollouts, in_file_order
 from ..core.tally import Const, finish, merge
 from ..core.values import Spill, spilling
 from ..core.work import BatchStats
 from ..engine.pipeline import make_scheme, resolve, run_estimators
-from ..engine.prepare import apply_nan_policy
+from ..engine.prepare import apply_nan_policy, prepare
 from ..engine.stream import settle_statistics
 from ..errors import UsageError
 from ..estimators import Estimator
@@ -164,7 +164,8 @@ def analyze_rollouts(
     resolved = resolve(specs, profile)
     sch = scheme if isinstance(scheme, Scheme) else make_scheme(scheme, gates)
     conds = [c if isinstance(c, Condition) else Condition.parse(c) for c in conditions]
-    tree, advs, base = tally_rollouts(rollouts, resolved, sch, conds, compare, device, rule=rule)
+    tree, advs, base = tally_rollouts(rollouts, resolved, sch, conds, compare, device, rule=rule,
+                                      rows=figures or keep_advantages)
     out = Analysis(report_from(tree))
     if figures:
         out.figures = make_figures(advs, base, device=device)
@@ -227,11 +228,18 @@ def add_derived(entry: dict[str, Any], weights: dict[str, float]) -> None:
 
 
 def tally_rollouts(rollouts, resolved, scheme, conds, compare, device: Device = CPU, stats: BatchStats | None = None,
-                   spill: Spill | None = None, rule: BudgetRule = BudgetRule()):
+                   spill: Spill | None = None, rule: BudgetRule = BudgetRule(), rows: bool = False):
     """The report's tally tree for one group-complete chunk, with the advantages and the
     prepared batch (NaN policy omit). ``stats``: the whole table's batch statistics, when
     the rows are one chunk of it; ``spill``: where the values behind its quantiles go;
-    ``rule``: what the rollout budget counts as a success."""
+    ``rule``: what the rollout budget counts as a success.
+
+    The work runs on the rows laid out in group order (:meth:`Rollouts.grouped`), so that
+    every per-group pass of the estimators and the diagnostics reads memory front to back;
+    the report does not depend on the layout (sums in another order differ in the last
+    bits). ``rows``: return the advantages and the batch in file order (else None)."""
+    original = rollouts
+    rollouts, order = rollouts.grouped()
     advs, batches = run_estimators(rollouts, resolved, scheme, conds, device=device, stats=stats)
     views = {policy: GroupView.of(b, device, spill) for policy, b in batches.items()}
     base, view = batches["omit"], views["omit"]
@@ -256,6 +264,11 @@ def tally_rollouts(rollouts, resolved, scheme, conds, compare, device: Device = 
             f"{a}|{b}": metrics.agreement(advs[a], advs[b], base, view)
             for i, a in enumerate(labels) for b in labels[i + 1:]
         }
+    if not rows:
+        return tree, None, None
+    if order is not None:
+        advs = {label: in_file_order(a, order) for label, a in advs.items()}
+        base = prepare(original, scheme, conds, "omit", scalar=in_file_order(base.scalar, order))
     return tree, advs, base
 
 

@@ -1,7 +1,7 @@
 """``mocli sweep``: candidate weightings of the objectives, each evaluated with every
 estimator on the same loaded rollouts, and the Pareto-optimal ones (CLI.md ``sweep``).
 
-The rollouts are laid out once. The estimator-independent group statistics (the
+The rollouts are laid out in group order once. The estimator-independent group statistics (the
 :class:`~mocli.diagnostics.metrics.GroupView`) depend only on which objectives are weighted,
 so they are built once per pattern of non-zero weights; each candidate then reruns the
 combination, the estimators and only the report sections its metrics read, through the
@@ -278,6 +278,9 @@ def sweep_rollouts(
         rollouts = replace(rollouts, scalar=None)
         notes.append("every candidate combines the objectives with its own weights (weighted sum); the logged "
                      "'score' holds only the weights it was trained with")
+    # laid out in group order once, as analyze lays out each table (so the sums run in the
+    # same order and the metrics are the same to the last bit)
+    rollouts, _ = rollouts.grouped()
     cands = list(candidates) if candidates is not None else weightings(names, rollouts.weights)
     current = np.asarray(rollouts.weights, dtype=np.float64)
     labels = [r.label for r in resolved]

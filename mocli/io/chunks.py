@@ -31,12 +31,13 @@ from ..errors import InputError, UsageError
 from .files import Plan, Progress, hive_columns, keep_steps, read_error, scan, silent, to_rollouts, with_group_key
 from .outputs import check_interrupted, deferred_signals, pid_alive
 
-# What analyze holds at its peak, per row: about 3.3 times the columns it reads (plus three
-# of its own: codes, order, scalar), and about 2 more 8-byte values per estimator (measured:
-# peak resident memory on the 12M-row benchmark table, 5 columns read: 242 bytes a row with
-# 2 estimators, 304 with 6). The figures below are those with about a fifth to spare; the
-# chunk size is chosen so that one chunk stays within the limit.
-COLUMN_COPIES = 4
+# What analyze holds at its peak, per row: about 4 times the columns it reads (plus three
+# of its own: codes, order, scalar; one copy is the rows laid out in group order), and about
+# 2 more 8-byte values per estimator (measured: peak resident memory on the 12M-row
+# benchmark table, 5 columns read: 292 bytes a row with 2 estimators). The figures below are
+# those with about a fifth to spare; the chunk size is chosen so that one chunk stays
+# within the limit.
+COLUMN_COPIES = 5
 ESTIMATOR_COLUMNS = 2.5
 OWN_COLUMNS = 3
 AUTO_SHARE = 0.6  # of the memory still available: what --memory-limit auto lets one run hold
