@@ -130,7 +130,8 @@ class Rollouts:
 
 
 def in_file_order(values: np.ndarray, order: np.ndarray | None) -> np.ndarray:
-    """Per-row ``values`` of a :meth:`Rollouts.grouped` table, back in file order."""
+    """Per-row ``values`` in group order put back where ``order`` says each row came from
+    (the order of :meth:`Rollouts.grouped` or :meth:`Batch.grouped`; None: they stay)."""
     if order is None:
         return values
     out = np.empty_like(values)

@@ -24,6 +24,7 @@ from ..io.files import Progress, library_versions, silent
 from ..io.outputs import check_interrupted
 from ..kernels import CPU, Device
 from ..params import describe
+from ..registry import suggest
 from ..schemes import Condition, Scheme, apply_conditions
 from . import metrics
 from .budget import BudgetRule, budget
@@ -100,6 +101,19 @@ def lookup(doc: Any, path: str) -> Any:
         node = node[key]
         rest = rest[len(key) + 1:]
     return node
+
+
+def missing_key(doc: Any, missing: str) -> str:
+    """What to say of a path whose part ``missing`` (as :func:`lookup` raised it) is not in
+    ``doc``: the closest key there and the keys there are."""
+    parent = missing.rsplit(".", 1)[0] if "." in missing else ""
+    try:
+        node = lookup(doc, parent) if parent else doc
+    except KeyError:
+        node = doc
+    keys = list(node) if isinstance(node, dict) else []
+    hint = suggest(missing.rsplit(".", 1)[-1], keys)
+    return f"no '{missing}' in the report{hint}" + (f"; keys there: {', '.join(keys)}" if keys else "")
 
 
 @dataclass

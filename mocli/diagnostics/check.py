@@ -15,8 +15,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from ..errors import UsageError
 from ..params import finite
-from ..registry import suggest
-from . import lookup
+from . import lookup, missing_key
 
 _OPS = {">=": operator.ge, "<=": operator.le, "==": operator.eq, "!=": operator.ne, ">": operator.gt, "<": operator.lt}
 _EXPR = re.compile(r"^\s*(\S+)\s*(>=|<=|==|!=|>|<)\s*(\S+)\s*$")
@@ -98,16 +97,7 @@ def _lookup(doc, path):
 
 
 def _missing_path(doc, path: str, missing: str, expr: Expression) -> str:
-    parent = missing.rsplit(".", 1)[0] if "." in missing else ""
-    try:
-        node = _lookup(doc, parent) if parent else doc
-    except KeyError:
-        node = doc
-    keys = list(node) if isinstance(node, dict) else []
-    last = missing.rsplit(".", 1)[-1]
-    hint = suggest(last, keys)
-    accepted = f"; keys there: {', '.join(keys)}" if keys else ""
-    return f"--fail-if '{expr.text}': no '{missing}' in the report{hint}{accepted}"
+    return f"--fail-if '{expr.text}': {missing_key(doc, missing)}"
 
 
 def failed(outcomes: Iterable[Outcome]) -> bool:

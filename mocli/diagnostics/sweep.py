@@ -31,7 +31,7 @@ from ..kernels import CPU, Device
 from ..params import finite
 from ..registry import suggest
 from ..schemes import Condition, Scheme
-from . import ABSOLUTE_ROOTS, add_derived, lookup, metrics
+from . import ABSOLUTE_ROOTS, add_derived, lookup, metrics, missing_key
 
 DEFAULT_METRICS = ("sign_flip.max", "collapse.masked_signal_group_rate", "influence.gap")
 DEFAULT_FACTORS = (0.5, 1.0, 2.0)  # the default grid, times each weighted objective's weight
@@ -216,15 +216,7 @@ def metric_values(entry: dict[str, Any], paths: Sequence[str]) -> dict[str, floa
         try:
             value = lookup(entry, path)
         except KeyError as exc:
-            missing = str(exc.args[0])
-            parent = missing.rsplit(".", 1)[0] if "." in missing else ""
-            try:
-                node = lookup(entry, parent) if parent else entry
-            except KeyError:
-                node = entry
-            keys = list(node) if isinstance(node, dict) else []
-            raise UsageError(f"--metric '{path}': no '{missing}' in the report{suggest(missing.rsplit('.', 1)[-1], keys)}"
-                             + (f"; keys there: {', '.join(keys)}" if keys else "")) from None
+            raise UsageError(f"--metric '{path}': {missing_key(entry, str(exc.args[0]))}") from None
         if isinstance(value, (dict, list, str, bool)):
             raise UsageError(f"--metric '{path}' is not a number; pick one of its keys")
         out[path] = None if value is None else float(value)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..core.rollouts import in_file_order
 from ..params import param
 from .base import ESTIMATORS, Grouped, GroupScaled
 from .normalise import EPS_MODES, group_z, whiten
@@ -17,18 +18,9 @@ def group_rows(batch) -> tuple:
     """The fused kernels read rows in group order: ``(rows, back)`` with ``rows`` the batch
     in that order (itself when an estimator runs through ``__call__``) and ``back`` None,
     or, for a batch out of group order, its group-order copy and the positions
-    (``batch.order``) its rows go back to (see :func:`back_to`)."""
+    (``batch.order``) its rows go back to (see :func:`~mocli.core.rollouts.in_file_order`)."""
     rows = batch.grouped()
     return rows, (None if rows is batch else batch.order)
-
-
-def back_to(values: np.ndarray, back: np.ndarray | None) -> np.ndarray:
-    """Per-row values in group order put back in the batch's own order."""
-    if back is None:
-        return values
-    out = np.empty_like(values)
-    out[back] = values
-    return out
 
 
 def objective_sum(est, batch, work) -> np.ndarray:
@@ -43,7 +35,7 @@ def objective_sum(est, batch, work) -> np.ndarray:
         rows.rewards, cols, batch.weights[cols], rows.scorable, rows.offsets, est.ddof, est.eps,
         EPS_MODES.index(est.eps_mode), est.singleton == "raw", out=work.scratch("values", rows.n),
     )
-    return back_to(a, back)
+    return in_file_order(a, back)
 
 
 def objective_z(est, batch, work) -> np.ndarray:
@@ -136,7 +128,7 @@ class DVAO(Grouped):
             rows.rewards, cols, batch.weights[cols], rows.scorable, rows.offsets, self.singleton == "raw",
             out=work.scratch("values", rows.n),
         )
-        return back_to(a, back)
+        return in_file_order(a, back)
 
 
 @ESTIMATORS.register
@@ -166,7 +158,7 @@ class GD2PO(_Decoupled):
             )
             a = whiten(v, kept, work, eps=self.eps, eps_mode=self.eps_mode, ddof=self.ddof,
                        into=work.placement if back is None else None)
-            return back_to(a, back)
+            return in_file_order(a, back)
         # leave-one-out z-scores (NeMo-RL), then the same rule over whole columns
         z = objective_z(self, batch, work)
         zsum = z @ batch.weights
