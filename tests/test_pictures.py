@@ -14,7 +14,7 @@ from rich.console import Console
 
 import mocli
 from mocli.render import terminal as render
-from mocli.render.html import render_html
+from mocli.render.html import CHECK_SCRIPT, render_html
 
 ROOT = Path(__file__).resolve().parents[1]
 MATH = ROOT / "sample_data" / "math.parquet"
@@ -135,3 +135,38 @@ def test_report_renders_in_a_real_browser(report_html, tmp_path):
     run = subprocess.run(common + [f"--screenshot={shot}", url], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert shot.stat().st_size > 50_000  # a page of charts, not a blank
+
+
+def test_notebooks_show_the_report_scoped_to_its_cell(tmp_path):
+    analysis = mocli.analyze([MATH], estimators=["grpo", "gdpo"], by="step", figures=True)
+    cell = analysis._repr_html_()
+    whole = render_html(analysis.report, "mocli analyze", analysis.figures)
+    assert cell.startswith('<div class="mocli-report">') and "<html" not in cell and "<script" not in cell
+    assert [f'id="{c}"' in cell for c in CHARTS] == [True] * len(CHARTS)
+    assert cell.count("<svg") == whole.count("<svg") and cell.count("<table") == whole.count("<table")
+    style = re.search(r"<style>(.*?)</style>", cell, re.S).group(1)
+    rules = [sel.strip() for sel in re.findall(r"([^{}]+)\{", style)]
+    assert rules and all(sel.startswith(".mocli-report") for rule in rules for sel in rule.split(","))
+    sweep_cell = mocli.sweep([MATH], samples=5)._repr_html_()
+    assert sweep_cell.startswith('<div class="mocli-report">') and 'id="sweep"' in sweep_cell
+    # in a browser, inside a page with a notebook's own style: every chart is laid out and
+    # the page's own body style is left as it was
+    page = ("<!DOCTYPE html><html><head><style>body{font-family:serif;margin:3px}</style></head><body>"
+            f"{cell}{sweep_cell}<script>{CHECK_SCRIPT}</script></body></html>")
+    path = tmp_path / "notebook.html"
+    path.write_text(page)
+    chrome = _chromium()
+    if chrome is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("chromium is not installed; .ci/run installs Debian's chromium package")
+        pytest.skip("no chromium on this machine")
+    probe = ("<script>window.addEventListener('load',function(){document.body.setAttribute('data-margin',"
+             "getComputedStyle(document.body).marginTop);});</script>")
+    path.write_text(page.replace("</body>", probe + "</body>"))
+    common = [chrome, *CHROME_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,4400"]
+    dom = subprocess.run(common + ["--virtual-time-budget=5000", "--dump-dom", path.as_uri()], capture_output=True,
+                         text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    n = len(CHARTS) + 1
+    assert f'data-charts="{n}"' in dom.stdout and f'data-charts-visible="{n}"' in dom.stdout
+    assert 'data-margin="3px"' in dom.stdout

@@ -133,6 +133,13 @@ class Analysis:
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
+    def _repr_html_(self) -> str:
+        """The HTML report as one element of a notebook's output (the two charts drawn from
+        the rows need ``figures=True``)."""
+        from ..render.html import render_html
+
+        return render_html(self.report, "mocli analyze", self.figures, notebook=True)
+
     def flips(self, a: str, b: str, limit: int = 20) -> list[tuple[int, float, float]]:
         """Rows whose sign differs between estimators ``a`` and ``b``, most telling first
         (the smaller of the two magnitudes, descending): ``(row, A_a, A_b)``."""

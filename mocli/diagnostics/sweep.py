@@ -106,6 +106,12 @@ class Sweep:
         return (f"moving from {base.estimator} with the current weights ({weights_text(base.weights)}) to "
                 f"{best.estimator} with {to} changes {moved}")
 
+    def _repr_html_(self) -> str:
+        """The sweep's chart and what changes, as one element of a notebook's output."""
+        from ..render.html import render_sweep_html
+
+        return render_sweep_html(self.to_dict(), notebook=True)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "input": {"rows": self.rows, "groups": self.groups, "objectives": list(self.objectives),

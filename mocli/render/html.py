@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from typing import Any, Sequence
 
 import numpy as np
@@ -352,9 +353,34 @@ def made_by(doc: dict) -> str:
     return f"made by mocli {inp.get('mocli_version', '?')}" + (f" ({libs})" if libs else "")
 
 
-def render_html(report: Report, title: str = "mocli report", fig: Figures | None = None) -> str:
+def page(title: str, body: str) -> str:
+    """A self-contained HTML document around ``body``."""
+    return (
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<title>{esc(title)}</title><style>{STYLE}</style></head><body>"
+        f"{body}<script>{CHECK_SCRIPT}</script></body></html>\n"
+    )
+
+
+NOTEBOOK = "mocli-report"  # the class of the element a notebook cell shows
+
+
+def fragment(body: str) -> str:
+    """``body`` as one element for a notebook's output cell (``_repr_html_``): the page's
+    style with every rule scoped to that element, so that the notebook's own look is left
+    alone; no script."""
+    def scope(m: re.Match) -> str:
+        selectors = [sel.strip() for sel in m.group(1).split(",")]
+        return ",".join(f".{NOTEBOOK}" if sel == "body" else f".{NOTEBOOK} {sel}" for sel in selectors) + "{"
+
+    style = re.sub(r"([^{}]+)\{", scope, STYLE)
+    return f'<div class="{NOTEBOOK}"><style>{style}</style>{body}</div>'
+
+
+def render_html(report: Report, title: str = "mocli report", fig: Figures | None = None, notebook: bool = False) -> str:
     """The whole page: ``report`` and the data behind its pictures (``fig``, from
-    ``analyze(..., figures=True)``; without it those two charts say so)."""
+    ``analyze(..., figures=True)``; without it those two charts say so); ``notebook``: the
+    same as one element for a notebook (:func:`fragment`)."""
     doc = report.to_dict()
     charts = [
         chart_distributions(doc, fig) if fig is not None else empty("distributions", "Advantage distributions", "no figure data"),
@@ -369,16 +395,14 @@ def render_html(report: Report, title: str = "mocli report", fig: Figures | None
     items = "".join(f"<li>{esc(s)}</li>" for _, s in found) or "<li>nothing stands out</li>"
     eh, er = estimator_rows(doc)
     oh, orows = objective_rows(doc)
-    return (
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-        f"<title>{esc(title)}</title><style>{STYLE}</style></head><body>"
+    body = (
         f"<h1>{esc(title)}</h1><p class=\"summary\">{esc(summary_line(doc))}</p>"
         f"<h2>What to look at first</h2><ul class=\"findings\">{items}</ul>"
         f"<h2>Charts</h2>{''.join(charts)}"
         f"<h2>Estimators</h2>{table(eh, er)}<h2>Objectives</h2>{table(oh, orows)}"
         f"<footer>{esc(made_by(doc))}</footer>"
-        f"<script>{CHECK_SCRIPT}</script></body></html>\n"
     )
+    return fragment(body) if notebook else page(title, body)
 
 
 # ---------------------------------------------------------------------------------------
@@ -452,21 +476,19 @@ def chart_sweep(doc: dict[str, Any], x_metric: str, y_metric: str | None, consta
                   table(["estimator", *objectives, *sw["metrics"]], rows))
 
 
-def render_sweep_html(doc: dict[str, Any], title: str = "mocli sweep") -> str:
+def render_sweep_html(doc: dict[str, Any], title: str = "mocli sweep", notebook: bool = False) -> str:
     """The sweep's page: the trade-off between the first two metrics, the Pareto set and
-    what moving to the best candidate changes."""
+    what moving to the best candidate changes (``notebook``: as one element)."""
     axes, constant = sweep_axes(doc)
     chart = chart_sweep(doc, axes[0], axes[1] if len(axes) > 1 else None, constant)
     n = len(doc["sweep"]["candidates"])
     k = sum(c["pareto"] for c in doc["sweep"]["candidates"])
     inp = doc["input"]
     summary = f"{inp['rows']} rows in {inp['groups']} groups; {n} candidates, {k} Pareto-optimal; every metric minimised"
-    return (
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-        f"<title>{esc(title)}</title><style>{STYLE}</style></head><body>"
+    body = (
         f"<h1>{esc(title)}</h1><p class=\"summary\">{esc(summary)}</p>"
         f"<h2>What changes</h2><p>{esc(doc['sweep']['change'])}</p>"
         f"<h2>Charts</h2>{chart}"
         f"<footer>{esc(made_by(doc))}</footer>"
-        f"<script>{CHECK_SCRIPT}</script></body></html>\n"
     )
+    return fragment(body) if notebook else page(title, body)
