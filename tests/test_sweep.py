@@ -268,3 +268,14 @@ def test_sweep_chart_renders_in_a_real_browser(tmp_path):
 def test_sweep_is_exported_from_the_package():
     assert mocli.sweep is not None and mocli.Sweep is not None and mocli.Candidate is not None
     assert math.isclose(len(mocli.sweep([MATH], grid={"correct_reward": [1, 3]}, estimators=["grpo"]).candidates), 2)
+
+
+def test_progress_bar_on_a_terminal_is_erased_before_the_table():
+    from .test_cli_terminal import _on_a_terminal
+
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "COLUMNS", "LINES")}
+    env["TERM"] = "xterm-256color"
+    text = _on_a_terminal(["sweep", str(MATH), "--samples", "400"], env, columns=160).decode()
+    assert "evaluating candidates" in text
+    before = text[:text.index("mocli sweep:")]
+    assert "\x1b[2K" in before[before.rindex("evaluating candidates"):]
