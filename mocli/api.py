@@ -28,6 +28,7 @@ from .io.files import (
     Loaded, describe_batch, expand_inputs, group_sizes_by_batch, load, plan, schema_of, silent, write_table,
 )
 from .io.frameworks import resolve_source
+from .io.remote import localise
 from .io.outputs import refuse_inputs
 from .io.tables import (
     column_values, group_names, numeric_column, picked_rows, text_columns, with_advantages, write_beside_inputs,
@@ -68,7 +69,10 @@ class _SettingsMethods:
         return self
 
     def profile_notes(self) -> list[str]:
-        return [f"profile {self.profile} (implied by --from {self.source}; --profile overrides)"] if getattr(self, "_implied", False) else []
+        """What the run inferred before reading: the remote inputs read into local copies,
+        the profile that ``--from`` implies."""
+        implied = [f"profile {self.profile} (implied by --from {self.source}; --profile overrides)"] if getattr(self, "_implied", False) else []
+        return list(getattr(self, "_remote", [])) + implied
 
     def roles(self) -> dict[str, Any]:
         return dict(
@@ -89,6 +93,16 @@ class _SettingsMethods:
     def compute_device(self) -> kernels.Device:
         """The device :attr:`device` names, resolved (refused with the reason when it cannot run)."""
         return kernels.device(self.device)
+
+
+def _begin(inputs: Any, settings: "Settings | None", options: dict[str, Any]) -> tuple["Settings", Any]:
+    """The settings of a run (``settings``, else ``options`` over the config file),
+    settled on its inputs, and the inputs with each remote one (``s3://``, ``hf://``, ...)
+    replaced by a local copy of its files (:mod:`mocli.io.remote`)."""
+    s = settings or Settings.merge(**options)
+    if not isinstance(inputs, Rollouts):
+        inputs, s._remote = localise(list(inputs), s.storage_options)
+    return s.settled(inputs), inputs
 
 
 def _setting(option) -> tuple[str, Any, Any]:
@@ -120,7 +134,7 @@ def advantages_table(
 
 
 def _advantages_loaded(inputs, settings: Settings | None, float32: bool, **options: Any) -> tuple[Any, Loaded]:
-    s = (settings or Settings.merge(**options)).settled(inputs)
+    s, inputs = _begin(inputs, settings, options)
     specs = s.estimators or ["grpo"]
     resolve(specs, s.profile)  # fail on a bad spec before reading anything
     device = s.compute_device
@@ -146,7 +160,7 @@ def write_advantages(
     table is never held. An input over the memory limit (``memory_limit``, see
     :func:`mocli.io.chunks.chunks_needed`) is computed in group-complete chunks, so that only
     the advantage columns are held whole. A framework's dump is read and written whole."""
-    s = (settings or Settings.merge(**options)).settled(inputs)
+    s, inputs = _begin(inputs, settings, options)
     specs = s.estimators or ["grpo"]
     resolved = resolve(specs, s.profile)  # fail on a bad spec before reading anything
     device = s.compute_device
@@ -202,7 +216,7 @@ def analyze(
     without the pictures and without the advantages; ``require_figures`` makes that an
     error instead.
     """
-    s = (settings or Settings.merge(**options)).settled(inputs)
+    s, inputs = _begin(inputs, settings, options)
     if isinstance(inputs, Rollouts):
         out = analyze_rollouts(
             inputs, s.estimators or None, scheme=s.scheme, conditions=s.when, gates=s.gate,
@@ -322,7 +336,7 @@ def verify(
     """Recompute the advantages under the profile and compare them with the ``logged``
     column (:class:`mocli.diagnostics.verify.Verification`). With ``--from`` the dump's own advantage
     column is the default."""
-    s = (settings or Settings.merge(**options)).settled(inputs)
+    s, inputs = _begin(inputs, settings, options)
     spec = (s.estimators or ["grpo"])
     if len(spec) > 1:
         raise UsageError("verify takes one estimator (-e SPEC): the one the trainer used")
@@ -372,7 +386,7 @@ def sweep(
     relative to the estimator, all minimised (default ``sign_flip.max``,
     ``collapse.masked_signal_group_rate``, ``influence.gap``). The current weights are
     always a candidate. The table is held in memory."""
-    s = (settings or Settings.merge(**options)).settled(inputs)
+    s, inputs = _begin(inputs, settings, options)
     specs = s.estimators or ["grpo", "gdpo"]
     resolved = resolve(specs, s.profile)  # fail on a bad spec before reading anything
     paths = list(metrics or DEFAULT_METRICS)
@@ -404,7 +418,7 @@ def inspect(inputs: Sequence[str | os.PathLike], settings: Settings | None = Non
     scalar, training batch and group sizes (per batch), and the profile that applies. On
     several files that do not share one layout and cannot be read as one table (and no
     ``--from``), each file is described on its own under ``layouts``."""
-    s = (settings or Settings.merge(**options)).settled(inputs)
+    s, inputs = _begin(inputs, settings, options)
     try:
         return _inspect_one(inputs, s)
     except MocliError:

@@ -58,8 +58,9 @@ def _validate(table: dict, where: str) -> dict[str, Any]:
             kinds = " or ".join("a table" if t is dict else "a list" if t is list else "a string" for t in KEYS[key])
             raise UsageError(f"key '{key}' in {where} must be {kinds}")
         out[key] = value
-    if isinstance(out.get("rewards"), dict):
-        out["rewards"] = [f"{k}={v}" for k, v in out["rewards"].items()]
+    for key in ("rewards", "storage_options"):  # a table of NAME = VALUE: the command line's NAME=VALUE
+        if isinstance(out.get(key), dict):
+            out[key] = [f"{k}={v}" for k, v in out[key].items()]
     for key in _LISTS:
         if key in out:
             out[key] = [str(v) for v in out[key]]

@@ -79,6 +79,10 @@ OPTIONS: tuple[Option, ...] = (
            "Read a framework's rollout dump as its own code writes it: {sources}; implies --profile of the same name.",
            key="from", metavar="FRAMEWORK", complete="sources"),
     Option("steps", ("--steps",), "Keep a step range A:B (inclusive; A: or :B open).", metavar="A:B"),
+    Option("storage_options", ("--storage-option",),
+           "Setting of the object store that s3://, gs://, az://, hf:// inputs are read from (e.g. aws_region=eu-west-1, "
+           "aws_endpoint_url=http://127.0.0.1:9000), repeatable; credentials also come from the usual environment variables.",
+           many=True, toml=(list, dict), param="storage_option", metavar="KEY=VALUE"),
     Option("batch_by", ("--batch-by",),
            "Training batch column: batch-wide statistics (batch z-scores, whitening) are taken per value.",
            metavar="COLUMN", panel=REWARDS, complete="columns", shown="the step of a --from dump, else the whole table"),

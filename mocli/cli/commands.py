@@ -21,6 +21,7 @@ from ..options import BY_PARAMETER, CANDIDATES, CHECKS, INPUT, OUTPUT
 from ..diagnostics import Analysis
 from ..io.files import check_output, expand_inputs, input_files, library_versions, schema_of, write_table
 from ..io.outputs import append_text, check_writable, refuse_inputs, write_text
+from ..io.remote import is_remote, localise
 from ..render.html import render_html, render_sweep_html
 from ..io.samples import SAMPLES, sample
 from . import help as help_format
@@ -453,9 +454,11 @@ def check_output_text(path: str, option: str = "output") -> None:
 
 
 def _refuse_inputs(inputs, s: Settings, *outputs: tuple[str, Optional[str]]) -> None:
-    """No report file may replace an input (the contract's rule for every output)."""
-    if any(path for _, path in outputs):
-        refuse_inputs(outputs, input_files(inputs, s.source))
+    """No report file may replace an input (the contract's rule for every output; a remote
+    input is never a local file)."""
+    local = [i for i in inputs if not is_remote(str(i))]
+    if local and any(path for _, path in outputs):
+        refuse_inputs(outputs, input_files(local, s.source))
 
 
 def _write_text(path: str, text: str) -> None:
@@ -515,7 +518,7 @@ def report(
     check_output_text(output)
     _refuse_inputs(inputs, s, ("-o/--output", output))
     if by is None:
-        if s.step or (not s.source and "step" in schema_of(expand_inputs(inputs))) or s.source:
+        if s.step or s.source or "step" in schema_of(expand_inputs(localise(inputs, s.storage_options)[0])):
             by = s.step or "step"
     analysis = analyze_api(inputs, s, by=by, figures=True, require_figures=True)
     _done(ctx)
