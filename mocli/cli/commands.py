@@ -21,6 +21,7 @@ from ..options import BY_PARAMETER, CANDIDATES, CHECKS, INPUT, OUTPUT
 from ..diagnostics import Analysis
 from ..io.files import check_output, expand_inputs, input_files, library_versions, schema_of, write_table
 from ..io.outputs import append_text, check_writable, refuse_inputs, write_text
+from ..io import export as export_mod
 from ..io.remote import is_remote, localise
 from ..render.html import render_html, render_sweep_html
 from ..io.samples import SAMPLES, sample
@@ -336,19 +337,22 @@ def analyze(
     success: o.Success = None,
     budget_target: o.BudgetTarget = None,
     memory_limit: o.MemoryLimit = None,
+    export: o.Export = None,
     **options,
 ) -> None:
     """Report collapse, sign flips, conflict, interference, Pareto order and influence."""
     s = _settings(locals())
     f = _format(s.format)
+    trackers = export_mod.targets(export)
     if html:
         check_output_text(html, "--html")
-        _refuse_inputs(inputs, s, ("--html", html))
+    _refuse_inputs(inputs, s, ("--html", html), *_export_files(trackers))
     visuals = f == "table" and _terminal() and not quiet
     analysis = analyze_api(inputs, s, by=by, figures=visuals or bool(html), require_figures=bool(html))
     _done(ctx)
     if not quiet:
         _notes(analysis)
+    _export(analysis, trackers, "analyze", inputs, quiet)
     if html:
         _write_html(analysis, html, "mocli analyze")
     _report_output(analysis, f, "mocli analyze", quiet=quiet)
@@ -366,6 +370,7 @@ def compare(
     success: o.Success = None,
     budget_target: o.BudgetTarget = None,
     memory_limit: o.MemoryLimit = None,
+    export: o.Export = None,
     **options,
 ) -> None:
     """Estimators side by side, their agreement, and the rows that flip sign."""
@@ -373,10 +378,13 @@ def compare(
     f = _format(s.format)
     if len(s.estimators) < 2:
         raise UsageError("compare needs at least two estimators: -e A -e B")
+    trackers = export_mod.targets(export)
+    _refuse_inputs(inputs, s, *_export_files(trackers))
     analysis = analyze_api(inputs, s, by=by, compare=True, figures=f == "table" and _terminal() and not quiet)
     _done(ctx)
     if not quiet:
         _notes(analysis)
+    _export(analysis, trackers, "compare", inputs, quiet)
     labels = analysis.report.labels
     if analysis.advantages is None:  # streamed: the advantages were not kept
         if not quiet:
@@ -400,6 +408,7 @@ def check(
     success: o.Success = None,
     budget_target: o.BudgetTarget = None,
     memory_limit: o.MemoryLimit = None,
+    export: o.Export = None,
     **options,
 ) -> None:
     """CI gate: exit 1 when a threshold expression holds, 0 when none does."""
@@ -412,11 +421,13 @@ def check(
     for option, path in (("--junit", junit), ("--summary", summary)):
         if path:
             check_output_text(path, option)
-    _refuse_inputs(inputs, s, ("--junit", junit), ("--summary", summary))
+    trackers = export_mod.targets(export)
+    _refuse_inputs(inputs, s, ("--junit", junit), ("--summary", summary), *_export_files(trackers))
     analysis = analyze_api(inputs, s)
     _done(ctx)
     if not quiet:
         _notes(analysis)
+    _export(analysis, trackers, "check", inputs, quiet)
     outcomes = check_mod.evaluate(analysis.report, exprs)
     if junit:
         _write_text(junit, check_mod.junit(outcomes))
@@ -447,6 +458,18 @@ def check(
     sys.stderr.write(f"{len(outcomes)} checks: {n_fail} failed, {n_null} null\n")
     if n_fail:
         raise typer.Exit(1)
+
+
+def _export_files(trackers) -> list[tuple[str, str]]:
+    """The files an --export writes (a jsonl file), for the rule that no output replaces an input."""
+    return [("--export", t.dest) for t in trackers if t.kind == "jsonl"]
+
+
+def _export(analysis: Analysis, trackers, command: str, inputs, quiet: bool) -> None:
+    if trackers:
+        said = export_mod.export(analysis.report.to_dict(), trackers, f"mocli {command} {' '.join(map(str, inputs))}")
+        if not quiet:
+            _say(said, [])
 
 
 def check_output_text(path: str, option: str = "output") -> None:

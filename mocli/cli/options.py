@@ -69,6 +69,10 @@ Config = Annotated[Optional[str], typer.Option("--config", help="TOML settings f
                                                metavar="PATH", rich_help_panel=INPUT)]
 By = Annotated[Optional[str], typer.Option("--by", help="Also report per value of this column (e.g. step).", metavar="COLUMN",
                                            rich_help_panel=OUTPUT, autocompletion=complete_columns)]
+Export = Annotated[Optional[List[str]], typer.Option(
+    "--export", help="Also write every metric (the whole table's and each --by slice's) to a tracker: tensorboard:DIR, "
+    "mlflow:URI or jsonl:FILE, repeatable; a slice's step is its value when that is a whole number.",
+    metavar="KIND:DEST", rich_help_panel=OUTPUT)]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only what was found and the status line (no tables, no notes).",
                                      rich_help_panel=OUTPUT)]
 
