@@ -74,3 +74,36 @@ def advantages(
     if dtype is None:
         dtype = rewards.dtype if rewards.is_floating_point() else torch.float32
     return torch.from_numpy(adv).to(device=rewards.device, dtype=dtype)
+
+
+def diagnostics(
+    rewards: torch.Tensor,
+    group_index: Any,
+    names: Sequence[str] | None = None,
+    weights: Sequence[float] | None = None,
+    *,
+    estimators: Sequence[str] = ("grpo",),
+    profile: str = "verl",
+    metrics: Sequence[str] | str | None = None,
+    fail_if: Sequence[str] = (),
+) -> dict[str, float]:
+    """mocli's diagnostics of one training batch, as ``{name: value}`` to merge into a
+    trainer's metrics (in verl's ``fit`` loop: ``metrics.update(...)`` before
+    ``logger.log``). ``rewards`` ``(n, k)``, ``group_index`` as for :func:`advantages`
+    (verl's ``uid``). Names as ``--export`` writes them (``mocli/grpo/sign_flip.max``);
+    ``metrics``: report paths to log (default: sign flips, collapse, resolution, the
+    influence gap, Pareto order, mixed signs), or ``"all"``. With ``fail_if`` (``check``
+    expressions) the result also holds ``mocli/checks_failed``, how many crossed their
+    threshold, for the trainer to act on (:func:`mocli.diagnostics.live.diagnose` gives
+    the messages)."""
+    from .diagnostics.live import diagnose
+
+    r = _numpy(rewards)
+    r = r[:, None] if r.ndim == 1 else r
+    k = r.shape[1]
+    out = diagnose(r, _numpy(group_index), list(names) if names is not None else [f"r{j}" for j in range(k)], weights,
+                   estimators, profile, metrics, fail_if)
+    values = dict(out.metrics)
+    if fail_if:
+        values["mocli/checks_failed"] = float(len(out.failed))
+    return values
