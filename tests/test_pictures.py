@@ -116,18 +116,27 @@ CHROME_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars"]
 
 
-def test_report_renders_in_a_real_browser(report_html, tmp_path):
+def in_browser(page: Path, tmp_path: Path, height: int = 4400) -> tuple[str, list[str]]:
+    """The DOM of ``page`` after headless Chromium laid it out and ran its scripts, and the
+    browser's command line (for a screenshot); a failure under CI when Chromium is
+    missing, else a skip."""
     chrome = _chromium()
     if chrome is None:
         if os.environ.get("CI") == "true":
             pytest.fail("chromium is not installed; .ci/run installs Debian's chromium package")
         pytest.skip("no chromium on this machine")
-    url = report_html.resolve().as_uri()
-    common = [chrome, *CHROME_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,4400"]
-    dom = subprocess.run(common + ["--virtual-time-budget=5000", "--dump-dom", url], capture_output=True, text=True, timeout=120)
+    common = [chrome, *CHROME_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", f"--window-size=1280,{height}"]
+    dom = subprocess.run(common + ["--virtual-time-budget=5000", "--dump-dom", page.resolve().as_uri()],
+                         capture_output=True, text=True, timeout=120)
     assert dom.returncode == 0, dom.stderr[-2000:]
-    charts = re.search(r'data-charts="(\d+)"', dom.stdout)
-    visible = re.search(r'data-charts-visible="(\d+)"', dom.stdout)
+    return dom.stdout, common
+
+
+def test_report_renders_in_a_real_browser(report_html, tmp_path):
+    dom, common = in_browser(report_html, tmp_path)
+    url = report_html.resolve().as_uri()
+    charts = re.search(r'data-charts="(\d+)"', dom)
+    visible = re.search(r'data-charts-visible="(\d+)"', dom)
     assert charts and visible, "the page's layout check did not run"
     assert int(charts.group(1)) == len(CHARTS) and int(visible.group(1)) == len(CHARTS)
     ARTIFACTS.mkdir(exist_ok=True)
@@ -153,20 +162,11 @@ def test_notebooks_show_the_report_scoped_to_its_cell(tmp_path):
     # the page's own body style is left as it was
     page = ("<!DOCTYPE html><html><head><style>body{font-family:serif;margin:3px}</style></head><body>"
             f"{cell}{sweep_cell}<script>{CHECK_SCRIPT}</script></body></html>")
-    path = tmp_path / "notebook.html"
-    path.write_text(page)
-    chrome = _chromium()
-    if chrome is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("chromium is not installed; .ci/run installs Debian's chromium package")
-        pytest.skip("no chromium on this machine")
     probe = ("<script>window.addEventListener('load',function(){document.body.setAttribute('data-margin',"
              "getComputedStyle(document.body).marginTop);});</script>")
+    path = tmp_path / "notebook.html"
     path.write_text(page.replace("</body>", probe + "</body>"))
-    common = [chrome, *CHROME_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,4400"]
-    dom = subprocess.run(common + ["--virtual-time-budget=5000", "--dump-dom", path.as_uri()], capture_output=True,
-                         text=True, timeout=120)
-    assert dom.returncode == 0, dom.stderr[-2000:]
+    dom, _ = in_browser(path, tmp_path)
     n = len(CHARTS) + 1
-    assert f'data-charts="{n}"' in dom.stdout and f'data-charts-visible="{n}"' in dom.stdout
-    assert 'data-margin="3px"' in dom.stdout
+    assert f'data-charts="{n}"' in dom and f'data-charts-visible="{n}"' in dom
+    assert 'data-margin="3px"' in dom

@@ -18,7 +18,7 @@ import mocli
 from mocli.diagnostics.sweep import DEFAULT_METRICS, weightings
 from mocli.render.html import render_sweep_html
 
-from .test_pictures import CHROME_FLAGS, _chromium
+from .test_pictures import in_browser
 
 ROOT = Path(__file__).resolve().parents[1]
 MATH = ROOT / "sample_data" / "math.parquet"
@@ -250,16 +250,8 @@ def test_sweep_chart_renders_in_a_real_browser(tmp_path):
     assert "collapse.masked_signal_group_rate is 0 for every candidate" in page
     path = tmp_path / "sweep.html"
     path.write_text(page)
-    chrome = _chromium()
-    if chrome is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("chromium is not installed; .ci/run installs Debian's chromium package")
-        pytest.skip("no chromium on this machine")
-    common = [chrome, *CHROME_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,1600"]
-    dom = subprocess.run(common + ["--virtual-time-budget=5000", "--dump-dom", path.as_uri()], capture_output=True,
-                         text=True, timeout=120)
-    assert dom.returncode == 0, dom.stderr[-2000:]
-    assert 'data-charts="1"' in dom.stdout and 'data-charts-visible="1"' in dom.stdout
+    dom, common = in_browser(path, tmp_path, 1600)
+    assert 'data-charts="1"' in dom and 'data-charts-visible="1"' in dom
     shot = tmp_path / "sweep.png"
     run = subprocess.run(common + [f"--screenshot={shot}", path.as_uri()], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
