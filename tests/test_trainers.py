@@ -4,7 +4,6 @@ model built here (no download), and the function a verl trainer step calls."""
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 import pytest
