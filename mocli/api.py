@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from dataclasses import field, fields, make_dataclass
 from typing import Any, Mapping, Sequence
 
@@ -28,6 +29,7 @@ from .io.files import (
     Loaded, describe_batch, expand_inputs, group_sizes_by_batch, load, plan, schema_of, silent, write_table,
 )
 from .io.frameworks import resolve_source
+from .io.readers import READERS
 from .io.remote import localise
 from .io.outputs import refuse_inputs
 from .io.tables import (
@@ -164,6 +166,8 @@ def write_advantages(
     specs = s.estimators or ["grpo"]
     resolved = resolve(specs, s.profile)  # fail on a bad spec before reading anything
     device = s.compute_device
+    if (s.engine or "local") != "local":
+        return _advantages_ray(inputs, s, resolved, output, float32)
     p = plan(inputs, **s.roles())
     refuse_inputs([("-o/--output", output)], p.files, overwrite_input)
     # the rest of the limit: the advantage columns, the writer
@@ -228,6 +232,8 @@ def analyze(
         resolve(s.estimators, s.profile)  # fail on a bad spec before reading anything
     rule = s.budget_rule
     device = s.compute_device
+    if (s.engine or "local") != "local":
+        return _analyze_ray(inputs, s, by, compare, require_figures)
     if not s.source:
         streamed = _analyze_streamed(inputs, s, by, compare, require_figures)
         if streamed is not None:
@@ -292,6 +298,50 @@ def _analyze_streamed(inputs, s: Settings, by: str | None, compare: bool, requir
                                  rule=s.budget_rule)
     streamed = f"streamed in {n} group-complete chunks ({chunked.rows} rows; memory limit {human_size(limit)})"
     return annotate(Analysis(report), describe_batch(p.batch), s.profile_notes() + p.notes, p.warnings, [streamed])
+
+
+def _ray_engine(s: Settings) -> None:
+    """Refuse what ``--engine ray`` does not do."""
+    if s.engine != "ray":
+        raise UsageError(f"--engine must be local or ray, not '{s.engine}'")
+    if s.source:
+        raise UsageError("--engine ray reads plain tables; a --from dump is read whole on this machine (drop --engine ray)")
+
+
+def _advantages_ray(inputs, s: Settings, resolved, output, float32: bool) -> tuple[int, list[str], list[str], list[str]]:
+    """``advantages`` on a Ray cluster: a folder of Parquet files at ``output``."""
+    _ray_engine(s)
+    if Path(str(output)).suffix.lower() in READERS:
+        raise UsageError(f"-o/--output '{output}': --engine ray writes a folder of Parquet files (one or more per "
+                         "partition); give a folder path without an extension")
+    from .engine.ray_engine import advantages_ray
+
+    p = plan(inputs, **s.roles())
+    refuse_inputs([("-o/--output", output)], p.files)
+    if any(Path(f).resolve().is_relative_to(Path(str(output)).resolve()) for f in p.files):
+        raise UsageError(f"-o/--output '{output}' holds input files; write the advantages elsewhere")
+    rows, n = advantages_ray(p, resolved, make_scheme(s.scheme, s.gate), [Condition.parse(c) for c in s.when], str(output),
+                             float32=float32, address=s.ray_address)
+    notes = s.profile_notes() + p.notes + [f"worked through on Ray in {n} group-complete partitions; rows in partition order"]
+    return rows, [f"adv:{r.label}" for r in resolved], notes, list(p.warnings)
+
+
+def _analyze_ray(inputs, s: Settings, by: str | None, compare: bool, require_figures: bool) -> Analysis:
+    """The analysis of the inputs worked through on a Ray cluster (``--engine ray``)."""
+    _ray_engine(s)
+    if require_figures:
+        raise UsageError("the HTML report needs the table in memory on this machine; drop --engine ray")
+    from .engine.ray_engine import analyze_ray
+
+    p = plan(inputs, extra=[by] if by else [], **s.roles())
+    weights = np.array([o.weight for o in p.objectives])
+    resolved = resolve(s.estimators or default_estimators_for(weights), s.profile)
+    scheme = make_scheme(s.scheme, s.gate)
+    conds = [Condition.parse(c) for c in s.when]
+    report, n = analyze_ray(p, resolved, scheme, conds, compare=compare, by=by, rule=s.budget_rule,
+                            address=s.ray_address)
+    said = f"worked through on Ray in {n} group-complete partitions"
+    return annotate(Analysis(report), describe_batch(p.batch), s.profile_notes() + p.notes, p.warnings, [said])
 
 
 def flip_rows(analysis: Analysis, a: str, b: str, limit: int = 20, width: int = 60) -> list[dict[str, Any]]:

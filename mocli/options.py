@@ -88,6 +88,12 @@ OPTIONS: tuple[Option, ...] = (
            metavar="COLUMN", panel=REWARDS, complete="columns", shown="the step of a --from dump, else the whole table"),
     Option("device", ("--device",), "Where the kernels run; auto = CUDA only when a GPU is present.",
            default="cpu", metavar="cpu|cuda|auto", panel=PERFORMANCE, complete="cpu|cuda|auto", shown="cpu"),
+    Option("engine", ("--engine",),
+           "Where the group-complete chunks are worked through: local (this process) or ray (a Ray cluster: "
+           "--ray-address, else $RAY_ADDRESS, else a local one; pip install 'mocli[ray]').",
+           shared=False, default="local", metavar="local|ray", panel=PERFORMANCE, complete="local|ray", shown="local"),
+    Option("ray_address", ("--ray-address",), "The Ray cluster --engine ray connects to (e.g. ray://head:10001).",
+           shared=False, metavar="ADDRESS", panel=PERFORMANCE, shown="$RAY_ADDRESS, else a local cluster"),
     Option("memory_limit", ("--memory-limit",),
            "Work in group-complete chunks when the run would not fit in this much memory (e.g. 2GB).",
            shared=False, metavar="SIZE", panel=PERFORMANCE,

@@ -186,11 +186,14 @@ def advantages(
     float32: Annotated[bool, typer.Option("--float32", help="Write advantages as float32 (computed in float64).", rich_help_panel=OUTPUT)] = False,
     overwrite_input: Annotated[bool, typer.Option("--overwrite-input", help="Allow -o to name one of the inputs (replaced once the whole output is written).", rich_help_panel=OUTPUT)] = False,
     memory_limit: o.MemoryLimit = None,
+    engine: o.Engine = None,
+    ray_address: o.RayAddress = None,
     **options,
 ) -> None:
     """Write the input rows plus one adv:<label> column per estimator."""
     s = _settings(locals())
-    check_output(output)
+    if (s.engine or "local") == "local":
+        check_output(output)  # --engine ray writes a folder (checked where it is made)
     rows, labels, notes, warnings = write_advantages(inputs, output, s, float32=float32, overwrite_input=overwrite_input)
     _done(ctx)
     _say(notes, warnings)
@@ -338,6 +341,8 @@ def analyze(
     budget_target: o.BudgetTarget = None,
     memory_limit: o.MemoryLimit = None,
     export: o.Export = None,
+    engine: o.Engine = None,
+    ray_address: o.RayAddress = None,
     **options,
 ) -> None:
     """Report collapse, sign flips, conflict, interference, Pareto order and influence."""
@@ -371,6 +376,8 @@ def compare(
     budget_target: o.BudgetTarget = None,
     memory_limit: o.MemoryLimit = None,
     export: o.Export = None,
+    engine: o.Engine = None,
+    ray_address: o.RayAddress = None,
     **options,
 ) -> None:
     """Estimators side by side, their agreement, and the rows that flip sign."""
@@ -409,6 +416,8 @@ def check(
     budget_target: o.BudgetTarget = None,
     memory_limit: o.MemoryLimit = None,
     export: o.Export = None,
+    engine: o.Engine = None,
+    ray_address: o.RayAddress = None,
     **options,
 ) -> None:
     """CI gate: exit 1 when a threshold expression holds, 0 when none does."""

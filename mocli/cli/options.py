@@ -86,6 +86,8 @@ def _annotation(option: Option):
 
 # for a command that names options itself (the shared ones come with data_options)
 MemoryLimit = _annotation(BY_NAME["memory_limit"])
+Engine = _annotation(BY_NAME["engine"])
+RayAddress = _annotation(BY_NAME["ray_address"])
 Format = _annotation(BY_NAME["format"])
 Group = _annotation(BY_NAME["group"])
 Reward = _annotation(BY_NAME["rewards"])
