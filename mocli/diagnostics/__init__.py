@@ -315,12 +315,7 @@ def analyze_chunked(
     """The analyze report of a chunked table (equal to :func:`analyze_rollouts` on the
     whole table), with one report per value of ``by`` when given."""
 
-    def scopes(chunk: Chunk):
-        yield None, chunk.rollouts
-        if chunk.keys is not None:
-            for value in dict.fromkeys(chunk.keys.tolist()):
-                yield value, chunk.rollouts.subset(chunk.keys == value)
-
+    scopes = chunk_scopes
     stats, two_pass = settle_statistics(chunked, resolved, scheme, conds, scopes, device, by)
 
     # last pass: every chunk's tallies, merged
@@ -331,10 +326,24 @@ def analyze_chunked(
                 tree, _, _ = tally_rollouts(sub, resolved, scheme, conds, compare, device,
                                             stats[key] if two_pass else None, spill, rule)
                 trees[key] = merge(trees.get(key), tree)
-        report = report_from(trees[None])
-        if by is not None:
-            report.by_column = by
-            values = [k for k in trees if k is not None]
-            for value in _slice_order(np.array(values, dtype=object), np.array(values, dtype=object)):
-                report.by[value] = report_from(trees[value])
+        return report_from_trees(trees, by)
+
+
+def report_from_trees(trees: dict[Any, Any], by: str | None) -> Report:
+    """The report of merged tally trees keyed by slice value (None: the whole table), with
+    one report per slice of ``by``."""
+    report = report_from(trees[None])
+    if by is not None:
+        report.by_column = by
+        values = [k for k in trees if k is not None]
+        for value in _slice_order(np.array(values, dtype=object), np.array(values, dtype=object)):
+            report.by[value] = report_from(trees[value])
     return report
+
+
+def chunk_scopes(chunk: Chunk):
+    """The scopes of one chunk: its rows under None, and those of each ``--by`` value."""
+    yield None, chunk.rollouts
+    if chunk.keys is not None:
+        for value in dict.fromkeys(chunk.keys.tolist()):
+            yield value, chunk.rollouts.subset(chunk.keys == value)

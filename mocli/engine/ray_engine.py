@@ -27,6 +27,7 @@ import polars as pl
 
 from ..core.tally import merge
 from ..core.work import BatchStats
+from ..diagnostics import chunk_scopes, report_from_trees, tally_rollouts
 from ..diagnostics.budget import BudgetRule
 from ..errors import UsageError
 from ..io.chunks import Chunk, _target_schema, slice_keys
@@ -155,13 +156,6 @@ def _chunk(table: Any, plan: Plan, by: str | None) -> Chunk:
     return Chunk(ro, None, slice_keys(df, by))
 
 
-def _scopes(chunk: Chunk):
-    yield None, chunk.rollouts
-    if chunk.keys is not None:
-        for value in dict.fromkeys(chunk.keys.tolist()):
-            yield value, chunk.rollouts.subset(chunk.keys == value)
-
-
 def _payload(obj: Any) -> dict[str, list]:
     return {"payload": [pickle.dumps(obj)]}
 
@@ -185,8 +179,6 @@ def analyze_ray(plan: Plan, resolved: Sequence[Any], scheme: Any, conds: Sequenc
 
 
 def _analyze(plan, resolved, scheme, conds, compare, by, rule, partitions):
-    from ..diagnostics import report_from, tally_rollouts
-
     n = partitions or partitions_for(sum(_rows(p) for p in plan.paths))
     grouped = dataset(plan, n).groupby(PART, num_partitions=n)
     final, two_pass = _statistics(grouped, plan, resolved, scheme, conds, by)
@@ -194,7 +186,7 @@ def _analyze(plan, resolved, scheme, conds, compare, by, rule, partitions):
     def tally(table):
         chunk = _chunk(table, plan, by)
         trees = {}
-        for key, sub in _scopes(chunk):
+        for key, sub in chunk_scopes(chunk):
             s = None
             if two_pass:
                 s = BatchStats(known=dict(final[key].known)) if key in final else BatchStats()
@@ -208,16 +200,7 @@ def _analyze(plan, resolved, scheme, conds, compare, by, rule, partitions):
             trees[key] = merge(trees.get(key), tree)
     if None not in trees:
         raise plan.no_rows()
-    report = report_from(trees[None])
-    if by is not None:
-        from ..diagnostics import _slice_order
-        import numpy as np
-
-        report.by_column = by
-        values = [k for k in trees if k is not None]
-        for value in _slice_order(np.array(values, dtype=object), np.array(values, dtype=object)):
-            report.by[value] = report_from(trees[value])
-    return report, n
+    return report_from_trees(trees, by), n
 
 
 def _statistics(grouped: Any, plan: Plan, resolved, scheme, conds, by: str | None) -> tuple[dict[Any, BatchStats], bool]:
@@ -233,7 +216,7 @@ def _statistics(grouped: Any, plan: Plan, resolved, scheme, conds, by: str | Non
             def record(table, known=known):
                 chunk = _chunk(table, plan, by)
                 local: dict[Any, BatchStats] = {}
-                for key, sub in _scopes(chunk):
+                for key, sub in chunk_scopes(chunk):
                     s = local.setdefault(key, BatchStats(known=dict(known[key].known) if key in known else {}))
                     run_estimators(sub, resolved, scheme, conds, device=CPU, stats=s)
                 return _payload(local)
