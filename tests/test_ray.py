@@ -65,7 +65,8 @@ def test_compare_and_check(cluster, run_cli):
     local, distributed = both(run_cli, "compare", MATH, "-e", "grpo", "-e", "gdpo")
     local.pop("flips")  # the flipping rows are listed only for a table held on this machine
     close(distributed, local)
-    local, distributed = both(run_cli, "check", MATH, "--fail-if", "sign_flip.correct_reward > 0.2")
+    # one estimator without a batch-wide step: one pass over the partitions
+    local, distributed = both(run_cli, "check", MATH, "-e", "rloo", "--fail-if", "sign_flip.correct_reward > 0.1")
     assert local == distributed and not local["passed"]
 
 
