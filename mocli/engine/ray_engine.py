@@ -30,9 +30,9 @@ from ..core.work import BatchStats
 from ..diagnostics import chunk_scopes, report_from_trees, tally_rollouts
 from ..diagnostics.budget import BudgetRule
 from ..errors import UsageError
-from ..io.chunks import Chunk, _target_schema, slice_keys
-from ..io.files import Plan, keep_steps, to_rollouts, with_group_key
-from ..io.readers import READERS, hive_columns
+from ..io.chunks import Chunk, _target_schema, chunk_of, conformed, count_rows, routed
+from ..io.files import Plan
+from ..io.readers import READERS
 from ..kernels import CPU
 from .pipeline import run_estimators
 
@@ -130,30 +130,18 @@ class _Route:
 
     def __call__(self, table: Any) -> Any:
         df = pl.from_arrow(table)
-        p = self.plan
         if PATH not in df.columns:
             df = df.rename({"path": PATH})
-        pieces = []
-        for (path,), piece in df.partition_by(PATH, as_dict=True, maintain_order=True).items():
-            hive = hive_columns(Path(path))
-            piece = piece.with_columns([pl.lit(v).alias(k) for k, v in hive.items() if k not in piece.columns])
-            types = {**self.carried, **self.target}
-            cols = [pl.col(c).cast(types[c]) if c in piece.columns else pl.lit(None, dtype=types[c]).alias(c)
-                    for c in [*self.carried, *(c for c in p.needed if c not in self.carried)]]
-            pieces.append(piece.select(cols))
-        df = pl.concat(pieces, how="vertical") if pieces else pl.DataFrame(schema={**self.carried, **self.target})
-        df = with_group_key(keep_steps(df, p), p)
-        ids = (df.get_column(p.batch or p.group).hash(seed=0) % self.n).cast(pl.Int64).alias(PART)
-        return df.with_columns(ids).to_arrow()
+        types = {**self.carried, **self.target}
+        columns = [*self.carried, *(c for c in self.plan.needed if c not in self.carried)]
+        pieces = [conformed(piece, Path(path), types, columns)
+                  for (path,), piece in df.partition_by(PATH, as_dict=True, maintain_order=True).items()]
+        df = pl.concat(pieces, how="vertical") if pieces else pl.DataFrame(schema=types)
+        return routed(df, self.plan, self.n, PART).to_arrow()
 
 
 def _chunk(table: Any, plan: Plan, by: str | None) -> Chunk:
-    df = pl.from_arrow(table)
-    if PART in df.columns:
-        df = df.drop(PART)
-    ro = to_rollouts(df, plan.group, plan.objectives, plan.minimize, plan.length, plan.baseline, whole=False,
-                     batch=plan.batch, scalar=plan.scalar)
-    return Chunk(ro, None, slice_keys(df, by))
+    return chunk_of(pl.from_arrow(table).drop(PART, strict=False), plan, by)
 
 
 def _payload(obj: Any) -> dict[str, list]:
@@ -179,7 +167,7 @@ def analyze_ray(plan: Plan, resolved: Sequence[Any], scheme: Any, conds: Sequenc
 
 
 def _analyze(plan, resolved, scheme, conds, compare, by, rule, partitions):
-    n = partitions or partitions_for(sum(_rows(p) for p in plan.paths))
+    n = partitions or partitions_for(count_rows(plan.paths))
     grouped = dataset(plan, n).groupby(PART, num_partitions=n)
     final, two_pass = _statistics(grouped, plan, resolved, scheme, conds, by)
 
@@ -254,15 +242,14 @@ def _advantages(plan, resolved, scheme, conds, output, float32, partitions):
 
     columns = schema_of(plan.paths)
     carried = {c: t for c, t in columns.items() if c not in plan.needed}
-    n = partitions or partitions_for(sum(_rows(p) for p in plan.paths))
+    n = partitions or partitions_for(count_rows(plan.paths))
     grouped = dataset(plan, n, carried).groupby(PART, num_partitions=n)
     final, two_pass = _statistics(grouped, plan, resolved, scheme, conds, None)
     dtype = np.float32 if float32 else np.float64
 
     def compute(table):
         df = pl.from_arrow(table).drop(PART)
-        ro = to_rollouts(df, plan.group, plan.objectives, plan.minimize, plan.length, plan.baseline, whole=False,
-                         batch=plan.batch, scalar=plan.scalar)
+        ro = chunk_of(df, plan, None).rollouts
         stats = BatchStats(known=dict(final[None].known)) if two_pass and None in final else None
         advs, _ = run_estimators(ro, resolved, scheme, conds, device=CPU, stats=stats)
         out = df.select([c for c in columns if c in df.columns])  # the input's columns, in its order
@@ -285,11 +272,3 @@ def _advantages(plan, resolved, scheme, conds, output, float32, partitions):
         raise
     return rows, n
 
-
-def _rows(path: Path) -> int:
-    try:
-        from ..io.readers import scan
-
-        return int(scan(path).select(pl.len()).collect().item())
-    except Exception:
-        return 0

@@ -152,12 +152,8 @@ class Chunked:
     def chunks(self, stage: str, by: str | None = None) -> Iterator[Chunk]:
         """Each chunk's rows as :class:`Rollouts`, with their positions in the input (when
         split with ``row_index``) and their values of ``by`` as slice keys."""
-        p = self.plan
         for df in self.frames(stage):
-            ro = to_rollouts(df, p.group, p.objectives, p.minimize, p.length, p.baseline, whole=False,
-                             batch=p.batch, scalar=p.scalar)
-            rows = df.get_column(ROW).to_numpy() if ROW in df.columns else None
-            yield Chunk(ro, rows, slice_keys(df, by))
+            yield chunk_of(df, self.plan, by)
 
 
 @dataclass
@@ -192,6 +188,34 @@ ROW = "__mocli_row__"
 _CHUNK = "__mocli_chunk__"
 
 
+def conformed(frame: pl.LazyFrame | pl.DataFrame, path: Path, types: dict[str, pl.DataType],
+              columns: Sequence[str]) -> pl.LazyFrame | pl.DataFrame:
+    """The rows of one input file as every engine reads them: its hive folders' values as
+    columns, then ``columns`` in the types of the files put together (null where this file
+    lacks one)."""
+    have = frame.collect_schema().names() if isinstance(frame, pl.LazyFrame) else frame.columns
+    hive = hive_columns(path)
+    frame = frame.with_columns([pl.lit(v).alias(k) for k, v in hive.items() if k not in have])
+    have = list(have) + [k for k in hive if k not in have]
+    return frame.select([pl.col(c).cast(types[c]) if c in have else pl.lit(None, dtype=types[c]).alias(c) for c in columns])
+
+
+def routed(df: pl.DataFrame, plan: Plan, n_chunks: int, name: str) -> pl.DataFrame:
+    """Rows within ``--steps``, with the group key of several columns, and the chunk each
+    goes to (column ``name``): ``hash(group) % n``, or with training batches
+    ``hash(batch) % n``, so that every batch lands whole in one chunk, and its groups with it."""
+    df = with_group_key(keep_steps(df, plan), plan)
+    return df.with_columns((df.get_column(plan.batch or plan.group).hash(seed=0) % n_chunks).cast(pl.Int64).alias(name))
+
+
+def chunk_of(df: pl.DataFrame, plan: Plan, by: str | None) -> "Chunk":
+    """One group-complete chunk's rows as a :class:`Chunk`."""
+    ro = to_rollouts(df, plan.group, plan.objectives, plan.minimize, plan.length, plan.baseline, whole=False,
+                     batch=plan.batch, scalar=plan.scalar)
+    rows = df.get_column(ROW).to_numpy() if ROW in df.columns else None
+    return Chunk(ro, rows, slice_keys(df, by))
+
+
 def partition(plan: Plan, n_chunks: int, folder: str, batch_rows: int = 1 << 18, row_index: bool = False,
               progress: Progress = silent) -> Chunked:
     """Read the needed columns once and write each row to chunk ``hash(group) % n`` (with
@@ -205,28 +229,20 @@ def partition(plan: Plan, n_chunks: int, folder: str, batch_rows: int = 1 << 18,
     written = 0
     for n_done, p in enumerate(plan.paths):
         progress("splitting into chunks", n_done, len(plan.paths))
-        lf = scan(p)
         try:
-            have = lf.collect_schema().names()
-            hive = hive_columns(p)
-            lf = lf.with_columns([pl.lit(v).alias(k) for k, v in hive.items() if k not in have])
-            have = have + [k for k in hive if k not in have]
-            cols = [pl.col(c).cast(target[c]) if c in have else pl.lit(None, dtype=target[c]).alias(c) for c in plan.needed]
-            lf = lf.select(cols)
+            lf = conformed(scan(p), p, target, plan.needed)
             batches = lf.collect_batches(chunk_size=batch_rows)
             for df in batches:
                 check_interrupted()
-                df = keep_steps(df, plan)
+                df = routed(df, plan, n_chunks, _CHUNK)
                 if df.height == 0:
                     continue
-                df = with_group_key(df, plan)
                 if row_index:
                     df = df.with_columns(pl.int_range(rows, rows + df.height, dtype=pl.Int64).alias(ROW))
                 rows += df.height
                 for name in seen:
                     seen[name] += df.height - df.get_column(name).null_count() - int(df.get_column(name).is_nan().sum() if df.schema[name].is_float() else 0)
-                ids = (df.get_column(plan.batch or plan.group).hash(seed=0) % n_chunks).cast(pl.Int64).alias(_CHUNK)
-                pieces = df.with_columns(ids).partition_by(_CHUNK, maintain_order=True, include_key=False, as_dict=True)
+                pieces = df.partition_by(_CHUNK, maintain_order=True, include_key=False, as_dict=True)
                 for (c,), piece in pieces.items():
                     out = Path(folder) / f"chunk{int(c):05d}-{written:06d}.arrow"
                     piece.write_ipc(out)

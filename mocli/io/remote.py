@@ -131,9 +131,9 @@ def _stage(text: str, opts: dict[str, str]) -> tuple[list[str], str]:
                 f"cannot read '{text}' ({source}): {message[:300]}; credentials and endpoints come from the usual "
                 "environment variables (AWS_*, GOOGLE_*, AZURE_*, HF_TOKEN) or --storage-option KEY=VALUE"
             ) from None
-        for url in frame.get_column(FILE).unique(maintain_order=True).to_list():
+        for (url,), rows_of_file in frame.partition_by(FILE, as_dict=True, include_key=False, maintain_order=True).items():
             local = _local_path(folder, url)
-            _write(frame.filter(pl.col(FILE) == url).drop(FILE), local, kind)
+            _write(rows_of_file, local, kind)
             files.append(str(local))
         rows += frame.height
     if not files:
