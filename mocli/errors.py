@@ -26,6 +26,17 @@ class InputError(MocliError):
     """A file, column or value in the rollout data is not usable."""
 
 
+def interrupted_line(signum: int, written: list[str] | tuple[str, ...] = ()) -> str:
+    """The one ``error:`` line a run stopped by a signal ends with."""
+    try:
+        name = signal.Signals(signum).name
+    except ValueError:
+        name = f"signal {signum}"
+    if written:
+        return f"error: interrupted by {name} after {', '.join(repr(c) for c in written)} was written in full\n"
+    return f"error: interrupted by {name}; no output was written or changed\n"
+
+
 class Interrupted(BaseException):
     """SIGINT or SIGTERM arrived: the run stops, leaving no partial output behind. A
     BaseException, as KeyboardInterrupt, so that no ``except Exception`` swallows it."""

@@ -277,8 +277,14 @@ def large(tmp_path_factory):
     return path
 
 
+def _as_from_a_terminal() -> None:
+    """In the child before it starts Python: SIGINT as a terminal leaves it (a test runner
+    started in the background inherits it ignored, and Python then keeps it ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _interrupt(cmd: list[str], sig: int, delay: float, env: dict) -> tuple[int, str]:
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, preexec_fn=_as_from_a_terminal)
     time.sleep(delay)
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=120)
@@ -319,6 +325,37 @@ def test_signals_mid_run_leave_nothing_behind(folder, large, sig, streamed):
                 assert out.read_bytes() == OLD
                 interrupted += 1
     assert interrupted >= 1
+
+
+TRIP = """
+import os, signal, sys
+
+class Trip:  # sends SIGINT to this process when the named module begins to load
+    def find_spec(self, name, path=None, target=None):
+        if name == WANT:
+            sys.meta_path.remove(self)
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
+
+WANT = sys.argv[1]
+sys.meta_path.insert(0, Trip())
+sys.argv = ["mocli"] + sys.argv[2:]
+from mocli.launch import main
+main()
+"""
+
+
+@pytest.mark.parametrize("module", ["polars", "numba", "typer", "mocli.cli.commands", "mocli.api"])
+def test_ctrl_c_while_the_command_loads(folder, module):
+    """A Ctrl-C while Python is still loading the command line (a slow disk or a cold CI
+    runner can take seconds there): the same one line and 130, nothing written."""
+    out = folder / "out.csv"
+    out.write_bytes(OLD)
+    cmd = [sys.executable, "-c", TRIP, module, "advantages", str(folder / "ok.parquet"), "-g", "g", "-o", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=_as_from_a_terminal, timeout=120)
+    assert proc.returncode == 130 and proc.stdout == "", (proc.returncode, proc.stderr)
+    assert proc.stderr == "error: interrupted by SIGINT; no output was written or changed\n"
+    assert out.read_bytes() == OLD and leftovers(folder) == []
 
 
 def test_chunk_folders_of_dead_processes_are_removed(run_cli, folder):

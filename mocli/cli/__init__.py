@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
 
 import typer
 from numba.core import event as numba_event
 
-from ..errors import Interrupted, MocliError
+from ..errors import Interrupted, MocliError, interrupted_line
 from ..io.chunks import clean_stale_chunks
 from ..io.outputs import check_interrupted, committed, handling_signals
 from .commands import app
@@ -49,22 +50,18 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     args = [a for a in args if a != "--debug"]
-    command = typer.main.get_command(app)
-    with contextlib.suppress(OSError):
-        clean_stale_chunks(os.environ.get("MOCLI_TMPDIR") or None)  # what killed runs left
     try:
+        command = typer.main.get_command(app)
+        with contextlib.suppress(OSError):
+            clean_stale_chunks(os.environ.get("MOCLI_TMPDIR") or None)  # what killed runs left
         with handling_signals(last=argv is None), numba_event.install_listener("numba:compile", CompileNote(sys.stderr)), \
                 progress_on_stderr() as progress:
             rv = command.main(args=args, prog_name="mocli", standalone_mode=False, obj=progress)
             check_interrupted()  # a signal whose exception native code swallowed still stops the run
         code = rv if isinstance(rv, int) else 0
     except (Interrupted, KeyboardInterrupt) as exc:
-        signum = exc.signum if isinstance(exc, Interrupted) else 2
-        name = "SIGINT" if signum == 2 else "SIGTERM" if signum == 15 else f"signal {signum}"
-        if committed:
-            sys.stderr.write(f"error: interrupted by {name} after {', '.join(repr(c) for c in committed)} was written in full\n")
-        else:
-            sys.stderr.write(f"error: interrupted by {name}; no output was written or changed\n")
+        signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+        sys.stderr.write(interrupted_line(signum, committed))
         code = 128 + signum
     except typer.Exit as exc:
         code = exc.exit_code
