@@ -61,6 +61,30 @@ def test_group_keys_of_any_type(tmp_path, keys):
     np.testing.assert_array_equal(ro.codes, [0, 1, 0, 2, 1, 0])
 
 
+@pytest.mark.parametrize("kind", ["int", "str", "struct"])
+def test_the_group_layout_is_the_stable_counting_sort_of_the_codes(kind):
+    """The layout read off Polars' grouping (each group's row numbers as Polars lists them)
+    is the stable counting sort of the codes: rows of a group in file order, groups in
+    order of first appearance. Large enough for Polars to group on several threads."""
+    from mocli.io.files import grouping
+    from mocli.kernels.cpu import csr_from_codes
+
+    rng = np.random.default_rng(7)
+    n = 600_000
+    keys = rng.integers(0, 40_000, n)
+    series = {
+        "int": pl.Series("g", keys),
+        "str": pl.Series("g", keys.astype(str)),
+        "struct": pl.DataFrame({"b": keys % 3, "g": keys // 3}).select(pl.struct("b", "g")).to_series(),
+    }[kind]
+    codes, n_groups, order, offsets = grouping(series)
+    first = np.unique(keys, return_index=True)[1]
+    assert n_groups == first.shape[0]
+    want_order, want_offsets = csr_from_codes(codes, n_groups)
+    assert np.array_equal(order, want_order) and np.array_equal(offsets, want_offsets)
+    assert (codes[np.sort(first)] == np.arange(n_groups)).all()  # numbered by first appearance
+
+
 def test_reward_weights_minimize_and_columns(tmp_path):
     path = tmp_path / "r.parquet"
     FRAME.write_parquet(path)

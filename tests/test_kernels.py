@@ -140,6 +140,38 @@ def test_ndtri_matches_scipy():
     np.testing.assert_allclose(CPU.ndtri(p), scipy_ndtri(p), rtol=1e-13, atol=1e-13)
 
 
+@settings(max_examples=150, deadline=None)
+@given(seg=segments(), k=st.integers(1, 3), holes=st.lists(st.integers(0, 149), max_size=12), offset=st.sampled_from([0.0, 1e8]))
+def test_objective_deviations_equal_the_primitives_and_the_definition(seg, k, holes, offset):
+    """The diagnostics' one-pass view against the segment primitives it replaces (bit for
+    bit: the same mean, the same tolerance) and against the definition: count of scorable
+    rows, d = r - group mean of the valid cells, sign beyond 1e-9 * max(1, max |r|)."""
+    x, scorable, codes, order, offsets = seg
+    n = x.shape[0]
+    r = np.stack([np.roll(x, c) * (c + 1) + offset for c in range(k)], axis=1)
+    for h in holes:
+        r[h % n, h % k] = np.nan
+    count, tolk, varies, valid_k, d, sign = CPU.objective_deviations(r, scorable, order, offsets, 1e-9)
+    for c in range(k):
+        col = r[:, c]
+        valid = scorable & ~np.isnan(col)
+        xc = np.where(valid, col, 0.0)
+        mean, _, cnt, _ = CPU.seg_mean_var(xc, valid, order, offsets, 0)
+        lo, hi = CPU.seg_min_max(xc, valid, order, offsets)
+        tol = 1e-9 * np.maximum(1.0, np.where(cnt > 0, np.maximum(np.abs(lo), np.abs(hi)), 0.0))
+        assert np.array_equal(tolk[:, c], tol) and np.array_equal(valid_k[:, c], valid)
+        assert np.array_equal(varies[:, c], (cnt >= 2) & (hi - lo > tol))
+        dk = np.where(valid, xc - mean[codes], 0.0)
+        assert np.array_equal(d[:, c], dk)
+        assert np.array_equal(sign[:, c], np.where(dk > tol[codes], 1, np.where(dk < -tol[codes], -1, 0)))
+        for j in range(len(offsets) - 1):
+            rows = members(codes, valid, j)
+            assert count[j] == len(members(codes, scorable, j))
+            for i in rows:
+                want = col[i] - math.fsum(col[q] for q in rows) / len(rows)
+                assert d[i, c] == pytest.approx(want, abs=1e-12 * max(1.0, abs(offset)))
+
+
 def test_csr_is_stable_and_complete():
     codes = np.array([2, 0, 2, 1, 0, 2])
     order, offsets = CPU.csr_from_codes(codes, 3)

@@ -52,30 +52,11 @@ class GroupView:
 
     @classmethod
     def of(cls, batch: Batch, device: Device = CPU, spill: Spill | None = None) -> "GroupView":
-        n, K = batch.rewards.shape
-        g = batch.offsets.shape[0] - 1
-        codes = batch.codes
-        _, _, count, _ = device.seg_mean_var(np.zeros(n), batch.scorable, batch.order, batch.offsets, 0)
+        count, tolk, varies, valid_k, d, sign = device.objective_deviations(
+            batch.rewards, batch.scorable, batch.order, batch.offsets, REL
+        )
         live_group = count >= 2
-        live_row = batch.scorable & live_group[codes]
-        tolk = np.empty((g, K))
-        sign = np.zeros((n, K), dtype=np.int8)
-        varies = np.zeros((g, K), dtype=bool)
-        valid_k = np.zeros((n, K), dtype=bool)
-        d = np.zeros((n, K))
-        for k in range(K):
-            col = np.ascontiguousarray(batch.rewards[:, k])
-            valid = batch.scorable & ~np.isnan(col)
-            valid_k[:, k] = valid
-            x = np.where(valid, col, 0.0)
-            mean, _, cnt, _ = device.seg_mean_var(x, valid, batch.order, batch.offsets, 0)
-            lo, hi = device.seg_min_max(x, valid, batch.order, batch.offsets)
-            tol = REL * np.maximum(1.0, np.where(cnt > 0, np.maximum(np.abs(lo), np.abs(hi)), 0.0))
-            tolk[:, k] = tol
-            varies[:, k] = (cnt >= 2) & (hi - lo > tol)
-            dk = np.where(valid, x - mean[codes], 0.0)
-            d[:, k] = dk
-            sign[:, k] = np.where(dk > tol[codes], 1, np.where(dk < -tol[codes], -1, 0))
+        live_row = batch.scorable & live_group[batch.codes]
         opposed, ordered, vectors = objective_pairs(
             np.ascontiguousarray(batch.rewards), batch.scorable, batch.weighted, batch.order, batch.offsets, tolk
         )

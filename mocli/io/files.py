@@ -17,7 +17,6 @@ import polars as pl
 
 from ..core.rollouts import HUGE, Rollouts
 from ..errors import InputError, UsageError, first_line
-from ..kernels.cpu import csr_from_codes
 from . import frameworks
 from .frameworks import FILE, group_size_warnings, public_columns
 from .outputs import check_interrupted, check_writable, replacing
@@ -290,6 +289,15 @@ def _float_column(df: pl.DataFrame, name: str, what: str, *, allow_nan: bool = T
 
 def factorize(series: pl.Series, what: str = "group") -> tuple[np.ndarray, int]:
     """Dense codes in order of first appearance (hash-based, no sort of the keys)."""
+    codes, n_groups, _, _ = grouping(series, what)
+    return codes, n_groups
+
+
+def grouping(series: pl.Series, what: str = "group") -> tuple[np.ndarray, int, np.ndarray, np.ndarray]:
+    """Dense codes in order of first appearance, and the group layout: ``order`` (each
+    group's rows, in file order, groups one after another) and ``offsets``. Polars' hash
+    grouping lists each group's row numbers in the order the rows come (it does so whatever
+    ``maintain_order`` says), so the layout is that list, flattened: no sort of its own."""
     if series.null_count():
         raise InputError(
             f"{what} column '{series.name}' holds {series.null_count()} null values; every row needs a {what} key"
@@ -300,9 +308,12 @@ def factorize(series: pl.Series, what: str = "group") -> tuple[np.ndarray, int]:
     )
     rows = grouped.get_column("__row")
     sizes = rows.list.len().to_numpy()
+    order = rows.explode().to_numpy().astype(np.int64)
+    offsets = np.zeros(len(sizes) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=offsets[1:])
     codes = np.empty(len(series), dtype=np.int64)
-    codes[rows.explode().to_numpy()] = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
-    return codes, len(sizes)
+    codes[order] = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
+    return codes, len(sizes), order, offsets
 
 
 @dataclass
@@ -598,11 +609,10 @@ def to_rollouts(
         batch_codes, _ = factorize(df.get_column(batch), "batch")
         if df.get_column(gcol).null_count():
             factorize(df.get_column(gcol))  # raises the group column's error
-        codes, n_groups = factorize(df.select(pl.struct(batch, gcol)).to_series().alias(gcol))
+        codes, n_groups, order, offsets = grouping(df.select(pl.struct(batch, gcol)).to_series().alias(gcol))
     else:
-        codes, n_groups = factorize(df.get_column(gcol))
+        codes, n_groups, order, offsets = grouping(df.get_column(gcol))
     scalar_arr = _float_column(df, scalar, "score", whole=whole) if scalar else None
-    order, offsets = csr_from_codes(codes, n_groups)
     weights = np.array([o.weight for o in objs], dtype=np.float64)
     mins = np.array([o.name in set(minimize) for o in objs], dtype=bool)
     return Rollouts(np.ascontiguousarray(r), tuple(o.name for o in objs), weights, mins, codes, order, offsets, len_arr,

@@ -30,6 +30,7 @@ class Device:
     masked_affine = staticmethod(fused.masked_affine)
     csr_from_codes = staticmethod(cpu.csr_from_codes)  # the layout is always built on the host
     weighted_nansum = staticmethod(cpu.weighted_nansum)
+    objective_deviations = staticmethod(cpu.objective_deviations)  # the diagnostics' per-cell view
 
     def __init__(self, name: str, primitives: ModuleType, steps: ModuleType) -> None:
         self.name = name

@@ -707,6 +707,86 @@ def seg_normal_scores(x, valid, order, offsets, out=None):
 
 
 # ---------------------------------------------------------------------------------------
+# each objective's deviation from its group mean (the diagnostics' shared view)
+# ---------------------------------------------------------------------------------------
+@njit(**_JIT)
+def _objective_deviations(part_lo, part_hi, r, scorable, order, offsets, rel, count, tolk, varies, valid_k, d, sign):
+    K = r.shape[1]
+    for j in range(part_lo, part_hi):
+        a = offsets[j]
+        b = offsets[j + 1]
+        c = 0
+        for p in range(a, b):
+            if scorable[_u(order[_u(p)])]:
+                c += 1
+        count[j] = c
+        for k in range(K):
+            # count, sum and extremes of the valid cells, then the mean as seg_mean_var has it
+            n = 0
+            s = 0.0
+            lo = np.inf
+            hi = -np.inf
+            for p in range(a, b):
+                i = _u(order[_u(p)])
+                v = r[i, k]
+                if scorable[i] and v == v:
+                    n += 1
+                    s += v
+                    if v < lo:
+                        lo = v
+                    if v > hi:
+                        hi = v
+            if n == 0:
+                m = np.nan
+            elif lo == hi:
+                m = lo
+            else:
+                m0 = s / n
+                cs = 0.0
+                ss = 0.0
+                for p in range(a, b):
+                    i = _u(order[_u(p)])
+                    v = r[i, k]
+                    if scorable[i] and v == v:
+                        e = v - m0
+                        cs += e
+                        ss += e * e
+                m, _ = _corrected(n, m0, cs, ss)
+            top = max(abs(lo), abs(hi)) if n > 0 else 0.0
+            tol = rel * (top if top > 1.0 else 1.0)
+            tolk[j, k] = tol
+            varies[j, k] = n >= 2 and hi - lo > tol
+            for p in range(a, b):
+                i = _u(order[_u(p)])
+                v = r[i, k]
+                ok = scorable[i] and v == v
+                valid_k[i, k] = ok
+                dk = v - m if ok else 0.0
+                d[i, k] = dk
+                sign[i, k] = 1 if dk > tol else (-1 if dk < -tol else 0)
+
+
+def objective_deviations(r, scorable, order, offsets, rel):
+    """One pass over each group's rows for every objective: ``count (g,)`` scorable rows;
+    ``tolk (g, k)`` the zero tolerance ``rel * max(1, max |r| over valid cells)``;
+    ``varies (g, k)`` two or more valid cells more than that apart; and per cell
+    ``valid_k`` (scorable row, value not NaN), ``d`` (value minus the group mean of
+    :func:`seg_mean_var`, 0 where not valid) and ``sign`` (+1 / -1 beyond the tolerance,
+    else 0, int8)."""
+    n, K = r.shape
+    g = offsets.shape[0] - 1
+    count = np.empty(g, dtype=np.int64)
+    tolk = np.empty((g, K))
+    varies = np.empty((g, K), dtype=np.bool_)
+    valid_k = np.zeros((n, K), dtype=np.bool_)
+    d = np.zeros((n, K))
+    sign = np.zeros((n, K), dtype=np.int8)
+    split(_objective_deviations, g, np.asarray(r, dtype=np.float64), scorable, order, offsets, float(rel), count, tolk,
+          varies, valid_k, d, sign, size=n)
+    return count, tolk, varies, valid_k, d, sign
+
+
+# ---------------------------------------------------------------------------------------
 # layout
 # ---------------------------------------------------------------------------------------
 @njit(**_JIT)
