@@ -2,8 +2,10 @@
 # The GPU checks, as one run on a lent GPU machine (no network there): the CUDA kernels
 # against the CPU ones on the real device, `analyze --device cuda` against the CPU report,
 # and the benchmark with --cuda. Polars travels as wheels in .whl/ (see docs/performance.md);
-# what it prints goes to $OUT (or ./gpu-out) as well.
+# what it prints goes to $OUT (or ./gpu-out) as well. `--quick` (for a short lease): the
+# parity tests with the default blocks only, and the benchmark without the CUDA rows.
 set -uo pipefail
+quick=0; [ "${1:-}" = "--quick" ] && quick=1
 out="${OUT:-gpu-out}"; mkdir -p "$out"
 if ls .whl/*.whl >/dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
@@ -23,8 +25,10 @@ export PYTHONUNBUFFERED=1 NUMBA_CACHE_DIR=/tmp/numba-cache
 } 2>&1 | tee "$out/env.txt"
 echo "== CUDA parity, default blocks"
 timeout 150 python3 -m pytest -q -p no:cacheprovider tests/cuda_parity.py 2>&1 | tail -5 | tee "$out/parity.txt"
-echo "== CUDA parity, blocks of 4 threads"
-MOCLI_CUDA_BLOCK=4 timeout 150 python3 -m pytest -q -p no:cacheprovider tests/cuda_parity.py 2>&1 | tail -5 | tee -a "$out/parity.txt"
+if [ $quick = 0 ]; then
+  echo "== CUDA parity, blocks of 4 threads"
+  MOCLI_CUDA_BLOCK=4 timeout 150 python3 -m pytest -q -p no:cacheprovider tests/cuda_parity.py 2>&1 | tail -5 | tee -a "$out/parity.txt"
+fi
 echo "== analyze --device cuda against cpu"
 python3 - <<'PY' 2>&1 | tee "$out/analyze.txt"
 import mocli
@@ -40,4 +44,5 @@ for spec in (["grpo", "gdpo"], ["rloo", "reinforce_pp", "dr_grpo"]):
     print(spec, "largest relative difference", walk(cpu["estimators"], gpu["estimators"]))
 PY
 echo "== benchmark"
-timeout 270 python3 benchmarks/run.py --rows 4000000 --repeats 1 --skip-verl --cuda 2>&1 | tee "$out/bench.txt"
+cuda_rows=--cuda; [ $quick = 1 ] && cuda_rows=
+timeout 270 python3 benchmarks/run.py --rows 4000000 --repeats 1 --skip-verl $cuda_rows 2>&1 | tee "$out/bench.txt"
