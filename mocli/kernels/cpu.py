@@ -721,47 +721,26 @@ def _objective_deviations(part_lo, part_hi, r, scorable, order, offsets, rel, co
                 c += 1
         count[j] = c
         for k in range(K):
-            # count, sum and extremes of the valid cells, then the mean as seg_mean_var has it
-            n = 0
-            s = 0.0
-            lo = np.inf
-            hi = -np.inf
+            col = r[:, k]
+            ok = valid_k[:, k]
             for p in range(a, b):
                 i = _u(order[_u(p)])
-                v = r[i, k]
-                if scorable[i] and v == v:
-                    n += 1
-                    s += v
-                    if v < lo:
-                        lo = v
-                    if v > hi:
-                        hi = v
+                ok[i] = scorable[i] and col[i] == col[i]
+            # the mean exactly as seg_mean_var has it
+            n, s, lo, hi = _count_sum_range(col, ok, order, a, b)
             if n == 0:
                 m = np.nan
             elif lo == hi:
                 m = lo
             else:
-                m0 = s / n
-                cs = 0.0
-                ss = 0.0
-                for p in range(a, b):
-                    i = _u(order[_u(p)])
-                    v = r[i, k]
-                    if scorable[i] and v == v:
-                        e = v - m0
-                        cs += e
-                        ss += e * e
-                m, _ = _corrected(n, m0, cs, ss)
+                m, _ = _two_pass(col, ok, order, a, b, n, s)
             top = max(abs(lo), abs(hi)) if n > 0 else 0.0
             tol = rel * (top if top > 1.0 else 1.0)
             tolk[j, k] = tol
             varies[j, k] = n >= 2 and hi - lo > tol
             for p in range(a, b):
                 i = _u(order[_u(p)])
-                v = r[i, k]
-                ok = scorable[i] and v == v
-                valid_k[i, k] = ok
-                dk = v - m if ok else 0.0
+                dk = col[i] - m if ok[i] else 0.0
                 d[i, k] = dk
                 sign[i, k] = 1 if dk > tol else (-1 if dk < -tol else 0)
 
