@@ -76,6 +76,27 @@ def test_spilled_values_give_numpys_quantiles_and_the_sorted_distinct_count(tmp_
             assert v.distinct() == 1 + int(np.count_nonzero(np.diff(s) > 1e-9 * max(1.0, np.abs(s).max())))
 
 
+@pytest.mark.parametrize("spilled", [False, True])
+def test_quantiles_and_distinct_from_one_sort_equal_numpys(tmp_path, spilled):
+    """The in-memory answer from one sort (what a column summary asks for) equals
+    ``np.quantile`` and the sorted distinct count; spilled, the same answers as asked apart."""
+    rng = np.random.default_rng(11)
+    for _ in range(200):
+        parts = [np.round(rng.normal(size=int(rng.integers(1, 300))) * 10 ** float(rng.integers(-3, 9)), int(rng.integers(0, 4)))
+                 for _ in range(int(rng.integers(1, 4)))]
+        whole = np.concatenate(parts)
+        qs = [0.05, 0.5, 0.95, float(rng.random())]
+        with spilling(str(tmp_path)) as spill:
+            v = Values.of(parts[0], spill if spilled else None)
+            for p in parts[1:]:
+                v = v.merge(Values.of(p, spill if spilled else None))
+            q, distinct = v.quantiles_and_distinct(qs)
+            assert q == [float(x) for x in np.quantile(whole, qs)]  # == : exactly, a signed zero aside
+            assert q == v.quantiles(qs) and distinct == v.distinct()
+            s = np.sort(whole)
+            assert distinct == 1 + int(np.count_nonzero(np.diff(s) > 1e-9 * max(1.0, np.abs(s).max())))
+
+
 def test_merged_moments_comoments_and_least_squares_equal_the_whole():
     rng = np.random.default_rng(3)
     x = rng.normal(5.0, 2.0, size=1000)

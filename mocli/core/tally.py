@@ -343,10 +343,10 @@ class ColumnSummary(Tally):
         m = self.moments
         if not m.n:
             return dict.fromkeys(["mean", "std", "min", "p05", "p50", "p95", "max"], None) | {"distinct": 0}
-        q = self.values.quantiles([0.05, 0.5, 0.95])
+        q, distinct = self.values.quantiles_and_distinct([0.05, 0.5, 0.95])
         return {
             "mean": num(m.mean), "std": num(m.std()), "min": num(m.lo), "p05": num(q[0]),
-            "p50": num(q[1]), "p95": num(q[2]), "max": num(m.hi), "distinct": self.values.distinct(),
+            "p50": num(q[1]), "p95": num(q[2]), "max": num(m.hi), "distinct": distinct,
         }
 
 

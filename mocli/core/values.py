@@ -1,7 +1,8 @@
 """Exact quantiles and distinct counts over values that may not fit in memory.
 
 :class:`Values` holds one column's values across chunks. In memory (the default) it keeps
-the arrays and answers with ``np.quantile`` and a sort. Given a :class:`Spill` (see
+the arrays and answers with ``np.quantile`` and a sort, or, asked for both at once, from one
+sort (the order statistics ``np.quantile``'s linear method interpolates between). Given a :class:`Spill` (see
 :func:`spilling`), every chunk's values are sorted and appended to a temporary file as a run, and the answers come
 from a block-wise k-way merge of the runs, reading at most ``block`` values of each run at a
 time: the same order statistics, so the same numbers.
@@ -107,13 +108,24 @@ class Values:
             out.append(_lerp(wanted[lo], wanted[hi], gamma))
         return out
 
+    def quantiles_and_distinct(self, qs: Sequence[float]) -> tuple[list[float], int]:
+        """:meth:`quantiles` and :meth:`distinct` together; in memory from one sort of the
+        values (the order statistics numpy's linear method picks, the same numbers)."""
+        if self.n == 0 or self.runs:
+            return self.quantiles(qs), self.distinct()
+        v = np.sort(np.concatenate(self.arrays))
+        out = []
+        for q in qs:
+            lo, hi, gamma = _positions(self.n, q)
+            out.append(_lerp(float(v[lo]), float(v[hi]), gamma))
+        return out, _distinct_sorted(v, REL * max(1.0, self.top))
+
     def distinct(self) -> int:
         """Distinct values: sorted gaps larger than ``1e-9 * max(1, max |value|)``, plus one."""
         if self.n == 0:
             return 0
         if not self.runs:
-            v = np.sort(np.concatenate(self.arrays))
-            return int(1 + np.count_nonzero(np.diff(v) > REL * max(1.0, self.top)))
+            return _distinct_sorted(np.sort(np.concatenate(self.arrays)), REL * max(1.0, self.top))
         tol = REL * max(1.0, self.top)
         count = 1
         last = None
@@ -163,6 +175,11 @@ class _Cursor:
         out, self.buffer = self.buffer[:i], self.buffer[i:]
         self._refill()
         return out
+
+
+def _distinct_sorted(v: np.ndarray, tol: float) -> int:
+    """Distinct values of a sorted array: gaps larger than ``tol``, plus one."""
+    return int(1 + np.count_nonzero(np.diff(v) > tol))
 
 
 def _positions(n: int, q: float) -> tuple[int, int, float]:
