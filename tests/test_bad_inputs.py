@@ -330,31 +330,35 @@ def test_signals_mid_run_leave_nothing_behind(folder, large, sig, streamed):
 TRIP = """
 import os, signal, sys
 
-class Trip:  # sends SIGINT to this process when the named module begins to load
+class Trip:  # sends the signal to this process when the named module begins to load
     def find_spec(self, name, path=None, target=None):
         if name == WANT:
             sys.meta_path.remove(self)
-            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), SIG)
         return None
 
-WANT = sys.argv[1]
+SIG, WANT = int(sys.argv[1]), sys.argv[2]
 sys.meta_path.insert(0, Trip())
-sys.argv = ["mocli"] + sys.argv[2:]
+sys.argv = ["mocli"] + sys.argv[3:]
 from mocli.launch import main
 main()
 """
 
 
-@pytest.mark.parametrize("module", ["polars", "numba", "typer", "mocli.cli.commands", "mocli.api"])
-def test_ctrl_c_while_the_command_loads(folder, module):
-    """A Ctrl-C while Python is still loading the command line (a slow disk or a cold CI
-    runner can take seconds there): the same one line and 130, nothing written."""
+@pytest.mark.parametrize("sig, module", [
+    (signal.SIGINT, "polars"), (signal.SIGINT, "numba"), (signal.SIGINT, "typer"), (signal.SIGINT, "mocli.cli.commands"),
+    (signal.SIGINT, "mocli.api"), (signal.SIGTERM, "numba"), (signal.SIGTERM, "mocli.cli.commands"),
+])
+def test_a_signal_while_the_command_loads(folder, sig, module):
+    """A Ctrl-C or SIGTERM while Python is still loading the command line (a slow disk or a
+    cold CI runner can take seconds there): the same one line and 128 + the signal, nothing
+    written."""
     out = folder / "out.csv"
     out.write_bytes(OLD)
-    cmd = [sys.executable, "-c", TRIP, module, "advantages", str(folder / "ok.parquet"), "-g", "g", "-o", str(out)]
+    cmd = [sys.executable, "-c", TRIP, str(int(sig)), module, "advantages", str(folder / "ok.parquet"), "-g", "g", "-o", str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=_as_from_a_terminal, timeout=120)
-    assert proc.returncode == 130 and proc.stdout == "", (proc.returncode, proc.stderr)
-    assert proc.stderr == "error: interrupted by SIGINT; no output was written or changed\n"
+    assert proc.returncode == 128 + sig and proc.stdout == "", (proc.returncode, proc.stderr)
+    assert proc.stderr == f"error: interrupted by {sig.name}; no output was written or changed\n"
     assert out.read_bytes() == OLD and leftovers(folder) == []
 
 
