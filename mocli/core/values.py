@@ -1,11 +1,12 @@
 """Exact quantiles and distinct counts over values that may not fit in memory.
 
 :class:`Values` holds one column's values across chunks. In memory (the default) it keeps
-the arrays and answers with ``np.quantile`` and a sort, or, asked for both at once, from one
-sort (the order statistics ``np.quantile``'s linear method interpolates between). Given a :class:`Spill` (see
-:func:`spilling`), every chunk's values are sorted and appended to a temporary file as a run, and the answers come
-from a block-wise k-way merge of the runs, reading at most ``block`` values of each run at a
-time: the same order statistics, so the same numbers.
+the arrays and answers with ``np.quantile`` and a sort, or, asked for both at once, from
+one sort (the order statistics ``np.quantile``'s linear method interpolates between).
+Given a :class:`Spill` (see :func:`spilling`), every chunk's values are sorted and appended
+to a temporary file as a run, and the answers come from a block-wise k-way merge of the
+runs, reading at most ``block`` values of each run at a time: the same order statistics,
+so the same numbers.
 """
 
 from __future__ import annotations
