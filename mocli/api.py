@@ -17,7 +17,7 @@ from . import config as config_mod
 from . import kernels
 from .core.rollouts import Rollouts
 from .diagnostics.budget import BudgetRule
-from .diagnostics import Analysis, analyze_chunked, analyze_rollouts, default_estimators_for
+from .diagnostics import Analysis, analyze_chunked, analyze_rollouts, choose_estimators
 from .diagnostics.verify import verify_rollouts
 from .diagnostics import sweep as sweep_mod
 from .diagnostics.sweep import DEFAULT_METRICS, Sweep
@@ -222,12 +222,13 @@ def analyze(
     """
     s, inputs = _begin(inputs, settings, options)
     if isinstance(inputs, Rollouts):
+        specs, chosen = choose_estimators(s.estimators, inputs.weights, s.profile, inputs.length is not None)
         out = analyze_rollouts(
-            inputs, s.estimators or None, scheme=s.scheme, conditions=s.when, gates=s.gate,
+            inputs, specs, scheme=s.scheme, conditions=s.when, gates=s.gate,
             profile=s.profile, compare=compare, keep_advantages=compare, figures=figures,
             device=s.compute_device, progress=s.progress, rule=s.budget_rule,
         )
-        return annotate(out, "batch index" if inputs.batch is not None else "whole table", [], [])
+        return annotate(out, "batch index" if inputs.batch is not None else "whole table", [], chosen)
     if s.estimators:
         resolve(s.estimators, s.profile)  # fail on a bad spec before reading anything
     rule = s.budget_rule
@@ -249,14 +250,16 @@ def analyze(
         if compare:
             extra += text_columns(schema_of(expand_inputs(inputs)))
         loaded = s.load(inputs, extra=list(dict.fromkeys(extra)))
+    ro = loaded.rollouts
+    specs, chosen = choose_estimators(s.estimators, ro.weights, s.profile, ro.length is not None)
     out = analyze_rollouts(
-        loaded.rollouts, s.estimators or None, scheme=s.scheme, conditions=s.when, gates=s.gate,
+        ro, specs, scheme=s.scheme, conditions=s.when, gates=s.gate,
         profile=s.profile, compare=compare, slices=column_values(loaded.frame, by) if by else None,
         slice_column=by, keep_advantages=compare, figures=figures, device=device, progress=s.progress, rule=rule,
     )
     out.frame = loaded.public_frame()
     out.group = loaded.group
-    return annotate(out, loaded.batch_label, s.profile_notes() + loaded.notes, loaded.warnings)
+    return annotate(out, loaded.batch_label, s.profile_notes() + loaded.notes, loaded.warnings + chosen)
 
 
 def annotate(analysis: Analysis, batch: str, notes: list[str], warnings: list[str], said: Sequence[str] = ()) -> Analysis:
@@ -281,7 +284,7 @@ def _analyze_streamed(inputs, s: Settings, by: str | None, compare: bool, requir
     when the input fits (the caller then works in memory)."""
     p = plan(inputs, extra=[by] if by else [], **s.roles())
     weights = np.array([o.weight for o in p.objectives])
-    specs = s.estimators or default_estimators_for(weights)
+    specs, chosen = choose_estimators(s.estimators, weights, s.profile, p.length is not None)
     n, limit = chunks_needed(p, s.memory_limit, estimators=len(specs))
     if n <= 1:
         return None
@@ -297,7 +300,7 @@ def _analyze_streamed(inputs, s: Settings, by: str | None, compare: bool, requir
         report = analyze_chunked(chunked, resolved, scheme, conds, compare=compare, by=by, device=s.compute_device,
                                  rule=s.budget_rule)
     streamed = f"streamed in {n} group-complete chunks ({chunked.rows} rows; memory limit {human_size(limit)})"
-    return annotate(Analysis(report), describe_batch(p.batch), s.profile_notes() + p.notes, p.warnings, [streamed])
+    return annotate(Analysis(report), describe_batch(p.batch), s.profile_notes() + p.notes, p.warnings + chosen, [streamed])
 
 
 def _ray_engine(s: Settings) -> None:
@@ -335,13 +338,14 @@ def _analyze_ray(inputs, s: Settings, by: str | None, compare: bool, require_fig
 
     p = plan(inputs, extra=[by] if by else [], **s.roles())
     weights = np.array([o.weight for o in p.objectives])
-    resolved = resolve(s.estimators or default_estimators_for(weights), s.profile)
+    specs, chosen = choose_estimators(s.estimators, weights, s.profile, p.length is not None)
+    resolved = resolve(specs, s.profile)
     scheme = make_scheme(s.scheme, s.gate)
     conds = [Condition.parse(c) for c in s.when]
     report, n = analyze_ray(p, resolved, scheme, conds, compare=compare, by=by, rule=s.budget_rule,
                             address=s.ray_address)
     said = f"worked through on Ray in {n} group-complete partitions"
-    return annotate(Analysis(report), describe_batch(p.batch), s.profile_notes() + p.notes, p.warnings, [said])
+    return annotate(Analysis(report), describe_batch(p.batch), s.profile_notes() + p.notes, p.warnings + chosen, [said])
 
 
 def flip_rows(analysis: Analysis, a: str, b: str, limit: int = 20, width: int = 60) -> list[dict[str, Any]]:
@@ -437,8 +441,7 @@ def sweep(
     ``collapse.masked_signal_group_rate``, ``influence.gap``). The current weights are
     always a candidate. The table is held in memory."""
     s, inputs = _begin(inputs, settings, options)
-    specs = s.estimators or ["grpo", "gdpo"]
-    resolved = resolve(specs, s.profile)  # fail on a bad spec before reading anything
+    resolve(s.estimators or ["grpo", "gdpo"], s.profile)  # fail on a bad spec before reading anything
     paths = list(metrics or DEFAULT_METRICS)
     if samples is not None and grid:
         raise UsageError("give either --grid or --samples, not both")
@@ -447,6 +450,8 @@ def sweep(
     else:
         loaded = s.load(inputs)
         rollouts, notes, warnings = loaded.rollouts, s.profile_notes() + loaded.notes, loaded.warnings
+    specs, chosen = choose_estimators(s.estimators, None, s.profile, rollouts.length is not None, names=["grpo", "gdpo"])
+    resolved = resolve(specs, s.profile)
     sweep_mod.sections_for(paths, rollouts.length is not None)  # a bad --metric fails before any work
     names = list(rollouts.names)
     if grid is not None and not isinstance(grid, Mapping):
@@ -459,7 +464,7 @@ def sweep(
         paths=paths, device=s.compute_device, progress=s.progress,
     )
     out.notes = notes + out.notes
-    out.warnings = list(warnings)
+    out.warnings = list(warnings) + chosen
     return out
 
 

@@ -57,8 +57,9 @@ _add(Profile(
 _add(Profile(
     "verl",
     "eps 1e-6 added, unbiased std, singleton raw (mean 0, std 1); gdpo = per-objective "
-    "grpo, weighted sum, token-weighted whitening (needs --length); rloo keeps a "
-    "singleton's raw score; reinforce_pp* token-weighted",
+    "grpo, weighted sum, token-weighted whitening (needs --length; as a default estimator "
+    "on a table without lengths it runs over rows, labelled gdpo:token_weighted=false, with "
+    "a warning); rloo keeps a singleton's raw score; reinforce_pp* token-weighted",
     "volcengine/verl trainer/ppo/core_algos.py",
     {**_BASE, "singleton": "raw"},
     {

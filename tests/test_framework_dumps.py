@@ -159,6 +159,28 @@ def test_verl_advantages_equal_verls(run_cli, tmp_path, name):
         assert diff[~merged].max() < 1e-5, (c, diff.max())
 
 
+@pytest.mark.parametrize("name", _folders(VERL, skip=("truth",)))
+def test_verl_reports_run_on_every_folder_with_the_defaults(run_cli, name):
+    """`mocli analyze DUMP --from verl` and nothing else: verl's gdpo weighs rows by their
+    tokens and its dumps carry no lengths, so gdpo runs over rows, says so in its label, on
+    stderr and in the JSON; with --length it is verl's own gdpo, without that warning."""
+    folder = VERL / name
+    code, out, err = run_cli("analyze", folder, "--from", "verl", "--format", "json")
+    assert code == 0, err
+    doc = json.loads(out)
+    said = [w for w in doc["input"]["warnings"] if "ran over rows instead" in w]
+    if len(doc["input"]["objectives"]) >= 2:
+        assert list(doc["estimators"]) == ["grpo", "gdpo:token_weighted=false"]
+        assert said and f"warning: {said[0]}" in err and "pass --length COL" in said[0]
+    else:
+        assert list(doc["estimators"]) == ["grpo"] and not said
+    if "response_length" in pl.read_ndjson(next(folder.glob("*.jsonl"))).columns:
+        code, out, err = run_cli("analyze", folder, "--from", "verl", "--length", "response_length", "--format", "json")
+        doc = json.loads(out)
+        assert code == 0 and list(doc["estimators"]) == ["grpo", "gdpo"]
+        assert not any("ran over rows" in w for w in doc["input"]["warnings"])
+
+
 def test_verl_score_is_the_trained_scalar_and_weights_are_found(run_cli):
     code, out, err = run_cli("inspect", VERL / "v0_weighted", "--from", "verl", "--format", "json")
     doc = json.loads(out)

@@ -169,6 +169,31 @@ def test_chunked_report_equals_the_in_memory_report(tmp_path, scheme, n_chunks):
     same(memory.report.to_dict(), streamed.to_dict())
 
 
+def test_a_profile_s_token_weighting_without_lengths_runs_over_rows_in_memory_streamed_and_in_sweep(run_cli, tmp_path):
+    """--profile verl weighs gdpo's rows by their tokens; a table without --length still
+    gets its report, gdpo over rows, labelled and warned alike whether it is streamed or not
+    (and in a sweep); the numbers are those of asking for it by name."""
+    path = tmp_path / "r.parquet"
+    table = rollout_table(20000, seed=8)
+    table.write_parquet(path)
+    base = ["analyze", path, "--profile", "verl", "--format", "json"]
+    code, mem_out, err = run_cli(*base)
+    assert code == 0 and "streamed" not in err, err
+    warning = "gdpo ran over rows instead; pass --length COL for the profile's numbers"
+    assert warning in err
+    code, out, err = run_cli(*base, "--memory-limit", f"{table.height * 8}")
+    assert code == 0 and "streamed in" in err and warning in err, err
+    memory, streamed = json.loads(mem_out), json.loads(out)
+    same(memory, streamed)
+    assert list(memory["estimators"]) == ["grpo", "gdpo:token_weighted=false"]
+    assert any(warning in w for w in memory["input"]["warnings"])
+    code, out, _ = run_cli(*base, "-e", "grpo", "-e", "gdpo:token_weighted=false")
+    assert code == 0 and json.loads(out)["estimators"] == memory["estimators"]
+    code, out, err = run_cli("sweep", path, "--profile", "verl", "--samples", "2", "--format", "json")
+    assert code == 0 and warning in err, err
+    assert {c["estimator"] for c in json.loads(out)["sweep"]["candidates"]} == {"grpo", "gdpo:token_weighted=false"}
+
+
 def test_a_table_over_the_memory_limit_streams_to_the_same_report_from_the_cli(run_cli, tmp_path):
     folder = tmp_path / "steps"
     folder.mkdir()

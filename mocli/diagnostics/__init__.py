@@ -24,6 +24,7 @@ from ..io.files import Progress, library_versions, silent
 from ..io.outputs import check_interrupted
 from ..kernels import CPU, Device
 from ..params import describe
+from ..profiles import PROFILES
 from ..registry import suggest
 from ..schemes import Condition, Scheme, apply_conditions
 from . import metrics
@@ -152,13 +153,37 @@ class Analysis:
         return [(int(i), float(A[i]), float(B[i])) for i in top]
 
 
-def default_estimators(rollouts: Rollouts) -> list[str]:
-    """``grpo``, plus ``gdpo`` when two or more objectives are weighted."""
-    return default_estimators_for(rollouts.weights)
+def default_estimators(rollouts: Rollouts, profile: str = "mocli") -> list[str]:
+    """``grpo``, plus ``gdpo`` when two or more objectives are weighted (see
+    :func:`choose_estimators`)."""
+    return choose_estimators(None, rollouts.weights, profile, rollouts.length is not None)[0]
 
 
-def default_estimators_for(weights: np.ndarray) -> list[str]:
-    return ["grpo", "gdpo"] if int(np.count_nonzero(weights)) >= 2 else ["grpo"]
+def choose_estimators(
+    given: Sequence[str | Estimator] | None, weights: np.ndarray | None, profile: str, length: bool,
+    names: Sequence[str] | None = None,
+) -> tuple[list[str | Estimator], list[str]]:
+    """The estimators to run and a warning about the choice. ``given`` (the user's) are
+    kept as they are. Otherwise ``names`` (default: ``grpo``, plus ``gdpo`` when two or more
+    of ``weights`` are non-zero), as ``profile`` runs them; where the profile weights rows
+    by their tokens (``token_weighted``, verl's gdpo) and the input has no length column,
+    that estimator runs over rows instead, labelled ``NAME:token_weighted=false`` so that the
+    report says what ran, and the warning says why (a dump without lengths still gets its
+    report; ``--length`` gives the profile's own numbers)."""
+    if given:
+        return list(given), []
+    if names is None:
+        names = ["grpo", "gdpo"] if weights is not None and int(np.count_nonzero(weights)) >= 2 else ["grpo"]
+    if length:
+        return list(names), []
+    prof = PROFILES.get(profile)
+    by_rows = [n for n in names if prof.defaults_for(n).get("token_weighted")]
+    if not by_rows:
+        return list(names), []
+    specs = [f"{n}:token_weighted=false" if n in by_rows else n for n in names]
+    said = (f"profile {profile} weights {', '.join(by_rows)} by the responses' tokens and the input has no length "
+            f"column: {', '.join(by_rows)} ran over rows instead; pass --length COL for the profile's numbers")
+    return specs, [said]
 
 
 def analyze_rollouts(
@@ -181,7 +206,7 @@ def analyze_rollouts(
     """The full report for one table; with ``slices`` (one value per row) also one report
     per distinct value, each equal to a separate run on the filtered rows. ``rule``: what
     the rollout budget counts as a success."""
-    specs = list(estimators) if estimators else default_estimators(rollouts)
+    specs = list(estimators) if estimators else default_estimators(rollouts, profile)
     resolved = resolve(specs, profile)
     sch = scheme if isinstance(scheme, Scheme) else make_scheme(scheme, gates)
     conds = [c if isinstance(c, Condition) else Condition.parse(c) for c in conditions]
