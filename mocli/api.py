@@ -37,7 +37,7 @@ from .io.tables import (
 )
 from .kernels import CPU
 from .options import OPTIONS
-from .schemes import Condition
+from .schemes import Condition, Scheme
 
 
 class _SettingsMethods:
@@ -84,6 +84,15 @@ class _SettingsMethods:
 
     def load(self, inputs: Sequence[str | os.PathLike], all_columns: bool = False, extra: Sequence[str] = ()) -> Loaded:
         return load(inputs, extra=extra, all_columns=all_columns, progress=self.progress, **self.roles())
+
+    def combination(self) -> tuple[Scheme, list[Condition]]:
+        """The scheme (``--scheme``, ``--gate``) and the ``--when`` conditions, built."""
+        return make_scheme(self.scheme, self.gate), [Condition.parse(c) for c in self.when]
+
+    def choose(self, weights: np.ndarray | None, length: bool, names: Sequence[str] | None = None):
+        """The estimators to run on a table with these objective weights (and a length
+        column or not), and the warning the choice needs (:func:`choose_estimators`)."""
+        return choose_estimators(self.estimators, weights, self.profile, length, names)
 
     @property
     def budget_rule(self) -> BudgetRule:
@@ -176,8 +185,7 @@ def write_advantages(
         table, loaded = _advantages_loaded(inputs, s, float32)
         write_table(table, output)
         return table.height, [c for c in table.columns if c.startswith("adv:")], s.profile_notes() + loaded.notes, loaded.warnings
-    scheme = make_scheme(s.scheme, s.gate)
-    conds = [Condition.parse(c) for c in s.when]
+    scheme, conds = s.combination()
     notes = s.profile_notes() + p.notes
     warnings = list(p.warnings)
     if n <= 1:
@@ -222,7 +230,7 @@ def analyze(
     """
     s, inputs = _begin(inputs, settings, options)
     if isinstance(inputs, Rollouts):
-        specs, chosen = choose_estimators(s.estimators, inputs.weights, s.profile, inputs.length is not None)
+        specs, chosen = s.choose(inputs.weights, inputs.length is not None)
         out = analyze_rollouts(
             inputs, specs, scheme=s.scheme, conditions=s.when, gates=s.gate,
             profile=s.profile, compare=compare, keep_advantages=compare, figures=figures,
@@ -251,7 +259,7 @@ def analyze(
             extra += text_columns(schema_of(expand_inputs(inputs)))
         loaded = s.load(inputs, extra=list(dict.fromkeys(extra)))
     ro = loaded.rollouts
-    specs, chosen = choose_estimators(s.estimators, ro.weights, s.profile, ro.length is not None)
+    specs, chosen = s.choose(ro.weights, ro.length is not None)
     out = analyze_rollouts(
         ro, specs, scheme=s.scheme, conditions=s.when, gates=s.gate,
         profile=s.profile, compare=compare, slices=column_values(loaded.frame, by) if by else None,
@@ -283,8 +291,7 @@ def _analyze_streamed(inputs, s: Settings, by: str | None, compare: bool, requir
     """The analysis of an input too large for the memory limit, built chunk by chunk; None
     when the input fits (the caller then works in memory)."""
     p = plan(inputs, extra=[by] if by else [], **s.roles())
-    weights = np.array([o.weight for o in p.objectives])
-    specs, chosen = choose_estimators(s.estimators, weights, s.profile, p.length is not None)
+    specs, chosen = s.choose(np.array([o.weight for o in p.objectives]), p.length is not None)
     n, limit = chunks_needed(p, s.memory_limit, estimators=len(specs))
     if n <= 1:
         return None
@@ -294,8 +301,7 @@ def _analyze_streamed(inputs, s: Settings, by: str | None, compare: bool, requir
             f"({human_size(limit)}); raise --memory-limit, or report on a --steps range"
         )
     resolved = resolve(specs, s.profile)
-    scheme = make_scheme(s.scheme, s.gate)
-    conds = [Condition.parse(c) for c in s.when]
+    scheme, conds = s.combination()
     with chunked_input(p, n, progress=s.progress) as chunked:
         report = analyze_chunked(chunked, resolved, scheme, conds, compare=compare, by=by, device=s.compute_device,
                                  rule=s.budget_rule)
@@ -323,7 +329,7 @@ def _advantages_ray(inputs, s: Settings, resolved, output, float32: bool) -> tup
     refuse_inputs([("-o/--output", output)], p.files)
     if any(Path(f).resolve().is_relative_to(Path(str(output)).resolve()) for f in p.files):
         raise UsageError(f"-o/--output '{output}' holds input files; write the advantages elsewhere")
-    rows, n = advantages_ray(p, resolved, make_scheme(s.scheme, s.gate), [Condition.parse(c) for c in s.when], str(output),
+    rows, n = advantages_ray(p, resolved, *s.combination(), str(output),
                              float32=float32, address=s.ray_address)
     notes = s.profile_notes() + p.notes + [f"worked through on Ray in {n} group-complete partitions; rows in partition order"]
     return rows, [f"adv:{r.label}" for r in resolved], notes, list(p.warnings)
@@ -337,11 +343,9 @@ def _analyze_ray(inputs, s: Settings, by: str | None, compare: bool, require_fig
     from .engine.ray_engine import analyze_ray
 
     p = plan(inputs, extra=[by] if by else [], **s.roles())
-    weights = np.array([o.weight for o in p.objectives])
-    specs, chosen = choose_estimators(s.estimators, weights, s.profile, p.length is not None)
+    specs, chosen = s.choose(np.array([o.weight for o in p.objectives]), p.length is not None)
     resolved = resolve(specs, s.profile)
-    scheme = make_scheme(s.scheme, s.gate)
-    conds = [Condition.parse(c) for c in s.when]
+    scheme, conds = s.combination()
     report, n = analyze_ray(p, resolved, scheme, conds, compare=compare, by=by, rule=s.budget_rule,
                             address=s.ray_address)
     said = f"worked through on Ray in {n} group-complete partitions"
@@ -450,7 +454,7 @@ def sweep(
     else:
         loaded = s.load(inputs)
         rollouts, notes, warnings = loaded.rollouts, s.profile_notes() + loaded.notes, loaded.warnings
-    specs, chosen = choose_estimators(s.estimators, None, s.profile, rollouts.length is not None, names=["grpo", "gdpo"])
+    specs, chosen = s.choose(None, rollouts.length is not None, names=["grpo", "gdpo"])
     resolved = resolve(specs, s.profile)
     sweep_mod.sections_for(paths, rollouts.length is not None)  # a bad --metric fails before any work
     names = list(rollouts.names)
@@ -460,7 +464,7 @@ def sweep(
         grid = sweep_mod.parse_grid([f"{k}={','.join(repr(float(w)) for w in ws)}" for k, ws in grid.items()], names)
     cands = sweep_mod.weightings(names, rollouts.weights, grid or None, samples, seed)
     out = sweep_mod.sweep_rollouts(
-        rollouts, resolved, make_scheme(s.scheme, s.gate), [Condition.parse(c) for c in s.when], candidates=cands,
+        rollouts, resolved, *s.combination(), candidates=cands,
         paths=paths, device=s.compute_device, progress=s.progress,
     )
     out.notes = notes + out.notes
